@@ -1,0 +1,34 @@
+# Warmstart developer commands. `make demo` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+REQS   := requirements/base.txt requirements/dev.txt
+LOCK   := requirements/constraints.txt
+STAMP  := $(VENV)/.installed
+STORE  ?= local
+
+.PHONY: install demo test lint plan clean
+
+install: $(STAMP)
+
+# Re-run only when the pins or pyproject change (idempotent).
+$(STAMP): $(REQS) $(LOCK) pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip==24.3.1
+	$(PIP) install -q -r requirements/base.txt -r requirements/dev.txt -c $(LOCK)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m app.demo --store $(STORE)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/ruff format --check app tests bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,12 @@
+"""``warmstart ckpt``: placeholder until its module lands."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ckpt", help="(not yet available)")
+    p.set_defaults(func=lambda args: 2)

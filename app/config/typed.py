@@ -1,0 +1,139 @@
+"""Turn plain YAML data into typed dataclasses, naming the field and value on every error.
+
+Supports nested dataclasses, ``X | None``, ``Literal[...]``, ``list[X]``, ``dict[str, X]`` and the scalar
+types. Unknown keys are errors with a "did you mean" suggestion. Each dataclass may define
+``validate(self, path)`` for cross-field rules; it is called after its fields are converted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+from app.errors import ConfigError
+
+__all__ = ["from_data", "to_data", "suggest", "field_names"]
+
+
+def suggest(name: str, choices: typing.Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors: list[ConfigError] = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        names = " or ".join(_type_name(o) for o in options if o is not type(None))
+        raise ConfigError(f"{path}: expected {names}, got {_describe(value)}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            hint = suggest(str(value), [str(a) for a in allowed])
+            raise ConfigError(f"{path}: {_describe(value)} is not one of {', '.join(map(repr, allowed))}{hint}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {_describe(value)}")
+        (item_tp,) = get_args(tp)
+        return [_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {_describe(value)}")
+        _, val_tp = get_args(tp)
+        return {str(k): _convert(v, val_tp, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_data(tp, value, path)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true or false, got {_describe(value)}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{path}: expected an integer, got {_describe(value)}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path}: expected a number, got {_describe(value)}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected a string, got {_describe(value)}")
+    raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in a schema, not user input
+
+
+def from_data(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data`` (a mapping), validating types and unknown keys."""
+    where = path or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    # A field may be spelled differently in YAML (``init.from`` is the field ``from_``).
+    known = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"{path + '.' if path else ''}{key}: unknown key{suggest(str(key), known)}"
+                f" (known keys: {', '.join(sorted(known))})"
+            )
+    kwargs = {}
+    for name, f in known.items():
+        sub = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[f.name] = _convert(data[name], hints[f.name], sub)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{sub}: required key is missing")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate(path)
+    return obj
+
+
+def to_data(obj: Any) -> Any:
+    """The plain-data (YAML/JSON-ready) form of a config dataclass tree."""
+    if dataclasses.is_dataclass(obj):
+        return {f.metadata.get("key", f.name): to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list):
+        return [to_data(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_data(v) for k, v in obj.items()}
+    return obj

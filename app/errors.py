@@ -1,0 +1,75 @@
+"""The one error family users see, and the exit codes it maps to.
+
+Every user-facing failure raises a subclass of :class:`AppError`. The CLI catches them once, prints one
+line (``warmstart: error: <message>``) and exits with the class's code; no traceback is shown for them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "EXIT_STORAGE",
+    "EXIT_CHECKPOINT",
+    "EXIT_TASK",
+    "EXIT_PREEMPTED",
+    "AppError",
+    "ConfigError",
+    "StorageError",
+    "CheckpointError",
+    "TaskError",
+    "Preempted",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # an unexpected internal error (a bug): traceback shown
+EXIT_USAGE = 2  # bad command line or configuration
+EXIT_STORAGE = 3  # object store unreachable, denied, missing bucket, retries exhausted
+EXIT_CHECKPOINT = 4  # no usable checkpoint, verification failed, state does not match the model
+EXIT_TASK = 5  # task/data problem: missing files, bad columns, unknown labels
+# 143 = 128 + SIGTERM: what a process killed by SIGTERM reports. Kubernetes podFailurePolicy and
+# PaddleJob's ExitCode policy (128-255 retried) both treat it as retryable, and it is not a config error.
+EXIT_PREEMPTED = 143
+
+
+class AppError(Exception):
+    """A failure caused by input or environment, reported as one line with a documented exit code."""
+
+    exit_code: int = EXIT_FAILURE
+    kind: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(AppError):
+    exit_code = EXIT_USAGE
+    kind = "config"
+
+
+class StorageError(AppError):
+    exit_code = EXIT_STORAGE
+    kind = "storage"
+
+
+class CheckpointError(AppError):
+    exit_code = EXIT_CHECKPOINT
+    kind = "checkpoint"
+
+
+class TaskError(AppError):
+    exit_code = EXIT_TASK
+    kind = "task"
+
+
+class Preempted(AppError):
+    """Raised after a preemption save completed: not an error, but the process must exit non-zero."""
+
+    exit_code = EXIT_PREEMPTED
+    kind = "preempted"
