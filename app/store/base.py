@@ -21,6 +21,7 @@ __all__ = [
     "NoSuchBucketError",
     "TransientStorageError",
     "AlreadyExistsError",
+    "check_key",
 ]
 
 
@@ -42,6 +43,20 @@ class TransientStorageError(StorageError):
 
 class AlreadyExistsError(StorageError):
     """An upload would overwrite an existing object, which committed data never allows."""
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a valid relative '/'-separated key, else raise ``ValueError``.
+
+    Empty segments, ``.``/``..`` and backslashes are refused so that a key can never escape the root of
+    a local store and maps to the same object on every backend.
+    """
+    parts = key.split("/")
+    if not key or "\\" in key or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(
+            f"invalid storage key {key!r}: expected a relative path like 'step-00000100/model.safetensors'"
+        )
+    return key
 
 
 @dataclass(frozen=True)
