@@ -1,24 +1,61 @@
-"""Typed configuration of object-store transfers (the ``store:`` section). Never holds credentials."""
+"""Typed configuration of object-store transfers (the ``store:`` section). Never holds credentials.
+
+Credentials come only from the environment or the SDK's own chain (see docs/storage.md); there is
+deliberately no field for them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
+from app.errors import ConfigError
+
 __all__ = ["StoreConfig"]
+
+#: S3's smallest allowed multipart part (except the last one).
+MIN_PART_SIZE_MB = 5
 
 
 @dataclass
 class StoreConfig:
-    #: S3-compatible endpoint (MinIO, moto_server, OSS). None = the SDK default (AWS), or for oss:// the
-    #: endpoint from OSS_ENDPOINT / the region.
+    #: S3-compatible endpoint (MinIO, moto_server, OSS). None = the SDK default (AWS, or AWS_ENDPOINT_URL),
+    #: or for oss:// the endpoint from OSS_ENDPOINT / the region.
     endpoint_url: str | None = None
+    #: Signing region. None = the SDK chain (AWS_REGION / AWS_DEFAULT_REGION / profile); for oss:// OSS_REGION.
     region: str | None = None
+    #: "path" for MinIO/moto on a bare host:port, "virtual" for OSS (forced), "auto" lets botocore decide.
     addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    #: Multipart part size, and the size above which uploads and downloads go multipart (MiB, >= 5).
     part_size_mb: int = 16
+    #: Parts transferred in parallel per file.
     max_concurrency: int = 8
+    #: Tries per request in all (1 = never retry); only transient errors are retried.
     max_attempts: int = 6
+    #: Backoff: retry n waits a uniform random time in [0, min(backoff_max_s, backoff_base_s * 2**(n-1))).
     backoff_base_s: float = 0.5
     backoff_max_s: float = 20.0
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
+    #: Send ``If-None-Match: *`` on uploads that must not overwrite, so the server itself refuses to
+    #: replace an object created concurrently. Switched off automatically if the server answers 501.
+    conditional_writes: bool = True
+
+    def validate(self, path: str = "store") -> None:
+        if self.part_size_mb < MIN_PART_SIZE_MB:
+            raise ConfigError(
+                f"{path}.part_size_mb ({self.part_size_mb}) must be at least {MIN_PART_SIZE_MB}"
+            )
+        if self.max_concurrency < 1:
+            raise ConfigError(f"{path}.max_concurrency ({self.max_concurrency}) must be at least 1")
+        if self.max_attempts < 1:
+            raise ConfigError(
+                f"{path}.max_attempts ({self.max_attempts}) must be at least 1 (1 = no retries)"
+            )
+        if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
+            raise ConfigError(
+                f"{path}.backoff_base_s ({self.backoff_base_s}) must be >= 0 and <= "
+                f"backoff_max_s ({self.backoff_max_s})"
+            )
+        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise ConfigError(f"{path}: connect_timeout_s and read_timeout_s must be positive")
