@@ -1,12 +1,116 @@
-"""``warmstart plan``: placeholder until its module lands."""
+"""``warmstart plan``: show the LR schedule a config produces, before spending compute on it.
+
+Prints the LR at key steps (phase boundaries, quartiles, last step, end), then the auto policies applied
+and the lints. ``--json`` prints the LR of every optimizer step; ``--plot`` draws the curve.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 
-__all__ = ["register"]
+from app.config import load_config
+from app.schedule import BuiltSchedule, build_schedule
+
+__all__ = ["register", "run", "key_steps"]
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="(not yet available)")
-    p.set_defaults(func=lambda args: 2)
+    from app.cli import add_config_args
+
+    p = sub.add_parser(
+        "plan",
+        help="print (and plot) the learning-rate schedule a config produces",
+        description="Resolve the schedule of FILE and print the LR at key steps, the auto policies applied "
+        "and the lints. Steps are optimizer steps.",
+    )
+    add_config_args(p)
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="optimizer steps per epoch (needed only when the schedule uses epochs)",
+    )
+    p.add_argument(
+        "--global-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="global batch for the scaling rules (default: train.batch_size * train.grad_accum_steps)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help='print {"total_steps", "lr", "warnings", "notes"} as JSON'
+    )
+    p.add_argument("--plot", metavar="PNG", default=None, help="draw the whole curve with its phases to PNG")
+    p.set_defaults(func=run)
+
+
+def key_steps(built: BuiltSchedule) -> dict[int, list[str]]:
+    """Step -> labels: start, each phase start, quartiles, the last optimizer step and the end value."""
+    total = built.total_steps
+    marks: dict[int, list[str]] = {0: ["start"]}
+    for phase in built.phases[1:]:
+        marks.setdefault(phase.start, []).append(f"{phase.name} starts")
+    for q in (1, 2, 3):
+        marks.setdefault(round(q * total / 4), []).append(f"{25 * q}%")
+    marks.setdefault(total - 1, []).append("last step")
+    marks.setdefault(total, []).append("end (value after the last step())")
+    return dict(sorted(marks.items()))
+
+
+def _phase_of(built: BuiltSchedule, step: int) -> str:
+    for phase in reversed(built.phases):
+        if step >= phase.start:
+            return phase.name
+    return built.phases[0].name
+
+
+def _print_text(built: BuiltSchedule, lrs: list[float]) -> None:
+    print(
+        f"schedule: {built.total_steps} optimizer steps, warmup {built.warmup_steps} steps, "
+        f"peak base_lr {built.base_lr:.6g}"
+    )
+    print("phases:")
+    for phase in built.phases:
+        print(f"  {phase.name:<28} steps {phase.start}..{phase.end - 1} ({phase.end - phase.start} steps)")
+    print(f"\n  {'step':>8}  {'lr':>12}  {'phase':<28} mark")
+    for step, labels in key_steps(built).items():
+        print(f"  {step:>8}  {lrs[step]:>12.6g}  {_phase_of(built, step):<28} {', '.join(labels)}")
+    for title, lines in (("notes (auto policies applied)", built.notes), ("warnings", built.warnings)):
+        print(f"\n{title}:" + ("" if lines else " none"))
+        for line in lines:
+            print(f"  - {line}")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    batch = args.global_batch or cfg.train.batch_size * cfg.train.grad_accum_steps
+    built = build_schedule(
+        cfg.schedule, steps_per_epoch=args.steps_per_epoch, global_batch=batch, optimizer_name=cfg.optim.name
+    )
+    if args.json:
+        table = built.lr_table()
+        print(
+            json.dumps(
+                {
+                    "total_steps": built.total_steps,
+                    "lr": table,
+                    "warnings": built.warnings,
+                    "notes": built.notes,
+                }
+            )
+        )
+    else:
+        # One step past the run shows the value the scheduler settles on after the final step().
+        _print_text(built, built.lr_table(built.total_steps + 1))
+    if args.plot:
+        from app.schedule.plot import plot_schedule
+
+        path = plot_schedule(built, args.plot)
+        if not args.json:
+            print(f"\nplot: {path}")
+    return 0
