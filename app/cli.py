@@ -73,6 +73,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
+        force=True,  # paddle installs its own root handler at import
     )
     # Paddle and botocore are chatty at INFO.
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):

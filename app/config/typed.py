@@ -59,9 +59,13 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         raise ConfigError(f"{path}: expected {names}, got {_describe(value)}")
     if origin is Literal:
         allowed = get_args(tp)
+        if isinstance(value, bool) and ("on" if value else "off") in allowed:
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
         if value not in allowed:
             hint = suggest(str(value), [str(a) for a in allowed])
-            raise ConfigError(f"{path}: {_describe(value)} is not one of {', '.join(map(repr, allowed))}{hint}")
+            raise ConfigError(
+                f"{path}: {_describe(value)} is not one of {', '.join(map(repr, allowed))}{hint}"
+            )
         return value
     if origin is list:
         if not isinstance(value, list):

@@ -1,0 +1,182 @@
+"""The main job: pick the start point, train with the schedule, checkpoint, and stop cleanly on preemption.
+
+``train(cfg)`` returns 0 when the run finished and published its final checkpoint; it raises
+:class:`app.errors.Preempted` (exit 143) after a stop request was honoured with a committed checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import paddle
+
+from app.checkpoint import CheckpointManager
+from app.config.schema import Config
+from app.errors import Preempted, TaskError
+from app.schedule import BuiltSchedule
+from app.tasks.base import Task
+from app.train import rng
+from app.train.data import DataStream
+from app.train.preempt import StopRequest
+from app.train.runlog import RunLog
+from app.train.setup import Dist, apply_freeze
+
+__all__ = ["Session", "run_loop"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Session:
+    """Everything the loop reads and advances; built by :mod:`app.train.start`."""
+
+    cfg: Config
+    task: Task
+    net: paddle.nn.Layer  # the model (unwrapped)
+    model: paddle.nn.Layer  # what forward runs through (DataParallel in multi-process runs)
+    optimizer: paddle.optimizer.Optimizer
+    schedule: BuiltSchedule
+    lr: paddle.optimizer.lr.LRScheduler  # the scheduler the optimizer steps (may wrap schedule's)
+    stream: DataStream
+    mgr: CheckpointManager
+    runlog: RunLog
+    stop: StopRequest
+    dist: Dist
+    amp_dtype: str | None = None
+    scaler: Any = None
+    step: int = 0
+    last_saved_step: int = -1
+    best: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    parent: str | None = None
+    build_snapshot: Any = None  # callable(session) -> Snapshot; set by app.train.start
+    mgr_uri: str = ""
+
+
+def _micro_step(s: Session, accum: int) -> float:
+    batch = s.task.train_samples(s.stream.next_indices())
+    with paddle.amp.auto_cast(enable=s.amp_dtype is not None, dtype=s.amp_dtype or "float16"):
+        loss = s.task.loss(s.model, batch)
+    value = float(loss)
+    if not math.isfinite(value):
+        raise TaskError(
+            f"loss is {value} at step {s.step} (lr {s.lr.get_lr():.3g})",
+            hint="lower schedule.base_lr, lengthen schedule.warmup, or set optim.grad_clip_norm",
+        )
+    scaled = loss / accum
+    if s.scaler is not None:
+        s.scaler.scale(scaled).backward()
+    else:
+        scaled.backward()
+    return value
+
+
+def train_step(s: Session) -> float:
+    """One optimizer step over ``grad_accum_steps`` micro-batches; returns the mean micro-batch loss."""
+    accum = s.cfg.train.grad_accum_steps
+    rng.seed_for_step(s.cfg.run.seed, s.step, s.dist.rank)
+    for name in apply_freeze(s.cfg.freeze, s.net, s.step):
+        log.info("unfroze %s at step %d", name, s.step)
+    losses = [_micro_step(s, accum) for _ in range(accum)]
+    if s.scaler is not None:
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+    else:
+        s.optimizer.step()
+    s.optimizer.clear_grad()
+    s.lr.step()
+    s.step += 1
+    return sum(losses) / len(losses)
+
+
+def evaluate(s: Session) -> bool:
+    """Run the task's evaluation, log it, update best tracking; True when this is a new best."""
+    s.model.eval()
+    try:
+        metrics = s.task.evaluate(s.net)
+    finally:
+        s.model.train()
+    s.metrics = metrics
+    s.runlog.eval(s.step, s.stream.epoch, metrics)
+    name, mode = s.cfg.train.metric, s.cfg.train.metric_mode
+    if name not in metrics:
+        raise TaskError(f"train.metric {name!r} is not reported by the task (it reports {sorted(metrics)})")
+    value = metrics[name]
+    old = s.best.get("value")
+    if old is None or (value > old if mode == "max" else value < old):
+        s.best = {"metric": name, "value": value, "step": s.step}
+        return True
+    return False
+
+
+def save(s: Session, *, sync: bool, reason: str) -> None:
+    if s.step == s.last_saved_step:
+        return
+    if s.dist.is_main:
+        snap = s.build_snapshot(s)
+        s.mgr.save(snap)
+        if sync:
+            s.mgr.flush()
+        s.runlog.event(s.step, "checkpoint", reason=reason, sync=sync)
+    s.parent = f"step-{s.step:08d}"
+    s.last_saved_step = s.step
+
+
+def _due(s: Session, last_save_time: float) -> bool:
+    ck = s.cfg.checkpoint
+    if ck.every_steps and s.step % ck.every_steps == 0:
+        return True
+    return bool(ck.every_minutes and time.monotonic() - last_save_time >= 60 * ck.every_minutes)
+
+
+def _preempt(s: Session) -> None:
+    t0 = time.monotonic()
+    s.runlog.event(s.step, "preempted", reason=s.stop.reason)
+    save(s, sync=True, reason="preempted")
+    s.mgr.flush()
+    took = time.monotonic() - t0
+    budget = s.cfg.preempt.grace_seconds
+    if took > budget:
+        log.warning("preemption save took %.1fs, over preempt.grace_seconds=%.0fs", took, budget)
+    raise Preempted(
+        f"stopped at step {s.step} ({s.stop.reason}); checkpoint step-{s.step:08d} committed "
+        f"in {took:.1f}s (budget {budget:.0f}s). Run the same command again to resume."
+    )
+
+
+def run_loop(s: Session) -> int:
+    total = s.schedule.total_steps
+    cfg = s.cfg
+    s.model.train()
+    s.runlog.start(s.step)
+    last_save_time = time.monotonic()
+    interval_loss, interval_n, interval_samples = 0.0, 0, 0
+    global_batch = cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world
+    while s.step < total:
+        if s.stop.requested:
+            _preempt(s)
+        lr_used = s.lr.get_lr()
+        loss = train_step(s)
+        interval_loss, interval_n = interval_loss + loss, interval_n + 1
+        interval_samples += global_batch
+        s.runlog.progress(s.step, loss)
+        if s.step % cfg.train.log_every_steps == 0 or s.step == total:
+            s.runlog.train(s.step, s.stream.epoch, lr_used, interval_loss / interval_n, interval_samples)
+            interval_loss, interval_n, interval_samples = 0.0, 0, 0
+        new_best = False
+        if cfg.train.eval_every_steps and s.step % cfg.train.eval_every_steps == 0 and s.step < total:
+            new_best = evaluate(s)
+        if s.step < total and (_due(s, last_save_time) or new_best):
+            save(s, sync=not cfg.checkpoint.async_save, reason="best" if new_best else "interval")
+            last_save_time = time.monotonic()
+    if s.stop.requested:
+        _preempt(s)
+    evaluate(s)
+    save(s, sync=True, reason="final")
+    s.mgr.flush()
+    s.runlog.event(s.step, "done", metrics=s.metrics, best=s.best)
+    return 0

@@ -1,0 +1,54 @@
+"""Random state that survives a restart exactly.
+
+Python's and NumPy's global generators are saved and restored as plain JSON. Paddle's CPU generator
+state cannot be serialized (its ``GeneratorState`` exposes only seed and offset), so Paddle is re-seeded
+at every optimizer step from ``(run seed, step, rank)``: its state is then a function of the step.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import paddle
+
+__all__ = ["seed_all", "seed_for_step", "capture", "restore"]
+
+
+def _derive(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def seed_all(seed: int, rank: int = 0) -> None:
+    random.seed(_derive(seed, rank, 1))
+    np.random.seed(_derive(seed, rank, 2))
+    paddle.seed(_derive(seed, rank, 3))
+
+
+def seed_for_step(seed: int, step: int, rank: int = 0) -> None:
+    """Make Paddle's randomness (dropout, init in the step) a function of the step."""
+    paddle.seed(_derive(seed, rank, 4, step))
+
+
+def capture() -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+        "numpy": {
+            "name": name,
+            "keys": keys.tolist(),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+    }
+
+
+def restore(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    n = state["numpy"]
+    keys = np.asarray(n["keys"], dtype=np.uint32)
+    np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["cached"]))

@@ -1,0 +1,101 @@
+"""Building the pieces the loop needs: process group, optimizer, freeze stages, mixed precision."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from dataclasses import dataclass
+
+import paddle
+
+from app.config.schema import FreezeStage, OptimConfig, TrainConfig
+from app.errors import ConfigError
+
+__all__ = ["Dist", "init_dist", "build_optimizer", "check_freeze", "apply_freeze", "amp_settings"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dist:
+    world: int
+    rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_dist() -> Dist:
+    """Join the process group when launched by ``paddle.distributed.launch`` (PADDLE_TRAINERS_NUM > 1)."""
+    world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+    if world <= 1:
+        return Dist(1, 0)
+    import paddle.distributed as dist
+
+    dist.init_parallel_env()
+    return Dist(dist.get_world_size(), dist.get_rank())
+
+
+def build_optimizer(
+    cfg: OptimConfig, lr: paddle.optimizer.lr.LRScheduler, model: paddle.nn.Layer
+) -> paddle.optimizer.Optimizer:
+    clip = paddle.nn.ClipGradByGlobalNorm(cfg.grad_clip_norm) if cfg.grad_clip_norm else None
+    params = model.parameters()
+    if cfg.name == "adamw":
+        return paddle.optimizer.AdamW(
+            learning_rate=lr, parameters=params, beta1=cfg.beta1, beta2=cfg.beta2,
+            epsilon=cfg.epsilon, weight_decay=cfg.weight_decay, grad_clip=clip,
+        )  # fmt: skip
+    if cfg.name == "adam":
+        return paddle.optimizer.Adam(
+            learning_rate=lr, parameters=params, beta1=cfg.beta1, beta2=cfg.beta2,
+            epsilon=cfg.epsilon, weight_decay=cfg.weight_decay or None, grad_clip=clip,
+        )  # fmt: skip
+    if cfg.name == "momentum":
+        return paddle.optimizer.Momentum(
+            learning_rate=lr, momentum=cfg.momentum, parameters=params,
+            weight_decay=cfg.weight_decay or None, grad_clip=clip,
+        )  # fmt: skip
+    return paddle.optimizer.SGD(
+        learning_rate=lr, parameters=params, weight_decay=cfg.weight_decay or None, grad_clip=clip
+    )
+
+
+def check_freeze(stages: list[FreezeStage], model: paddle.nn.Layer, total_steps: int) -> None:
+    names = [n for n, _ in model.named_parameters()]
+    for i, stage in enumerate(stages):
+        if stage.until_step <= 0 or stage.until_step >= total_steps:
+            raise ConfigError(
+                f"freeze[{i}].until_step: must be within (0, {total_steps}) total steps, got {stage.until_step}"
+            )
+        for pat in stage.patterns:
+            if not any(fnmatch.fnmatchcase(n, pat) for n in names):
+                raise ConfigError(
+                    f"freeze[{i}].patterns: {pat!r} matches no parameter "
+                    f"(parameters look like: {', '.join(names[:4])})"
+                )
+
+
+def apply_freeze(stages: list[FreezeStage], model: paddle.nn.Layer, step: int) -> list[str]:
+    """Set ``stop_gradient`` for this step; returns names newly unfrozen at exactly this step."""
+    unfrozen: list[str] = []
+    for name, param in model.named_parameters():
+        frozen = any(
+            step < s.until_step and any(fnmatch.fnmatchcase(name, p) for p in s.patterns) for s in stages
+        )
+        if param.stop_gradient and not frozen and any(s.until_step == step for s in stages):
+            unfrozen.append(name)
+        param.stop_gradient = frozen
+    return unfrozen
+
+
+def amp_settings(cfg: TrainConfig) -> str | None:
+    """The AMP dtype to use ("float16"/"bfloat16") or None. AMP runs only on GPU."""
+    on_gpu = paddle.is_compiled_with_cuda() and paddle.device.get_device().startswith("gpu")
+    if cfg.amp == "off" or not on_gpu:
+        if cfg.amp in ("fp16", "bf16") and not on_gpu:
+            log.warning("train.amp=%s ignored: mixed precision needs a GPU", cfg.amp)
+        return None
+    return "bfloat16" if cfg.amp == "bf16" else "float16"

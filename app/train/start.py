@@ -1,0 +1,216 @@
+"""Assemble a training session: task, model, schedule, optimizer, checkpoints, and the start point.
+
+The start point is decided here (resume > warm start from ``init.from`` > cold start), and everything a
+resume needs is restored: model and optimizer tensors (strictly), scheduler state, RNG, data position,
+step counter and best metric. :func:`snapshot` is the inverse, used for every save.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+
+from app.checkpoint import CheckpointManager, LoadedCheckpoint, Snapshot, open_source
+from app.config import config_hash
+from app.config.schema import Config
+from app.config.typed import to_data
+from app.schedule import build_schedule
+from app.store import open_store
+from app.tasks.base import build_task
+from app.train import rng
+from app.train.data import DataStream
+from app.train.loop import Session
+from app.train.preempt import StopRequest
+from app.train.runlog import RunLog
+from app.train.setup import amp_settings, build_optimizer, check_freeze, init_dist
+from app.train.state import load_optimizer, model_arrays, optimizer_arrays
+from app.train.warmstart import load_weights, warm_lr_lint
+
+__all__ = ["prepare", "snapshot", "checkpoint_uri"]
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_uri(cfg: Config) -> str:
+    return cfg.checkpoint.uri or str(Path(cfg.run.dir) / "checkpoints")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of scheduler/scaler state (numpy scalars and tensors become numbers/lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, paddle.Tensor):
+        value = value.numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def snapshot(s: Session) -> Snapshot:
+    cfg = s.cfg
+    state = {
+        "step": s.step,
+        "epoch": s.stream.epoch,
+        "data": s.stream.state(),
+        "scheduler": _plain(s.lr.state_dict()),
+        "rng": rng.capture(),
+        "world_size": s.dist.world,
+        "micro_batch": cfg.train.batch_size,
+        "grad_accum_steps": cfg.train.grad_accum_steps,
+        "global_batch": cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world,
+        "total_steps": s.schedule.total_steps,
+        "best": s.best,
+        "amp_scaler": _plain(s.scaler.state_dict()) if s.scaler is not None else None,
+    }
+    meta = {
+        "config": to_data(cfg),
+        "config_hash": config_hash(cfg),
+        "metrics": dict(s.metrics),
+        "data_source": cfg.run.data_source or s.task.data_source,
+        "notes": cfg.run.notes,
+        "parent": s.parent,
+        "user": getpass.getuser(),
+    }
+    tensors = {"model": model_arrays(s.net), "optimizer": optimizer_arrays(s.optimizer, s.net)}
+    return Snapshot(step=s.step, tensors=tensors, state=state, meta=meta)
+
+
+def _summary(cfg: Config, s: Session, kind: str, source: str | None) -> None:
+    sched = s.schedule
+    n_params = sum(int(np.prod(p.shape)) for p in s.net.parameters())
+    gb = cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world
+    w = cfg.schedule.warmup
+    decay = "stages" if cfg.schedule.stages else cfg.schedule.decay.kind
+    for line in (
+        f"run {cfg.run.name!r} in {cfg.run.dir} (seed {cfg.run.seed}, {s.dist.world} process(es))",
+        f"task {cfg.task.kind}: {n_params:,} parameters, {s.task.train_size()} training samples",
+        f"batch {cfg.train.batch_size} x accum {cfg.train.grad_accum_steps} x world {s.dist.world} = {gb}; "
+        f"{s.stream.micro_batches_per_epoch // cfg.train.grad_accum_steps} steps/epoch",
+        f"schedule: {sched.total_steps} steps, base_lr {sched.base_lr:g}, warmup {w.kind} "
+        f"{sched.warmup_steps} steps, decay {decay}; optimizer {cfg.optim.name}",
+        f"checkpoints: {s.mgr_uri}; start: {kind}" + (f" from {source}" if source else ""),
+    ):
+        log.info("%s", line)
+    for note in sched.notes:
+        log.info("schedule: %s", note)
+    for warning in sched.warnings:
+        log.warning("schedule lint: %s", warning)
+
+
+def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_changed: bool) -> None:
+    load_weights(s.net, loaded.tensors["model"], "resume", s.cfg.init, source)
+    load_optimizer(s.optimizer, s.net, loaded.tensors.get("optimizer", {}), source)
+    st = loaded.state
+    s.step = int(st["step"])
+    if batch_changed:
+        for _ in range(s.step):  # the rescaled schedule, fast-forwarded to the same optimizer step
+            s.lr.step()
+    else:
+        s.lr.set_state_dict(st["scheduler"])
+    rng.restore(st["rng"])
+    s.stream.restore(st["data"])
+    s.best = dict(st.get("best") or {})
+    if s.scaler is not None and st.get("amp_scaler"):
+        s.scaler.load_state_dict(st["amp_scaler"])
+    s.last_saved_step = s.step
+    s.parent = source
+
+
+def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
+    init = s.cfg.init
+    report = load_weights(s.net, loaded.tensors["model"], init.mode, init, source)
+    for line in report.lines():
+        log.info("warm start (%s): %s", init.mode, line)
+    (Path(s.cfg.run.dir) / "warmstart_report.json").write_text(json.dumps(report.as_dict(), indent=2))
+    s.runlog.event(0, "warm_start", source=source, mode=init.mode, report=report.as_dict())
+    lint = warm_lr_lint(s.schedule.base_lr, loaded.meta)
+    if lint:
+        log.warning("warm-start lint: %s", lint)
+    s.parent = source
+
+
+def _find_start(
+    cfg: Config, mgr: CheckpointManager, run_dir: Path
+) -> tuple[str, LoadedCheckpoint | None, str | None]:
+    ref = mgr.latest()
+    if ref is not None:
+        mgr.protect(ref)
+        return "resume", mgr.load(ref), ref.uri
+    if cfg.init.from_:
+        loaded = open_source(
+            cfg.init.from_, cfg.store, allow_pickle=cfg.init.allow_pickle, staging_dir=run_dir / "init"
+        )
+        kind = "resume" if cfg.init.mode == "resume" else "warm_start"
+        return kind, loaded, cfg.init.from_
+    return "cold_start", None, None
+
+
+def prepare(cfg: Config, stop: StopRequest) -> Session:
+    dist = init_dist()
+    run_dir = Path(cfg.run.dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task = build_task(cfg.task, cfg.run.seed)
+    rng.seed_all(cfg.run.seed, dist.rank)
+    with paddle.utils.unique_name.guard():
+        net = task.build_model()
+    accum = cfg.train.grad_accum_steps
+    stream = DataStream(task.train_size(), cfg.train.batch_size, cfg.run.seed, dist.world, dist.rank)
+    global_batch = cfg.train.batch_size * accum * dist.world
+    uri = checkpoint_uri(cfg)
+    mgr = CheckpointManager(open_store(uri, cfg.store), cfg.checkpoint, staging_dir=run_dir / "staging")
+    kind, loaded, source = _find_start(cfg, mgr, run_dir)
+    old_batch = int(loaded.state.get("global_batch") or 0) if kind == "resume" and loaded else 0
+    batch_changed = bool(old_batch) and old_batch != global_batch
+    built = build_schedule(
+        cfg.schedule,
+        steps_per_epoch=max(1, stream.micro_batches_per_epoch // accum),
+        global_batch=global_batch,
+        optimizer_name=cfg.optim.name,
+        reference_batch=old_batch if batch_changed else None,
+    )
+    check_freeze(cfg.freeze, net, built.total_steps)
+    lr = _with_freeze_factors(cfg, built.scheduler)
+    amp_dtype = amp_settings(cfg.train)
+    s = Session(
+        cfg=cfg, task=task, net=net,
+        model=paddle.DataParallel(net) if dist.world > 1 else net,
+        optimizer=build_optimizer(cfg.optim, lr, net), schedule=built, lr=lr, stream=stream, mgr=mgr,
+        runlog=RunLog(run_dir, built.total_steps, cfg.train.progress_bar), stop=stop, dist=dist,
+        amp_dtype=amp_dtype,
+        scaler=paddle.amp.GradScaler(init_loss_scaling=2.0**15) if amp_dtype == "float16" else None,
+        build_snapshot=snapshot, mgr_uri=uri,
+    )  # fmt: skip
+    _summary(cfg, s, kind, source)
+    if batch_changed:
+        log.warning(
+            "global batch changed since the checkpoint: %d -> %d; LR/warmup rescaled by schedule.scaling "
+            "(lr_rule=%s, warmup_rule=%s), sample position kept", old_batch, global_batch,
+            cfg.schedule.scaling.lr_rule, cfg.schedule.scaling.warmup_rule,
+        )  # fmt: skip
+    if kind == "resume":
+        _restore_exact(s, loaded, source, batch_changed)
+        s.runlog.event(s.step, "resume", source=source, batch_changed=batch_changed)
+    elif kind == "warm_start":
+        _warm_start(s, loaded, source)
+    else:
+        s.runlog.event(0, "cold_start")
+    return s
+
+
+def _with_freeze_factors(cfg: Config, scheduler: paddle.optimizer.lr.LRScheduler):
+    changes = [(f.until_step, f.lr_factor, f.rewarmup_steps) for f in cfg.freeze]
+    if not any(factor != 1.0 or rewarm for _, factor, rewarm in changes):
+        return scheduler
+    from app.schedule.factor import FactorSchedule
+
+    return FactorSchedule(scheduler, changes)

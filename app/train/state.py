@@ -1,0 +1,183 @@
+"""Model and optimizer state as named numpy arrays, and strict loading back into Paddle objects.
+
+Optimizer accumulators are keyed in Paddle by the parameter's generated name (``linear_3.w_0_moment1_0``),
+which depends on how many layers a process created before. We store them under the parameter's
+structured name instead (``head.weight/moment1_0``), so files are readable and load into any process.
+Loading never goes through ``set_state_dict``'s warn-and-skip path for the model: keys and shapes are
+checked first and every mismatch is reported.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import numpy as np
+import paddle
+from paddle.base.data_feeder import convert_dtype
+
+from app.errors import CheckpointError
+
+__all__ = [
+    "LoadReport",
+    "model_arrays",
+    "optimizer_arrays",
+    "compare",
+    "assign",
+    "load_optimizer",
+]
+
+_SEP = "/"
+
+
+def _host_copy(t: paddle.Tensor) -> np.ndarray:
+    return np.array(t.numpy(), copy=True)
+
+
+def model_arrays(model: paddle.nn.Layer) -> dict[str, np.ndarray]:
+    """A host copy of every parameter and buffer, by structured name."""
+    return {name: _host_copy(t) for name, t in model.state_dict().items()}
+
+
+def optimizer_arrays(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer) -> dict[str, np.ndarray]:
+    """Accumulators as ``<structured param name>/<accumulator>`` (e.g. ``head.weight/moment1``)."""
+    struct = {p.name: n for n, p in model.named_parameters()}
+    out: dict[str, np.ndarray] = {}
+    for acc, per_param in optimizer._accumulators.items():
+        for generated, tensor in per_param.items():
+            out[f"{struct.get(generated, generated)}{_SEP}{acc}"] = _host_copy(tensor)
+    return out
+
+
+def _create_accumulators(optimizer: paddle.optimizer.Optimizer, params: list[paddle.Tensor]) -> None:
+    """Make the optimizer create its accumulators now, as its first ``step()`` would.
+
+    Paddle names accumulators with a process-wide counter and only fills them from ``set_state_dict`` when
+    names match, so we create them ourselves and assign values by (parameter, accumulator kind).
+    """
+    from paddle.base import framework
+    from paddle.base.layer_helper import LayerHelper
+
+    if getattr(optimizer, "helper", None) is None:
+        optimizer.helper = LayerHelper(optimizer.__class__.__name__)
+    optimizer._create_accumulators(framework.default_main_program().global_block(), params)
+
+
+def load_optimizer(
+    optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer, arrays: dict[str, np.ndarray], source: str
+) -> None:
+    """Restore optimizer accumulators, refusing any entry this model and optimizer would not have."""
+    by_struct = dict(model.named_parameters())
+    wanted: dict[str, dict[str, np.ndarray]] = {}
+    unknown = []
+    for key, value in arrays.items():
+        structured, _, acc = key.rpartition(_SEP)
+        if structured not in by_struct:
+            unknown.append(structured or key)
+        else:
+            wanted.setdefault(structured, {})[acc] = value
+    if unknown:
+        raise CheckpointError(
+            f"optimizer state in {source} belongs to parameters this model does not have: "
+            f"{', '.join(sorted(set(unknown))[:5])}",
+            hint="resume needs the same architecture; use init.mode=partial for a changed model",
+        )
+    _create_accumulators(optimizer, [by_struct[n] for n in wanted])
+    for structured, accs in wanted.items():
+        param = by_struct[structured]
+        for acc, value in accs.items():
+            target = optimizer._accumulators.get(acc, {}).get(param.name)
+            if target is None or tuple(target.shape) != value.shape:
+                raise CheckpointError(
+                    f"optimizer state {structured}{_SEP}{acc} in {source} does not fit this optimizer "
+                    f"({type(optimizer).__name__})",
+                    hint="resume with the same optim.name as the run that saved it",
+                )
+            target.set_value(value)
+
+
+@dataclass
+class LoadReport:
+    """What a warm start did with each parameter name."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint
+    unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # matched an ignore pattern
+    loaded_numel: int = 0
+    total_numel: int = 0
+
+    @property
+    def loaded_fraction(self) -> float:
+        return self.loaded_numel / self.total_numel if self.total_numel else 0.0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched or self.ignored)
+
+    def problems(self, limit: int = 5) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"missing from checkpoint: {', '.join(self.missing[:limit])}")
+        if self.unexpected:
+            parts.append(f"not in model: {', '.join(self.unexpected[:limit])}")
+        if self.mismatched:
+            shown = [f"{n} {list(c)} vs model {list(m)}" for n, c, m in self.mismatched[:limit]]
+            parts.append(f"shape mismatch: {', '.join(shown)}")
+        return "; ".join(parts)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"loaded {len(self.loaded)} tensors ({self.loaded_fraction:.1%} of model elements)",
+        ]
+        for label, names in (("skipped (ignore)", self.ignored), ("missing", self.missing)):
+            if names:
+                out.append(f"{label}: {', '.join(names)}")
+        if self.unexpected:
+            out.append(f"unexpected (unused): {', '.join(self.unexpected)}")
+        for name, ckpt, model in self.mismatched:
+            out.append(f"shape mismatch (skipped): {name} checkpoint {list(ckpt)} vs model {list(model)}")
+        return out
+
+    def as_dict(self) -> dict:
+        return {
+            "loaded": self.loaded,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "mismatched": [[n, list(c), list(m)] for n, c, m in self.mismatched],
+            "ignored": self.ignored,
+            "loaded_fraction": round(self.loaded_fraction, 6),
+        }
+
+
+def compare(model: paddle.nn.Layer, arrays: dict[str, np.ndarray], ignore: list[str] = ()) -> LoadReport:
+    """Sort every name into loaded / missing / unexpected / mismatched / ignored (nothing is assigned)."""
+    report = LoadReport()
+    own = model.state_dict()
+    for name, tensor in own.items():
+        numel = int(np.prod(tensor.shape)) if tensor.shape else 1
+        report.total_numel += numel
+        if any(fnmatch.fnmatchcase(name, pat) for pat in ignore):
+            report.ignored.append(name)
+        elif name not in arrays:
+            report.missing.append(name)
+        elif tuple(arrays[name].shape) != tuple(tensor.shape):
+            report.mismatched.append((name, tuple(arrays[name].shape), tuple(tensor.shape)))
+        else:
+            report.loaded.append(name)
+            report.loaded_numel += numel
+    report.unexpected = sorted(
+        n for n in arrays if n not in own and not any(fnmatch.fnmatchcase(n, p) for p in ignore)
+    )
+    return report
+
+
+def assign(model: paddle.nn.Layer, arrays: dict[str, np.ndarray], names: list[str]) -> None:
+    """Copy ``arrays[name]`` into the model for each name (already checked by :func:`compare`)."""
+    own = model.state_dict()
+    for name in names:
+        target = own[name]
+        value = arrays[name]
+        want = np.dtype(convert_dtype(target.dtype))
+        target.set_value(value if value.dtype == want else value.astype(want))

@@ -1,0 +1,48 @@
+"""Exact resume: a run stopped at step k and restarted ends bit-identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.train_helpers import assert_same_tensors, final_model, run_inprocess, tiny_overrides, train_losses
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("ref")
+    rc, session = run_inprocess(tiny_overrides(run_dir))
+    assert rc == 0 and session.step == 40
+    return run_dir, final_model(tiny_overrides(run_dir)), train_losses(run_dir / "log.jsonl")
+
+
+# mid-warmup, right after a checkpoint, mid-epoch, one step after a checkpoint (async save in flight),
+# after an eval, near the end.
+@pytest.mark.parametrize("stop_at", [3, 10, 11, 16, 27, 39])
+def test_stop_and_restart_is_bit_identical(tmp_path, reference, stop_at):
+    _, ref_model, ref_losses = reference
+    ov = tiny_overrides(tmp_path)
+    rc, session = run_inprocess(ov, stop_at=stop_at)
+    assert rc == 143
+    assert session.step == stop_at
+    assert session.mgr.committed_steps()[-1] == stop_at
+
+    rc, session = run_inprocess(ov)
+    assert rc == 0 and session.step == 40
+    assert_same_tensors(final_model(ov), ref_model)
+    assert train_losses(tmp_path / "log.jsonl") == ref_losses
+
+    events = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    resume = [e for e in events if e.get("event") == "resume"]
+    assert [e["step"] for e in resume] == [stop_at]
+
+
+def test_restart_after_finish_does_no_more_training(tmp_path):
+    ov = tiny_overrides(tmp_path, **{"schedule.total_steps": 12})
+    assert run_inprocess(ov)[0] == 0
+    before = final_model(ov)
+    rc, session = run_inprocess(ov)
+    assert rc == 0 and session.step == 12
+    assert session.mgr.committed_steps()[-1] == 12
+    assert_same_tensors(final_model(ov), before)

@@ -1,0 +1,95 @@
+"""Helpers for training tests: tiny configs, in-process runs stopped at a chosen step, tensor comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from app.checkpoint import CheckpointManager
+from app.config import load_config
+from app.errors import Preempted
+from app.store import open_store
+from app.train.loop import run_loop
+from app.train.preempt import StopRequest
+from app.train.start import checkpoint_uri, prepare
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class StopAt(StopRequest):
+    """A stop request that fires once the session reaches ``step`` (deterministic preemption)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.at = step
+        self.session = None
+
+    @property
+    def requested(self) -> bool:
+        if not self._event.is_set() and self.session is not None and self.session.step >= self.at:
+            self.request(f"test stop at step {self.at}")
+        return self._event.is_set()
+
+
+def tiny_overrides(run_dir: Path, **extra: object) -> list[str]:
+    base = {
+        "run.dir": str(run_dir),
+        "schedule.total_steps": 40,
+        "schedule.warmup.steps": 8,
+        "checkpoint.every_steps": 10,
+        "train.batch_size": 16,
+        "train.log_every_steps": 1,
+        "train.eval_every_steps": 15,
+        "train.progress_bar": "off",
+        "task.options.width": 4,
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def run_inprocess(overrides: list[str], stop_at: int | None = None, config: str = "configs/demo.yaml"):
+    """Run `warmstart train` in this process; returns (exit code, session)."""
+    cfg = load_config(ROOT / config, overrides, env={})
+    stop = StopAt(stop_at) if stop_at is not None else StopRequest()
+    session = prepare(cfg, stop)
+    if isinstance(stop, StopAt):
+        stop.session = session
+    try:
+        rc = run_loop(session)
+    except Preempted as exc:
+        rc = exc.exit_code
+    finally:
+        session.mgr.close()
+        session.runlog.close()
+    return rc, session
+
+
+def final_model(cfg_overrides: list[str], config: str = "configs/demo.yaml") -> dict[str, np.ndarray]:
+    cfg = load_config(ROOT / config, cfg_overrides, env={})
+    mgr = CheckpointManager(
+        open_store(checkpoint_uri(cfg), cfg.store), cfg.checkpoint, Path(cfg.run.dir) / "x"
+    )
+    try:
+        return mgr.load(mgr.latest()).tensors["model"]
+    finally:
+        mgr.close()
+
+
+def assert_same_tensors(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert a[key].dtype == b[key].dtype, key
+        assert np.array_equal(a[key], b[key]), f"{key} differs"
+
+
+def train_losses(log: Path) -> dict[int, float]:
+    """step -> loss from log.jsonl; a later line for the same step wins (a resumed run re-logs nothing)."""
+    import json
+
+    out: dict[int, float] = {}
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        if rec["kind"] == "train":
+            out[rec["step"]] = rec["loss"]
+    return out
