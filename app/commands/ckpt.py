@@ -1,12 +1,251 @@
-"""``warmstart ckpt``: placeholder until its module lands."""
+"""``warmstart ckpt``: list, show, verify, gc, import and promote checkpoints under a store URI.
+
+Store options (endpoint, region, addressing style) come from the documented WARMSTART_S3_* environment
+variables; credentials from the SDK's own chain. The work is done by :mod:`app.checkpoint`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from app.checkpoint import catalog, reader, retention
+from app.checkpoint.catalog import StepStatus
+from app.checkpoint.config import CheckpointConfig
+from app.checkpoint.layout import META, TRAINER_STATE, CheckpointRef
+from app.checkpoint.pdparams import import_pdparams, read_pdparams
+from app.checkpoint.report import format_metrics, format_table, human_size, show_lines
+from app.checkpoint.source import local_copy, resolve_ref, split_tag
+from app.checkpoint.tags import promote, tagged_steps
+from app.checkpoint.writer import read_started
+from app.config import load_config
+from app.errors import EXIT_CHECKPOINT, EXIT_OK, CheckpointError
+from app.store import open_store
+from app.store.base import ObjectStore
 
 __all__ = ["register"]
 
+log = logging.getLogger(__name__)
+
+
+def _store_config():  # noqa: ANN202  (StoreConfig)
+    return load_config(None).store
+
+
+def _open(uri: str) -> ObjectStore:
+    return open_store(uri, _store_config())
+
+
+@contextmanager
+def _staging() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="warmstart-ckpt-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pick(store: ObjectStore, tag: str | None, step: int | None) -> CheckpointRef:
+    """The checkpoint a command acts on: ``--step``, ``#tag``, the folder itself, or the latest."""
+    if step is not None:
+        for status in catalog.scan(store):
+            if status.step == step and status.ref is not None:
+                return status.ref
+        raise CheckpointError(f"step {step} is not a committed checkpoint under {store.uri}")
+    ref = resolve_ref(store, tag)
+    if ref is None:
+        raise CheckpointError(f"no committed checkpoint under {store.uri}", hint="check the URI")
+    return ref
+
+
+# -- ls ------------------------------------------------------------------------------------------
+def _ls_row(
+    store: ObjectStore, status: StepStatus, tags: list[str], verify: bool, staging: Path
+) -> list[str]:
+    when, metrics, state = "-", "-", f"TORN: {status.problem}"
+    if status.manifest is not None and status.ref is not None:
+        when = status.manifest.created_utc.replace("T", " ").rstrip("Z")
+        metrics = format_metrics(reader.read_json_file(store, status.ref, META).get("metrics"))
+        state = "committed" if status.intact else f"CORRUPT: {status.problem}"
+        if verify and status.intact:
+            try:
+                reader.verify(store, status.ref, staging)
+                state = "verified"
+            except CheckpointError as exc:
+                state = f"CORRUPT: {exc.message}"
+    else:
+        marker = read_started(store, status.key) or {}
+        when = str(marker.get("utc", "-")).replace("T", " ").rstrip("Z")
+    return [str(status.step), when, human_size(status.size), state, ",".join(tags) or "-", metrics]
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    store = _open(args.uri)
+    statuses = catalog.scan(store)
+    if not statuses:
+        print(f"no checkpoints under {store.uri}")
+        return EXIT_OK
+    tags = tagged_steps(store)
+    with _staging() as staging:
+        rows = [_ls_row(store, s, tags.get(s.step, []), args.verify, staging) for s in reversed(statuses)]
+    print(format_table(["STEP", "TIME (UTC)", "SIZE", "STATUS", "TAGS", "METRICS"], rows))
+    bad = [r for r in rows if r[3].startswith("CORRUPT")]
+    return EXIT_CHECKPOINT if args.verify and bad else EXIT_OK
+
+
+# -- show / verify ---------------------------------------------------------------------------------
+def cmd_show(args: argparse.Namespace) -> int:
+    base, tag = split_tag(args.uri)
+    store = _open(base)
+    ref = _pick(store, tag, args.step)
+    manifest = reader.read_manifest(store, ref)
+    meta = reader.read_json_file(store, ref, META)
+    state = reader.read_json_file(store, ref, TRAINER_STATE)
+    tags = tagged_steps(store).get(ref.step, []) if ref.key else []
+    print("\n".join(show_lines(ref.uri, manifest, ref.manifest_sha256, meta, state, tags)))
+    return EXIT_OK
+
+
+def _verify_one(store: ObjectStore, ref: CheckpointRef, staging: Path) -> bool:
+    try:
+        manifest = reader.verify(store, ref, staging)
+    except CheckpointError as exc:
+        print(f"step {ref.step}: FAILED: {exc.message}")
+        return False
+    print(
+        f"step {ref.step}: OK ({len(manifest.files)} files, {human_size(manifest.total_size)}, sha256 verified)"
+    )
+    return True
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    base, tag = split_tag(args.uri)
+    store = _open(base)
+    if args.step is not None or tag or store.exists("manifest.json"):
+        refs = [_pick(store, tag, args.step)]
+    else:
+        statuses = catalog.committed(store)
+        if not statuses:
+            raise CheckpointError(f"no committed checkpoint under {store.uri}", hint="check the URI")
+        refs = [s.ref for s in statuses if s.ref is not None]
+    with _staging() as staging:
+        results = [_verify_one(store, ref, staging) for ref in refs]
+    return EXIT_OK if all(results) else EXIT_CHECKPOINT
+
+
+# -- gc ------------------------------------------------------------------------------------------
+def _gc_config(args: argparse.Namespace) -> CheckpointConfig:
+    cfg = load_config(None).checkpoint
+    updates = {
+        "keep_last": args.keep_last,
+        "keep_best": args.keep_best,
+        "best_metric": args.metric,
+        "best_mode": args.mode,
+        "leftover_minutes": args.leftover_minutes,
+    }
+    return replace(cfg, **{k: v for k, v in updates.items() if v is not None})
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    store = _open(args.uri)
+    cfg = _gc_config(args)
+    plan = retention.collect(store, cfg)
+    verb = "would delete" if args.dry_run else "delete"
+    for step in plan.keep:
+        print(f"keep    step {step} ({', '.join(plan.reasons.get(step, []))})")
+    for step in plan.delete:
+        print(f"{verb}  step {step} (retention: keep_last={cfg.keep_last}, keep_best={cfg.keep_best})")
+    for step, why in sorted(plan.leftovers.items()):
+        print(f"{verb}  step {step} ({why})")
+    if args.dry_run:
+        print(f"dry run: nothing deleted ({len(plan.delete) + len(plan.leftovers)} would be)")
+        return EXIT_OK
+    removed = retention.apply(store, plan)
+    print(f"deleted {len(removed)} step folder(s)")
+    return EXIT_OK
+
+
+# -- import / promote ------------------------------------------------------------------------------
+def cmd_import(args: argparse.Namespace) -> int:
+    if not args.allow_pickle:
+        read_pdparams(Path(args.src), allow_pickle=False, source=args.src)  # raises the refusal
+    store = _open(args.dest)
+    with _staging() as staging:
+        path, _ = local_copy(args.src, _store_config(), staging)
+        ref = import_pdparams(
+            path, store, args.step, staging, allow_pickle=args.allow_pickle, source=args.src
+        )
+    print(f"imported {args.src} -> {ref.uri} (manifest sha256 {ref.manifest_sha256})")
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    store = _open(args.uri)
+    ref = _pick(store, None, args.step)
+    if not ref.key:
+        raise CheckpointError(f"{args.uri}: promote a checkpoint root (the folder holding step-* folders)")
+    with _staging() as staging:
+        reader.verify(store, ref, staging)
+    promote(store, ref, args.tag, args.note, force=args.force)
+    print(f"promoted step {ref.step} of {store.uri} as {args.tag!r} (manifest sha256 {ref.manifest_sha256})")
+    print(f"start a run from it with: init.from={store.uri.rstrip('/')}#{args.tag}")
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------------
+def _add_step(p: argparse.ArgumentParser, help_: str) -> None:
+    p.add_argument("--step", type=int, default=None, metavar="N", help=help_)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ckpt", help="(not yet available)")
-    p.set_defaults(func=lambda args: 2)
+    p = sub.add_parser("ckpt", help="list, show, verify, gc, import and promote checkpoints")
+    verbs = p.add_subparsers(dest="ckpt_command", metavar="VERB")
+    verbs.required = True
+
+    ls = verbs.add_parser("ls", help="list step folders: time, size, status, tags, metrics")
+    ls.add_argument("uri", metavar="URI")
+    ls.add_argument("--verify", action="store_true", help="re-hash every committed checkpoint (slow)")
+    ls.set_defaults(func=cmd_ls)
+
+    show = verbs.add_parser("show", help="manifest, lineage and trainer state of one checkpoint")
+    show.add_argument("uri", metavar="URI[#TAG]")
+    _add_step(show, "this step instead of the latest")
+    show.set_defaults(func=cmd_show)
+
+    verify = verbs.add_parser("verify", help="re-hash files against the manifest (exit 4 on mismatch)")
+    verify.add_argument("uri", metavar="URI[#TAG]")
+    _add_step(verify, "only this step (default: every committed step)")
+    verify.set_defaults(func=cmd_verify)
+
+    gc = verbs.add_parser("gc", help="apply retention and delete old uncommitted leftovers")
+    gc.add_argument("uri", metavar="URI")
+    gc.add_argument("--dry-run", action="store_true", help="print what would be deleted")
+    gc.add_argument("--keep-last", type=int, default=None, metavar="N")
+    gc.add_argument("--keep-best", type=int, default=None, metavar="K")
+    gc.add_argument("--metric", default=None, help="metric in meta.json used for --keep-best")
+    gc.add_argument("--mode", choices=["max", "min"], default=None, help="is a higher metric better (max)?")
+    gc.add_argument("--leftover-minutes", type=float, default=None, metavar="MIN")
+    gc.set_defaults(func=cmd_gc)
+
+    imp = verbs.add_parser("import", help="convert a pickled .pdparams file into a checkpoint")
+    imp.add_argument("src", metavar="SRC.pdparams")
+    imp.add_argument("dest", metavar="DEST_URI")
+    imp.add_argument(
+        "--allow-pickle", action="store_true", help="required: unpickling runs code from the file"
+    )
+    imp.add_argument("--step", type=int, default=0, metavar="N", help="step number to give it (default 0)")
+    imp.set_defaults(func=cmd_import)
+
+    pro = verbs.add_parser("promote", help="mark a committed checkpoint as a named version (URI#NAME)")
+    pro.add_argument("uri", metavar="URI")
+    pro.add_argument("--tag", required=True, metavar="NAME")
+    _add_step(pro, "this step instead of the latest")
+    pro.add_argument("--note", default="", help="free text stored with the tag")
+    pro.add_argument("--force", action="store_true", help="replace an existing tag of this name")
+    pro.set_defaults(func=cmd_promote)

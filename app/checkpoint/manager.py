@@ -1,0 +1,164 @@
+"""The trainer's handle on one checkpoint root: save (async), latest, load, protect, retention.
+
+``save()`` takes ownership of the snapshot's arrays: they are marked read-only, so a caller that writes
+into one afterwards gets an error instead of silently changing what is saved. Pass arrays the caller
+owns (copies made from the parameters, e.g. with :func:`host_copy`). The trainer state and meta dicts
+are encoded to JSON right away, so later changes to those dicts do not leak into the checkpoint either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.checkpoint import catalog, reader, retention
+from app.checkpoint.config import CheckpointConfig
+from app.checkpoint.layout import CheckpointRef, check_group_name, json_bytes
+from app.checkpoint.lineage import with_lineage
+from app.checkpoint.reader import LoadedCheckpoint
+from app.checkpoint.saver import SaveWorker, default_kept_at
+from app.checkpoint.writer import PreparedSave, write_checkpoint
+from app.errors import AppError, CheckpointError
+from app.store.base import ObjectStore
+
+__all__ = ["Snapshot", "CheckpointManager", "host_copy"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Snapshot:
+    step: int
+    #: group -> name -> array, e.g. ``{"model": {...}, "optimizer": {...}}``; owned by the manager once saved.
+    tensors: dict[str, dict[str, np.ndarray]]
+    #: Written as ``trainer_state.json`` (plain JSON data).
+    state: dict[str, Any] = field(default_factory=dict)
+    #: Lineage from the trainer: config, config_hash, metrics, data_source, notes, parent.
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def host_copy(tensors: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Independent numpy copies of a state dict (paddle Tensors or arrays), safe to hand to ``save``."""
+    out: dict[str, np.ndarray] = {}
+    for name, value in tensors.items():
+        array = value.numpy() if hasattr(value, "numpy") and not isinstance(value, np.ndarray) else value
+        out[name] = np.array(array, copy=True)
+    return out
+
+
+def _take_ownership(tensors: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    owned: dict[str, dict[str, np.ndarray]] = {}
+    for group, arrays in tensors.items():
+        check_group_name(group)
+        owned[group] = {}
+        for name, array in arrays.items():
+            if not isinstance(array, np.ndarray):
+                raise CheckpointError(
+                    f"snapshot tensor {group}/{name} is a {type(array).__name__}, not numpy"
+                )
+            array.flags.writeable = False
+            owned[group][name] = array
+    return owned
+
+
+def prepare(snapshot: Snapshot) -> PreparedSave:
+    """Everything the worker needs, checked and encoded on the caller's thread (cheap, no tensor copies)."""
+    if not snapshot.tensors:
+        raise CheckpointError(f"snapshot of step {snapshot.step} holds no tensors")
+    meta = with_lineage(snapshot.meta, snapshot.step)
+    metrics = dict(meta.get("metrics") or {})
+    return PreparedSave(
+        step=snapshot.step,
+        tensors=_take_ownership(snapshot.tensors),
+        state_json=json_bytes(snapshot.state, f"trainer state of step {snapshot.step}"),
+        meta_json=json_bytes(meta, f"meta of step {snapshot.step}"),
+        metrics=metrics,
+    )
+
+
+class CheckpointManager:
+    """Saves to and loads from one store root, applying ``cfg``'s retention after each commit."""
+
+    def __init__(self, store: ObjectStore, cfg: CheckpointConfig, staging_dir: Path) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.staging_dir = Path(staging_dir)
+        self._protected: set[int] = set()
+        kept_at = default_kept_at(store.is_local, store.describe, self.staging_dir)
+        self._worker = SaveWorker(self._save_and_retain, background=cfg.async_save, kept_at=kept_at)
+
+    # -- reading -------------------------------------------------------------------------------
+    def committed_steps(self) -> list[int]:
+        return [s.step for s in catalog.committed(self.store)]
+
+    def latest(self) -> CheckpointRef | None:
+        """The newest committed checkpoint whose files are all present with the right sizes."""
+        return catalog.latest(self.store)
+
+    def load(self, ref: CheckpointRef) -> LoadedCheckpoint:
+        """Verify every file's sha256 and read ``ref``; a CheckpointError names a bad file."""
+        return reader.load(self.store, ref, self.staging_dir)
+
+    def load_latest(self) -> LoadedCheckpoint | None:
+        """Load the newest checkpoint that verifies, warning about and skipping any that do not."""
+        statuses = catalog.scan(self.store)
+        while True:
+            ref = catalog.latest(self.store, statuses)
+            if ref is None:
+                return None
+            try:
+                return self.load(ref)
+            except CheckpointError as exc:
+                log.warning(
+                    "skipping checkpoint step %d: %s; falling back to the previous one", ref.step, exc.line()
+                )
+                statuses = [s for s in statuses if s.step < ref.step]
+
+    # -- writing -------------------------------------------------------------------------------
+    def save(self, snapshot: Snapshot) -> CheckpointRef | None:
+        """Save ``snapshot``: returns at once when async (None), else after the commit (its ref).
+
+        Raises the failure of the previous async save, if it failed.
+        """
+        return self._worker.submit(prepare(snapshot))
+
+    def flush(self) -> CheckpointRef | None:
+        """Wait for the save in flight; raise its failure. Returns its ref when one was in flight."""
+        return self._worker.wait()
+
+    def check(self) -> None:
+        """Raise the failure of a finished background save, without waiting."""
+        self._worker.check()
+
+    def protect(self, ref: CheckpointRef) -> None:
+        """Never delete ``ref`` (the checkpoint this run resumed from)."""
+        self._protected.add(ref.step)
+
+    def close(self) -> None:
+        self._worker.close()
+
+    @property
+    def in_flight(self) -> int | None:
+        return self._worker.in_flight
+
+    # -- retention -----------------------------------------------------------------------------
+    def plan_gc(self) -> retention.RetentionPlan:
+        in_flight = [s for s in (self._worker.in_flight,) if s is not None]
+        return retention.collect(self.store, self.cfg, self._protected, in_flight)
+
+    def gc(self) -> list[int]:
+        return retention.apply(self.store, self.plan_gc())
+
+    def _save_and_retain(self, prepared: PreparedSave) -> CheckpointRef:
+        ref = write_checkpoint(self.store, prepared, self.staging_dir)
+        try:
+            plan = retention.collect(self.store, self.cfg, self._protected | {ref.step})
+            retention.apply(self.store, plan)
+        except AppError as exc:  # the checkpoint is safe; failing to delete old ones is not fatal
+            log.warning("retention after step %d failed: %s", ref.step, exc.line())
+        return ref

@@ -1,0 +1,148 @@
+"""Retention: which committed checkpoints to keep, and cleanup of uncommitted leftovers.
+
+The rule is a pure function (:func:`plan_retention`): keep the last ``keep_last`` steps, the best
+``keep_best`` by a named metric (min or max, read from ``meta.json``'s ``metrics``), and every protected
+step (the one being resumed from, one in flight, tagged versions). Deleting removes the manifest first,
+so a half-deleted checkpoint is never taken for a committed one. An uncommitted step folder is a leftover
+once its ``.started`` marker is older than ``leftover_minutes``; one without a marker has an unknown age
+and is treated as old. A step in flight is never touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from app.checkpoint.catalog import StepStatus, scan
+from app.checkpoint.config import CheckpointConfig
+from app.checkpoint.layout import MANIFEST, META
+from app.checkpoint.lineage import parse_utc
+from app.checkpoint.tags import tagged_steps
+from app.checkpoint.writer import read_started
+from app.store.base import NotFoundError, ObjectStore
+
+__all__ = ["RetentionPlan", "plan_retention", "metric_of", "find_leftovers", "collect", "apply"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RetentionPlan:
+    keep: list[int] = field(default_factory=list)
+    delete: list[int] = field(default_factory=list)
+    #: Uncommitted step folders old enough to remove: step -> reason.
+    leftovers: dict[int, str] = field(default_factory=dict)
+    #: Why each kept step is kept ("last", "best accuracy=0.93", "protected", "tag v1").
+    reasons: dict[int, list[str]] = field(default_factory=dict)
+
+
+def plan_retention(
+    metrics: dict[int, float | None],
+    keep_last: int | None,
+    keep_best: int,
+    mode: str,
+    protected: Mapping[int, list[str]] | None = None,
+) -> tuple[list[int], list[int], dict[int, list[str]]]:
+    """Split committed steps (with their metric value, or None) into (keep, delete, reasons).
+
+    ``protected`` maps steps that must be kept to why ("resumed from", "in flight", "tag v1").
+    """
+    steps = sorted(metrics)
+    reasons: dict[int, list[str]] = {}
+    last = steps if keep_last is None else steps[-keep_last:] if keep_last > 0 else []
+    for step in last:
+        reasons.setdefault(step, []).append("last")
+    scored = [(v, s) for s, v in metrics.items() if v is not None and not math.isnan(v)]
+    # Best first; among equal values the later step wins.
+    scored.sort(key=lambda vs: (vs[0] if mode == "max" else -vs[0], vs[1]), reverse=True)
+    for _, step in scored[: max(keep_best, 0)]:
+        reasons.setdefault(step, []).append("best")
+    for step, why in (protected or {}).items():
+        if step in metrics:
+            reasons.setdefault(step, []).extend(why)
+    keep = sorted(reasons)
+    return keep, [s for s in steps if s not in reasons], reasons
+
+
+def metric_of(store: ObjectStore, status: StepStatus, name: str | None) -> float | None:
+    """The named metric from a committed step's meta.json, or None if absent/unreadable."""
+    if not name:
+        return None
+    try:
+        meta = json.loads(store.get_bytes(f"{status.key}/{META}").decode("utf-8"))
+        value = meta.get("metrics", {}).get(name)
+        return float(value) if value is not None else None
+    except (NotFoundError, ValueError, TypeError, AttributeError, UnicodeDecodeError):
+        return None
+
+
+def _age_minutes(store: ObjectStore, status: StepStatus, now: dt.datetime) -> float | None:
+    marker = read_started(store, status.key)
+    started = parse_utc(marker.get("utc", "")) if isinstance(marker, dict) else None
+    return None if started is None else (now - started).total_seconds() / 60.0
+
+
+def find_leftovers(
+    store: ObjectStore, statuses: list[StepStatus], older_than_min: float, in_flight: Iterable[int] = ()
+) -> dict[int, str]:
+    """Uncommitted step folders whose save started more than ``older_than_min`` minutes ago."""
+    now = dt.datetime.now(dt.UTC)
+    busy = set(in_flight)
+    found: dict[int, str] = {}
+    for status in statuses:
+        if status.committed or status.step in busy:
+            continue
+        age = _age_minutes(store, status, now)
+        if age is None:
+            found[status.step] = "uncommitted, no start marker (age unknown)"
+        elif age >= older_than_min:
+            found[status.step] = f"uncommitted, started {age:.0f} min ago"
+    return found
+
+
+def collect(
+    store: ObjectStore, cfg: CheckpointConfig, protected: Iterable[int] = (), in_flight: Iterable[int] = ()
+) -> RetentionPlan:
+    """Decide what retention and leftover cleanup would delete (reads the store; deletes nothing)."""
+    statuses = scan(store)
+    tags = tagged_steps(store)
+    busy = set(in_flight)
+    guard: dict[int, list[str]] = {step: [f"tag {n}" for n in names] for step, names in tags.items()}
+    for step in protected:
+        guard.setdefault(step, []).append("protected")
+    for step in busy:
+        guard.setdefault(step, []).append("in flight")
+    committed_ = [s for s in statuses if s.committed]
+    values = {s.step: metric_of(store, s, cfg.best_metric if cfg.keep_best else None) for s in committed_}
+    keep, delete, reasons = plan_retention(values, cfg.keep_last, cfg.keep_best, cfg.best_mode, guard)
+    leftovers = find_leftovers(store, statuses, cfg.leftover_minutes, busy)
+    return RetentionPlan(keep, delete, leftovers, reasons)
+
+
+def _delete_step(store: ObjectStore, status: StepStatus) -> None:
+    keys = [info.key for info in status.objects]
+    manifest = f"{status.key}/{MANIFEST}"
+    if manifest in keys:  # un-commit first
+        store.delete([manifest])
+        keys.remove(manifest)
+    store.delete(keys)
+
+
+def apply(store: ObjectStore, plan: RetentionPlan) -> list[int]:
+    """Delete what ``plan`` says (re-listing each folder now); returns the steps removed."""
+    targets = set(plan.delete) | set(plan.leftovers)
+    removed: list[int] = []
+    for status in scan(store):
+        if status.step not in targets:
+            continue
+        if status.step in plan.leftovers and status.committed:
+            continue  # committed since the plan was made
+        _delete_step(store, status)
+        why = plan.leftovers.get(status.step, "retention")
+        log.info("deleted checkpoint step %d at %s (%s)", status.step, store.describe(status.key), why)
+        removed.append(status.step)
+    return removed

@@ -1,0 +1,122 @@
+"""The background save worker: at most one checkpoint in flight, failures re-raised on the next call.
+
+The training thread hands over a :class:`PreparedSave` and returns. A single worker thread serializes,
+hashes, writes and commits it (see :mod:`app.checkpoint.writer`), then runs the after-commit hook
+(retention). A second hand-over while one is in flight waits for it, and the wait is logged with its
+duration. A failure (after the store's own retries) is kept and raised by the next ``submit``, ``wait``
+or ``check`` — once — so a run never trains on for long without a safe copy; the staged files stay on
+disk and their path is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from app.checkpoint.layout import CheckpointRef, step_key
+from app.checkpoint.writer import PreparedSave, staging_path
+from app.errors import AppError, CheckpointError
+
+__all__ = ["SaveWorker"]
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[PreparedSave], CheckpointRef]
+
+
+class SaveWorker:
+    """Runs save jobs one at a time on a background thread (or inline when ``background`` is False)."""
+
+    def __init__(self, job: Job, *, background: bool, kept_at: Callable[[int], Path]) -> None:
+        self._job = job
+        self._kept_at = kept_at
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckpt-save") if background else None
+        self._future: Future[CheckpointRef] | None = None
+        self._step: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int | None:
+        """The step being saved right now, or None."""
+        future = self._future
+        return self._step if future is not None and not future.done() else None
+
+    def submit(self, prepared: PreparedSave) -> CheckpointRef | None:
+        """Hand ``prepared`` over. Waits for (and raises the failure of) the previous save first."""
+        with self._lock:
+            self._wait_previous(prepared.step)
+            if self._pool is None:
+                self._step = prepared.step
+                return self._run(prepared)
+            self._step = prepared.step
+            self._future = self._pool.submit(self._run, prepared)
+            return None
+
+    def wait(self) -> CheckpointRef | None:
+        """Block until nothing is in flight; raise the failure of the last save, if any."""
+        with self._lock:
+            return self._collect()
+
+    def check(self) -> None:
+        """Raise the failure of a finished save, without waiting for one still running."""
+        with self._lock:
+            if self._future is not None and self._future.done():
+                self._collect()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def _wait_previous(self, next_step: int) -> None:
+        future = self._future
+        if future is not None and not future.done():
+            log.info("checkpoint step %d waits for step %d, still being saved", next_step, self._step)
+            started = time.monotonic()
+            self._collect()
+            log.info(
+                "waited %.2f s for checkpoint step %d to finish saving",
+                time.monotonic() - started,
+                self._step,
+            )
+        else:
+            self._collect()
+
+    def _collect(self) -> CheckpointRef | None:
+        future, self._future = self._future, None
+        if future is None:
+            return None
+        return future.result()  # re-raises the worker's error, once
+
+    def _run(self, prepared: PreparedSave) -> CheckpointRef:
+        try:
+            return self._job(prepared)
+        except AppError as exc:
+            self._log_failure(prepared.step, exc)
+            raise
+        except Exception as exc:  # noqa: BLE001  (an unexpected failure must still fail the run loudly)
+            self._log_failure(prepared.step, exc)
+            raise CheckpointError(f"saving checkpoint step {prepared.step} failed: {exc!r}") from exc
+
+    def _log_failure(self, step: int, exc: BaseException) -> None:
+        log.error(
+            "saving checkpoint %s failed: %s; its files are kept at %s; the next save/flush will raise",
+            step_key(step),
+            exc,
+            self._kept_at(step),
+        )
+
+
+def default_kept_at(
+    store_is_local: bool, store_describe: Callable[[str], str], staging_dir: Path
+) -> Callable[[int], Path | str]:
+    """Where a failed save's files stay: the step folder itself for a local store, else staging."""
+    if store_is_local:
+        return lambda step: store_describe(step_key(step))
+    return lambda step: staging_path(staging_dir, step)

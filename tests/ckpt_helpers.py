@@ -1,0 +1,137 @@
+"""Helpers for the checkpoint tests: deterministic snapshots, store wrappers that fail or block, and
+ways to tear a committed checkpoint through the store interface (so they work on S3 too)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from app.checkpoint import CheckpointConfig, CheckpointManager, Snapshot
+from app.store.base import ObjectInfo, ObjectStore, TransientStorageError
+
+__all__ = [
+    "make_snapshot",
+    "expected_tensors",
+    "save_steps",
+    "DelegatingStore",
+    "FailingStore",
+    "GatedStore",
+    "flip_byte",
+    "grow_file",
+    "remove_key",
+    "manifest_of",
+]
+
+
+def expected_tensors(step: int) -> dict[str, dict[str, np.ndarray]]:
+    """Values that differ per step, in the dtypes a trainer hands over (float32, int64, float16, uint16)."""
+    rng = np.random.default_rng(step)
+    return {
+        "model": {
+            "linear.weight": rng.standard_normal((4, 3)).astype(np.float32),
+            "linear.bias": np.full(3, step, dtype=np.float32),
+            "embed.half": rng.standard_normal(5).astype(np.float16),
+            "bf16.bits": np.arange(6, dtype=np.uint16) + step,
+        },
+        "optimizer": {
+            "linear.weight_moment1": rng.standard_normal((4, 3)).astype(np.float32),
+            "global_step": np.array([step], dtype=np.int64),
+        },
+    }
+
+
+def make_snapshot(step: int, metrics: dict | None = None) -> Snapshot:
+    state = {"step": step, "epoch": step // 10, "position_in_epoch": step % 10, "world_size": 1,
+             "global_batch_size": 8, "scheduler": {"last_epoch": step}, "rng": {"numpy": [1, 2, 3]}}  # fmt: skip
+    meta = {"config": {"run": {"name": "t"}}, "config_hash": "abc123", "metrics": metrics or {},
+            "data_source": "digits", "notes": f"step {step}", "parent": None}  # fmt: skip
+    return Snapshot(step=step, tensors=expected_tensors(step), state=state, meta=meta)
+
+
+def save_steps(
+    store: ObjectStore, staging: Path, steps_metrics: list[tuple[int, float]], **cfg: object
+) -> CheckpointManager:
+    """Save ``(step, accuracy)`` pairs synchronously with retention off unless ``cfg`` says otherwise."""
+    config = CheckpointConfig(**{"keep_last": None, "keep_best": 0, "async_save": False, **cfg})
+    mgr = CheckpointManager(store, config, staging)
+    for step, acc in steps_metrics:
+        mgr.save(make_snapshot(step, {"accuracy": acc}))
+    mgr.flush()
+    return mgr
+
+
+class DelegatingStore(ObjectStore):
+    """Forwards everything to ``inner``; reports itself as remote so the manager stages and uploads."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.uri = inner.uri
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        return self.inner.list(prefix)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def upload_file(self, local: Path, key: str, *, overwrite: bool = False) -> None:
+        self.inner.upload_file(local, key, overwrite=overwrite)
+
+    def download_file(self, key: str, local: Path) -> None:
+        self.inner.download_file(key, local)
+
+    def put_bytes(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
+        self.inner.put_bytes(key, data, overwrite=overwrite)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.inner.get_bytes(key)
+
+    def delete(self, keys: list[str]) -> None:
+        self.inner.delete(keys)
+
+
+class FailingStore(DelegatingStore):
+    """Uploads of files whose key ends with ``fail_suffix`` fail as if retries were exhausted."""
+
+    def __init__(self, inner: ObjectStore, fail_suffix: str) -> None:
+        super().__init__(inner)
+        self.fail_suffix = fail_suffix
+
+    def upload_file(self, local: Path, key: str, *, overwrite: bool = False) -> None:
+        if key.endswith(self.fail_suffix):
+            raise TransientStorageError(f"{self.describe(key)}: SlowDown; gave up after 6 attempts")
+        super().upload_file(local, key, overwrite=overwrite)
+
+
+class GatedStore(DelegatingStore):
+    """Every upload waits until ``gate`` is set, so a save stays in flight as long as a test wants."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        super().__init__(inner)
+        self.gate = threading.Event()
+        self.uploading = threading.Event()
+
+    def upload_file(self, local: Path, key: str, *, overwrite: bool = False) -> None:
+        self.uploading.set()
+        assert self.gate.wait(30), "test never opened the gate"
+        super().upload_file(local, key, overwrite=overwrite)
+
+
+def flip_byte(store: ObjectStore, key: str, offset: int = -1) -> None:
+    data = bytearray(store.get_bytes(key))
+    data[offset] ^= 0xFF
+    store.put_bytes(key, bytes(data), overwrite=True)
+
+
+def grow_file(store: ObjectStore, key: str) -> None:
+    store.put_bytes(key, store.get_bytes(key) + b"\0", overwrite=True)
+
+
+def remove_key(store: ObjectStore, key: str) -> None:
+    store.delete([key])
+
+
+def manifest_of(store: ObjectStore, step: int) -> dict:
+    return json.loads(store.get_bytes(f"step-{step:08d}/manifest.json"))
