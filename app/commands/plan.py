@@ -88,7 +88,11 @@ def _print_text(built: BuiltSchedule, lrs: list[float]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    batch = args.global_batch or cfg.train.batch_size * cfg.train.grad_accum_steps
+    batch = (
+        args.global_batch
+        if args.global_batch is not None
+        else cfg.train.batch_size * cfg.train.grad_accum_steps
+    )
     built = build_schedule(
         cfg.schedule, steps_per_epoch=args.steps_per_epoch, global_batch=batch, optimizer_name=cfg.optim.name
     )

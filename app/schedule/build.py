@@ -263,7 +263,7 @@ def build_schedule(
         cfg, total_steps=r.total_steps, warmup_steps=r.warmup_steps, optimizer_name=optimizer_name
     )
     for line in r.notes:
-        log.info("schedule: %s", line)
+        log.debug("schedule: %s", line)  # callers print notes; avoid logging them twice
     return BuiltSchedule(
         scheduler, r.total_steps, r.warmup_steps, r.base_lr, r.notes, warnings, spans, factory
     )
