@@ -176,7 +176,9 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
         steps_per_epoch=max(1, stream.micro_batches_per_epoch // accum),
         global_batch=global_batch,
         optimizer_name=cfg.optim.name,
-        reference_batch=old_batch if batch_changed else None,
+        # A configured reference batch already makes the LR a function of the current batch; without
+        # one, the checkpoint's batch is the reference, so the LR scales relative to what it was.
+        reference_batch=old_batch if batch_changed and cfg.schedule.scaling.reference_batch is None else None,
     )
     check_freeze(cfg.freeze, net, built.total_steps)
     lr = _with_freeze_factors(cfg, built.scheduler)

@@ -107,10 +107,13 @@ class LoadReport:
     ignored: list[str] = field(default_factory=list)  # matched an ignore pattern
     loaded_numel: int = 0
     total_numel: int = 0
+    ignored_numel: int = 0
 
     @property
     def loaded_fraction(self) -> float:
-        return self.loaded_numel / self.total_numel if self.total_numel else 0.0
+        """Loaded elements over the model's elements that were meant to load (ignored ones excluded)."""
+        expected = self.total_numel - self.ignored_numel
+        return self.loaded_numel / expected if expected else 0.0
 
     @property
     def clean(self) -> bool:
@@ -129,7 +132,8 @@ class LoadReport:
 
     def lines(self) -> list[str]:
         out = [
-            f"loaded {len(self.loaded)} tensors ({self.loaded_fraction:.1%} of model elements)",
+            f"loaded {len(self.loaded)} tensors ({self.loaded_fraction:.1%} of the model elements "
+            f"not ignored; {self.loaded_numel / max(self.total_numel, 1):.1%} of all)",
         ]
         for label, names in (("skipped (ignore)", self.ignored), ("missing", self.missing)):
             if names:
@@ -160,6 +164,7 @@ def compare(model: paddle.nn.Layer, arrays: dict[str, np.ndarray], ignore: list[
         report.total_numel += numel
         if any(fnmatch.fnmatchcase(name, pat) for pat in ignore):
             report.ignored.append(name)
+            report.ignored_numel += numel
         elif name not in arrays:
             report.missing.append(name)
         elif tuple(arrays[name].shape) != tuple(tensor.shape):

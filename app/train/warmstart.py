@@ -38,9 +38,11 @@ def load_weights(
     if mode == "partial":
         report = compare(model, arrays, init.ignore)
         if report.loaded_fraction < init.min_loaded_fraction:
+            problems = report.problems()
             raise CheckpointError(
                 f"partial load from {source} matched only {report.loaded_fraction:.1%} of the model "
-                f"(init.min_loaded_fraction is {init.min_loaded_fraction:.0%}); {report.problems()}",
+                f"(init.min_loaded_fraction is {init.min_loaded_fraction:.0%})"
+                + (f"; {problems}" if problems else ""),
                 hint="is init.from the right checkpoint for this architecture?",
             )
     else:
