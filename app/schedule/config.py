@@ -214,7 +214,8 @@ class ScheduleConfig:
                     f"{p}stages[{i}].steps: only the last stage may run to the end; set its steps"
                 )
         warm = self.warmup.steps
-        if isinstance(warm, int) and self.total_steps is not None and warm >= self.total_steps:
+        too_long = isinstance(warm, int) and self.total_steps is not None and warm >= self.total_steps
+        if too_long and self.warmup.kind != "none":  # kind none ignores steps (a lint says so)
             raise ConfigError(
                 warmup_too_long(
                     f"{p}warmup.steps ({warm})",
