@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from app.errors import ConfigError
+
 __all__ = ["CheckpointConfig"]
 
 
@@ -17,10 +19,26 @@ class CheckpointConfig:
     every_minutes: float | None = None
     #: Serialize/hash/upload in a background worker (training continues after a host snapshot).
     async_save: bool = True
+    #: Keep the newest N committed checkpoints; None keeps all.
     keep_last: int | None = 3
+    #: Also keep the best K by ``best_metric`` (0 = none).
     keep_best: int = 1
-    #: Metric used for best-K retention and best tracking; None = the task's metric.
+    #: Metric (a key of meta.json's ``metrics``) used for best-K retention and best tracking; None = the
+    #: task's metric (the trainer fills it in; left None, best-K retention is off).
     best_metric: str | None = None
     best_mode: Literal["max", "min"] = "max"
-    #: Uncommitted leftovers older than this are deleted by gc / at startup.
+    #: Uncommitted leftovers (no manifest) whose save started longer ago than this are deleted by gc and
+    #: by retention after each commit. Age comes from the folder's ``.started`` marker, not mtimes.
     leftover_minutes: float = 60.0
+
+    def validate(self, path: str) -> None:
+        if self.keep_last is not None and self.keep_last < 1:
+            raise ConfigError(f"{path}.keep_last: must be >= 1 or null (keep all), got {self.keep_last}")
+        if self.keep_best < 0:
+            raise ConfigError(f"{path}.keep_best: must be >= 0, got {self.keep_best}")
+        if self.leftover_minutes < 0:
+            raise ConfigError(f"{path}.leftover_minutes: must be >= 0, got {self.leftover_minutes}")
+        for name in ("every_steps", "every_minutes"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{path}.{name}: must be > 0, got {value}")
