@@ -151,7 +151,7 @@ def run_demo(store: str) -> None:
         )
 
         _say("5. reference: the same fine-tune without interruption")
-        _warmstart(ft[:-2] + [f"checkpoint.uri={ref_uri}", "--set", "run.dir=runs/demo/reference"], env)
+        _warmstart(ft[:-1] + [f"checkpoint.uri={ref_uri}", "--set", "run.dir=runs/demo/reference"], env)
         a, b = _final_model(ft_uri, env), _final_model(ref_uri, env)
         same = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
         print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -16,6 +17,8 @@ from typing import Any, Literal, get_args, get_origin
 from app.errors import ConfigError
 
 __all__ = ["from_data", "to_data", "suggest", "field_names"]
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def suggest(name: str, choices: typing.Iterable[str]) -> str:
@@ -94,6 +97,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # PyYAML (YAML 1.1) leaves "1e-5" (no dot) as a string
         raise ConfigError(f"{path}: expected a number, got {_describe(value)}")
     if tp is str:
         if isinstance(value, str):
