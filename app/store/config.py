@@ -26,8 +26,8 @@ class StoreConfig:
     region: str | None = None
     #: "path" for MinIO/moto on a bare host:port, "virtual" for OSS (forced), "auto" lets botocore decide.
     addressing_style: Literal["auto", "virtual", "path"] = "auto"
-    #: Multipart part size, and the size above which uploads and downloads go multipart (MiB, >= 5).
-    part_size_mb: int = 16
+    #: Multipart part size, and the size above which transfers go multipart (MiB, >= 5); see docs/storage.md.
+    part_size_mb: int = 32
     #: Parts transferred in parallel per file.
     max_concurrency: int = 8
     #: Tries per request in all (1 = never retry); only transient errors are retried.
