@@ -46,3 +46,29 @@ def test_restart_after_finish_does_no_more_training(tmp_path):
     assert rc == 0 and session.step == 12
     assert session.mgr.committed_steps()[-1] == 12
     assert_same_tensors(final_model(ov), before)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_previous_and_still_ends_exact(tmp_path, reference, caplog):
+    _, ref_model, _ = reference
+    ov = tiny_overrides(tmp_path)
+    assert run_inprocess(ov, stop_at=23)[0] == 143
+    newest = tmp_path / "checkpoints" / "step-00000023" / "model.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-1] ^= 0xFF  # flip one byte of tensor data; sizes stay right, only sha256 can tell
+    newest.write_bytes(bytes(data))
+
+    rc, session = run_inprocess(ov)
+    assert rc == 0
+    events = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e.get("event") == "resume"] == [20]
+    assert "step-00000023" in caplog.text and "sha256" in caplog.text
+    assert_same_tensors(final_model(ov), ref_model)
+
+
+def test_best_checkpoint_kept_by_the_tracked_metric(tmp_path):
+    ov = tiny_overrides(tmp_path, **{"checkpoint.keep_last": 1, "checkpoint.keep_best": 1})
+    rc, session = run_inprocess(ov)
+    assert rc == 0
+    best_step = session.best["step"]
+    kept = session.mgr.committed_steps()
+    assert kept == sorted({best_step, 40})

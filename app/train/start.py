@@ -7,6 +7,7 @@ step counter and best metric. :func:`snapshot` is the inverse, used for every sa
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import logging
@@ -142,10 +143,10 @@ def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
 def _find_start(
     cfg: Config, mgr: CheckpointManager, run_dir: Path
 ) -> tuple[str, LoadedCheckpoint | None, str | None]:
-    ref = mgr.latest()
-    if ref is not None:
-        mgr.protect(ref)
-        return "resume", mgr.load(ref), ref.uri
+    loaded = mgr.load_latest()  # newest checkpoint that passes sha256; torn ones skipped with a warning
+    if loaded is not None:
+        mgr.protect(loaded.ref)
+        return "resume", loaded, loaded.ref.uri
     if cfg.init.from_:
         loaded = open_source(
             cfg.init.from_, cfg.store, allow_pickle=cfg.init.allow_pickle, staging_dir=run_dir / "init"
@@ -167,7 +168,10 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     stream = DataStream(task.train_size(), cfg.train.batch_size, cfg.run.seed, dist.world, dist.rank)
     global_batch = cfg.train.batch_size * accum * dist.world
     uri = checkpoint_uri(cfg)
-    mgr = CheckpointManager(open_store(uri, cfg.store), cfg.checkpoint, staging_dir=run_dir / "staging")
+    ck = cfg.checkpoint
+    if ck.best_metric is None:  # best-K retention follows the metric the run tracks
+        ck = dataclasses.replace(ck, best_metric=cfg.train.metric, best_mode=cfg.train.metric_mode)
+    mgr = CheckpointManager(open_store(uri, cfg.store), ck, staging_dir=run_dir / "staging")
     kind, loaded, source = _find_start(cfg, mgr, run_dir)
     old_batch = int(loaded.state.get("global_batch") or 0) if kind == "resume" and loaded else 0
     batch_changed = bool(old_batch) and old_batch != global_batch
