@@ -3,11 +3,26 @@
 ``build_schedule(cfg.schedule, ...)`` is the entry point; docs/schedule.md documents every formula.
 """
 
-from app.schedule.build import BuiltSchedule, PhaseSpan, build_schedule
-from app.schedule.config import DecayConfig, ScalingConfig, ScheduleConfig, StageConfig, WarmupConfig
-from app.schedule.factor import FactorSchedule, factor_at
-from app.schedule.lint import lint_schedule
-from app.schedule.phased import Phase, PhasedSchedule, plain_state
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562), so reading a config (``app.schedule.config``) does not import paddle.
+_LAZY = {
+    "BuiltSchedule": "build", "PhaseSpan": "build", "build_schedule": "build",
+    "DecayConfig": "config", "ScalingConfig": "config", "ScheduleConfig": "config",
+    "StageConfig": "config", "WarmupConfig": "config",
+    "FactorSchedule": "factor", "factor_at": "factor",
+    "lint_schedule": "lint",
+    "Phase": "phased", "PhasedSchedule": "phased", "plain_state": "phased",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'app.schedule' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"app.schedule.{module}"), name)
+
 
 __all__ = [
     "BuiltSchedule",
