@@ -79,8 +79,10 @@ def train_step(s: Session) -> float:
     """One optimizer step over ``grad_accum_steps`` micro-batches; returns the mean micro-batch loss."""
     accum = s.cfg.train.grad_accum_steps
     rng.seed_for_step(s.cfg.run.seed, s.step, s.dist.rank)
-    for name in apply_freeze(s.cfg.freeze, s.net, s.step):
-        log.info("unfroze %s at step %d", name, s.step)
+    unfrozen = apply_freeze(s.cfg.freeze, s.net, s.step)
+    if unfrozen:
+        log.info("unfroze %d parameter tensors at step %d: %s", len(unfrozen), s.step, ", ".join(unfrozen))
+        s.runlog.event(s.step, "unfreeze", parameters=unfrozen)
     losses = [_micro_step(s, accum) for _ in range(accum)]
     if s.scaler is not None:
         s.scaler.step(s.optimizer)

@@ -2,7 +2,7 @@
 
 Line kinds: ``train`` (step, epoch, lr, loss, samples_per_s, eta_s), ``eval`` (metrics), and ``event``
 (resume, warm_start, cold_start, checkpoint, preempted, unfreeze, done). The file is appended to, so a
-resumed run continues the same log.
+resumed run continues the same log. With ``train.visualdl`` the same scalars go to ``<run.dir>/visualdl``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ def _now() -> str:
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, total_steps: int, progress: str = "auto", stdout: TextIO | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        total_steps: int,
+        progress: str = "auto",
+        stdout: TextIO | None = None,
+        visualdl: bool = False,
+    ):
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / "log.jsonl"
         self._file = self.path.open("a", encoding="utf-8")
@@ -35,6 +42,16 @@ class RunLog:
             self._bar = tqdm(total=total_steps, unit="step", file=sys.stderr, dynamic_ncols=True)
         self._t0 = time.monotonic()
         self._last_step: int | None = None
+        self._vdl = None
+        if visualdl:  # scalars for `visualdl --logdir <run.dir>/visualdl`
+            from visualdl import LogWriter
+
+            self._vdl = LogWriter(logdir=str(run_dir / "visualdl"))
+
+    def _scalars(self, step: int, values: dict[str, float]) -> None:
+        if self._vdl is not None:
+            for tag, value in values.items():
+                self._vdl.add_scalar(tag=tag, value=float(value), step=step)
 
     def _write(self, record: dict[str, Any]) -> None:
         record.setdefault("time", _now())
@@ -67,6 +84,7 @@ class RunLog:
                 "eta_s": round(eta, 1) if eta is not None else None,
             }
         )
+        self._scalars(step, {"train/loss": loss, "train/lr": lr})
         self._t0 = time.monotonic()
         self._last_step = step
 
@@ -78,6 +96,7 @@ class RunLog:
 
     def eval(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
         self._write({"kind": "eval", "step": step, "epoch": epoch, "metrics": metrics})
+        self._scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
 
     def event(self, step: int, event: str, **fields: Any) -> None:
         self._write({"kind": "event", "step": step, "event": event, **fields})
@@ -85,4 +104,6 @@ class RunLog:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+        if self._vdl is not None:
+            self._vdl.close()
         self._file.close()
