@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-REQS   := requirements/base.txt requirements/dev.txt
+REQS   := requirements/base.txt requirements/dev.txt requirements/tasks.txt
 LOCK   := requirements/constraints.txt
 STAMP  := $(VENV)/.installed
 STORE  ?= local
@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): $(REQS) $(LOCK) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip==24.3.1
-	$(PIP) install -q -r requirements/base.txt -r requirements/dev.txt -c $(LOCK)
+	$(PIP) install -q $(addprefix -r ,$(REQS)) -c $(LOCK)
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

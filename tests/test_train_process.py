@@ -82,8 +82,10 @@ def test_real_sigterm_saves_exits_143_and_restart_is_exact(tmp_path):
 
 
 class _GcpMetadata(BaseHTTPRequestHandler):
-    polls = 0
-    notice_after = 10
+    """Answers FALSE until the watched run has logged a training step at or past ``after_step``."""
+
+    log: Path | None = None
+    after_step = 20
 
     def log_message(self, *args: object) -> None:
         pass
@@ -93,8 +95,17 @@ class _GcpMetadata(BaseHTTPRequestHandler):
             self.send_response(403)
             self.end_headers()
             return
-        type(self).polls += 1
-        body = b"TRUE" if type(self).polls > type(self).notice_after else b"FALSE"
+        log = type(self).log
+        trained = (
+            log is not None
+            and log.exists()
+            and any(
+                json.loads(x).get("step", 0) >= type(self).after_step
+                for x in log.read_text().splitlines()
+                if '"train"' in x
+            )
+        )
+        body = b"TRUE" if trained else b"FALSE"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -102,6 +113,7 @@ class _GcpMetadata(BaseHTTPRequestHandler):
 
 
 def test_spot_notice_triggers_the_preemption_path(tmp_path):
+    _GcpMetadata.log = tmp_path / "log.jsonl"
     server = ThreadingHTTPServer(("127.0.0.1", 0), _GcpMetadata)
     Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -118,7 +130,7 @@ def test_spot_notice_triggers_the_preemption_path(tmp_path):
     assert proc.returncode == 143, proc.stderr
     pre = _events(tmp_path / "log.jsonl", "preempted")
     assert len(pre) == 1 and "gcp" in pre[0]["reason"].lower()
-    assert 0 < pre[0]["step"] < 5000
+    assert 20 <= pre[0]["step"] < 5000
     assert (tmp_path / "checkpoints" / f"step-{pre[0]['step']:08d}" / "manifest.json").exists()
 
 
