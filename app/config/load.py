@@ -106,7 +106,9 @@ def load_config(
     for item in overrides:
         key, value = parse_set(item)
         _assign(data, key, value, "--set")
-    return from_data(Config, data)
+    from app.tasks.base import translate_config
+
+    return from_data(Config, translate_config(data))
 
 
 def config_to_yaml(cfg: Config) -> str:

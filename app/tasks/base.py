@@ -14,7 +14,7 @@ from app.config.schema import TaskConfig
 from app.config.typed import suggest
 from app.errors import ConfigError
 
-__all__ = ["Task", "TASKS", "build_task"]
+__all__ = ["Task", "TASKS", "CONFIG_TRANSLATORS", "build_task", "translate_config"]
 
 
 @runtime_checkable
@@ -36,11 +36,37 @@ class Task(Protocol):
     def evaluate(self, model: Any) -> dict[str, float]:
         """Metrics on the evaluation set (model is in eval mode while called)."""
 
+    # Optional: ``export(self, model, out_dir: Path) -> list[Path]`` writes deployable artifacts
+    # (a Paddle inference model, a toolkit's from_pretrained folder); used by ``warmstart export``.
+
 
 #: name -> "module:factory"; the factory takes the task options dict and returns a Task.
 TASKS: dict[str, str] = {
     "digits": "app.tasks.digits:DigitsTask",
+    "ocr_rec": "app.tasks.ocr.task:OcrRecTask",
+    "detection": "app.tasks.det.task:DetectionTask",
+    "nlp_seq_cls": "app.tasks.nlp.task:SeqClsTask",
+    "nlp_token_cls": "app.tasks.nlp.task:TokenClsTask",
 }
+
+#: name -> "module:function"; ``function(data: dict) -> dict`` rewrites the raw (merged YAML/env/--set)
+#: config before validation, e.g. to accept a toolkit's own keys (PaddleOCR ``Optimizer.lr``,
+#: PaddleDetection ``LearningRate``, PaddleNLP ``TrainingArguments`` names) and map them onto ours.
+#: It must not override keys the user set in our own sections.
+CONFIG_TRANSLATORS: dict[str, str] = {}
+
+
+def _resolve(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def translate_config(data: dict[str, Any]) -> dict[str, Any]:
+    """Apply the task's translator, if it has one (only that task's module is imported)."""
+    task = data.get("task")
+    kind = task.get("kind") if isinstance(task, dict) else None
+    target = CONFIG_TRANSLATORS.get(kind) if isinstance(kind, str) else None
+    return _resolve(target)(data) if target else data
 
 
 def build_task(cfg: TaskConfig, seed: int) -> Task:
@@ -49,6 +75,4 @@ def build_task(cfg: TaskConfig, seed: int) -> Task:
         raise ConfigError(
             f"task.kind: unknown task {cfg.kind!r}{suggest(cfg.kind, TASKS)} (known: {', '.join(sorted(TASKS))})"
         )
-    module, _, attr = target.partition(":")
-    factory = getattr(importlib.import_module(module), attr)
-    return factory(cfg.options, seed=seed)
+    return _resolve(target)(cfg.options, seed=seed)

@@ -8,6 +8,7 @@ Options (``task.options``): ``classes`` (digits to use, default 0-9), ``num_clas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -102,3 +103,11 @@ class DigitsTask:
         loss = float(nn.functional.cross_entropy(logits, paddle.to_tensor(self.y_eval)))
         pred = logits.argmax(axis=-1).numpy()
         return {"accuracy": float((pred == self.y_eval).mean()), "eval_loss": loss}
+
+    def export(self, model: nn.Layer, out_dir: Path) -> list[Path]:
+        """A Paddle inference model (``inference.pdmodel`` / ``.pdiparams``) taking ``x: [N, 1, 8, 8]``."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec = [paddle.static.InputSpec(shape=[None, 1, 8, 8], dtype="float32", name="x")]
+        static = paddle.jit.to_static(model, input_spec=spec)
+        paddle.jit.save(static, str(out_dir / "inference"))
+        return [out_dir / "inference.pdmodel", out_dir / "inference.pdiparams"]

@@ -1,0 +1,62 @@
+"""``warmstart export``: write a task's deployable artifacts from a committed checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from app.cli import add_config_args
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained checkpoint for inference (task-specific formats)",
+        description="Load the run's latest committed checkpoint (or --from URI[#tag]) into the task's model "
+        "and write the task's inference artifacts to --out.",
+    )
+    add_config_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="URI",
+        help="checkpoint to export (default: latest of checkpoint.uri)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import paddle
+
+    from app.checkpoint import open_source
+    from app.config import load_config
+    from app.errors import ConfigError
+    from app.tasks.base import build_task
+    from app.train.start import checkpoint_uri
+    from app.train.warmstart import load_weights
+
+    cfg = load_config(args.config, args.overrides)
+    task = build_task(cfg.task, cfg.run.seed)
+    if not hasattr(task, "export"):
+        raise ConfigError(f"task.kind {cfg.task.kind!r} has no export format")
+    source = args.source or checkpoint_uri(cfg)
+    loaded = open_source(
+        source, cfg.store, allow_pickle=cfg.init.allow_pickle, staging_dir=Path(cfg.run.dir) / "export"
+    )
+    with paddle.utils.unique_name.guard():
+        model = task.build_model()
+    load_weights(
+        model, loaded.tensors["model"], "weights", cfg.init, loaded.ref.uri if loaded.ref else source
+    )
+    model.eval()
+    written = task.export(model, Path(args.out))
+    for path in written:
+        print(path)
+    log.info("exported step %s of %s to %s", loaded.state.get("step", "?"), source, args.out)
+    return 0
