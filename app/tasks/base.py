@@ -36,8 +36,13 @@ class Task(Protocol):
     def evaluate(self, model: Any) -> dict[str, float]:
         """Metrics on the evaluation set (model is in eval mode while called)."""
 
-    # Optional: ``export(self, model, out_dir: Path) -> list[Path]`` writes deployable artifacts
-    # (a Paddle inference model, a toolkit's from_pretrained folder); used by ``warmstart export``.
+    # Optional hooks, looked up with getattr by the shared code:
+    # - ``export(self, model, out_dir: Path) -> list[Path]``: deployable artifacts (a Paddle inference
+    #   model, a toolkit's from_pretrained folder); used by ``warmstart export``.
+    # - ``after_step(self, model, step: int) -> None``: called after every optimizer step (EMA updates).
+    # - ``extra_tensors(self) -> dict[str, dict[str, np.ndarray]]``: more tensor groups for each
+    #   checkpoint (host copies), e.g. ``{"ema": {...}}``; ``load_extra_tensors(self, groups, source)``
+    #   restores them on an exact resume (raise CheckpointError if a group is missing or mis-shaped).
 
 
 #: name -> "module:factory"; the factory takes the task options dict and returns a Task.

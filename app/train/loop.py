@@ -19,7 +19,7 @@ from app.config.schema import Config
 from app.errors import Preempted, TaskError
 from app.schedule import BuiltSchedule
 from app.tasks.base import Task
-from app.train import rng
+from app.train import dist, rng
 from app.train.data import DataStream
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
@@ -92,6 +92,9 @@ def train_step(s: Session) -> float:
     s.optimizer.clear_grad()
     s.lr.step()
     s.step += 1
+    after_step = getattr(s.task, "after_step", None)
+    if after_step is not None:  # e.g. an EMA update of the weights
+        after_step(s.net, s.step)
     return sum(losses) / len(losses)
 
 
@@ -140,6 +143,7 @@ def _preempt(s: Session) -> None:
     s.runlog.event(s.step, "preempted", reason=s.stop.reason)
     save(s, sync=True, reason="preempted")
     s.mgr.flush()
+    dist.barrier(s.dist)  # no rank exits (143 ends the whole launch) before rank 0 has committed
     took = time.monotonic() - t0
     budget = s.cfg.preempt.grace_seconds
     if took > budget:
@@ -159,7 +163,7 @@ def run_loop(s: Session) -> int:
     interval_loss, interval_n, interval_samples = 0.0, 0, 0
     global_batch = cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world
     while s.step < total:
-        if s.stop.requested:
+        if dist.stop_agreed(s.stop, s.dist):
             _preempt(s)
         lr_used = s.lr.get_lr()
         loss = train_step(s)
@@ -167,7 +171,8 @@ def run_loop(s: Session) -> int:
         interval_samples += global_batch
         s.runlog.progress(s.step, loss)
         if s.step % cfg.train.log_every_steps == 0 or s.step == total:
-            s.runlog.train(s.step, s.stream.epoch, lr_used, interval_loss / interval_n, interval_samples)
+            loss_mean = dist.mean_over_ranks(interval_loss / interval_n, s.dist)
+            s.runlog.train(s.step, s.stream.epoch, lr_used, loss_mean, interval_samples)
             interval_loss, interval_n, interval_samples = 0.0, 0, 0
         new_best = False
         if cfg.train.eval_every_steps and s.step % cfg.train.eval_every_steps == 0 and s.step < total:
@@ -175,10 +180,13 @@ def run_loop(s: Session) -> int:
         if s.step < total and (_due(s, last_save_time) or new_best):
             save(s, sync=not cfg.checkpoint.async_save, reason="best" if new_best else "interval")
             last_save_time = time.monotonic()
-    if s.stop.requested:
+    if dist.stop_agreed(s.stop, s.dist):
         _preempt(s)
     evaluate(s)
     save(s, sync=True, reason="final")
     s.mgr.flush()
-    s.runlog.event(s.step, "done", metrics=s.metrics, best=s.best)
+    digest = dist.check_replicas(s.net, s.dist)
+    dist.barrier(s.dist)
+    extra = {"params_sha256": digest} if digest else {}
+    s.runlog.event(s.step, "done", metrics=s.metrics, best=s.best, **extra)
     return 0

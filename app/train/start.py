@@ -21,9 +21,11 @@ from app.checkpoint import CheckpointManager, LoadedCheckpoint, Snapshot, open_s
 from app.config import config_hash
 from app.config.schema import Config
 from app.config.typed import to_data
+from app.errors import CheckpointError
 from app.schedule import build_schedule
 from app.store import open_store
 from app.tasks.base import build_task
+from app.train import dist as dist_sync
 from app.train import rng
 from app.train.data import DataStream
 from app.train.loop import Session
@@ -83,6 +85,9 @@ def snapshot(s: Session) -> Snapshot:
         "user": getpass.getuser(),
     }
     tensors = {"model": model_arrays(s.net), "optimizer": optimizer_arrays(s.optimizer, s.net)}
+    extra = getattr(s.task, "extra_tensors", None)
+    if extra is not None:  # task-owned state, e.g. {"ema": {...}}: saved and restored exactly
+        tensors.update(extra())
     return Snapshot(step=s.step, tensors=tensors, state=state, meta=meta)
 
 
@@ -111,6 +116,9 @@ def _summary(cfg: Config, s: Session, kind: str, source: str | None) -> None:
 def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_changed: bool) -> None:
     load_weights(s.net, loaded.tensors["model"], "resume", s.cfg.init, source)
     load_optimizer(s.optimizer, s.net, loaded.tensors.get("optimizer", {}), source)
+    load_extra = getattr(s.task, "load_extra_tensors", None)
+    if load_extra is not None:
+        load_extra({k: v for k, v in loaded.tensors.items() if k not in ("model", "optimizer")}, source)
     st = loaded.state
     s.step = int(st["step"])
     if batch_changed:
@@ -132,7 +140,8 @@ def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
     report = load_weights(s.net, loaded.tensors["model"], init.mode, init, source)
     for line in report.lines():
         log.info("warm start (%s): %s", init.mode, line)
-    (Path(s.cfg.run.dir) / "warmstart_report.json").write_text(json.dumps(report.as_dict(), indent=2))
+    if s.dist.is_main:
+        (Path(s.cfg.run.dir) / "warmstart_report.json").write_text(json.dumps(report.as_dict(), indent=2))
     s.runlog.event(0, "warm_start", source=source, mode=init.mode, report=report.as_dict())
     lint = warm_lr_lint(s.schedule.base_lr, loaded.meta)
     if lint:
@@ -191,7 +200,10 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
         cfg=cfg, task=task, net=net,
         model=paddle.DataParallel(net) if dist.world > 1 else net,
         optimizer=build_optimizer(cfg.optim, lr, net), schedule=built, lr=lr, stream=stream, mgr=mgr,
-        runlog=RunLog(run_dir, built.total_steps, cfg.train.progress_bar, visualdl=cfg.train.visualdl),
+        runlog=RunLog(
+            dist_sync.rank_dir(run_dir, dist), built.total_steps, cfg.train.progress_bar,
+            visualdl=cfg.train.visualdl,
+        ),  # rank > 0 logs to <run.dir>/rank<N>/log.jsonl
         stop=stop, dist=dist,
         amp_dtype=amp_dtype,
         scaler=paddle.amp.GradScaler(init_loss_scaling=2.0**15) if amp_dtype == "float16" else None,
@@ -211,6 +223,8 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
         _warm_start(s, loaded, source)
     else:
         s.runlog.event(0, "cold_start")
+    if not dist_sync.same_on_all_ranks(s.step, dist):  # e.g. a listing that changed between ranks' reads
+        raise CheckpointError(f"rank {dist.rank} starts at step {s.step} but another rank does not")
     return s
 
 
