@@ -148,3 +148,22 @@ def test_freeze_pattern_that_matches_nothing_is_a_config_error(tmp_path):
     ov = tiny_overrides(tmp_path, freeze="[{patterns: ['encoder.*'], until_step: 4}]")
     with pytest.raises(ConfigError, match=r"freeze\[0\]\.patterns: 'encoder\.\*' matches no parameter"):
         run_inprocess(ov)
+
+
+def test_unfreeze_with_lr_factor_and_rewarmup_follows_the_table(tmp_path):
+    """Constant base LR, unfreeze at step 4 with factor 0.5 and a 2-step re-warmup: LR per update."""
+    ov = tiny_overrides(tmp_path, **{
+        "schedule.total_steps": 8, "schedule.warmup.kind": "none", "schedule.decay.kind": "constant",
+        "schedule.base_lr": 0.002, "freeze": "[{patterns: ['backbone.*'], until_step: 4, lr_factor: 0.5, rewarmup_steps: 2}]",
+    })  # fmt: skip
+    assert run_inprocess(ov, stop_at=5)[0] == 143  # the resume lands inside the re-warmup
+    assert run_inprocess(ov)[0] == 0
+    lrs = {}
+    for line in (tmp_path / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["kind"] == "train":
+            lrs[rec["step"]] = rec["lr"]
+    # update t (logged at step t+1): factor 1 before 4, then 0.5 * k/2 for k = 0, 1, then 0.5
+    assert lrs == pytest.approx(
+        {1: 0.002, 2: 0.002, 3: 0.002, 4: 0.002, 5: 0.0, 6: 0.0005, 7: 0.001, 8: 0.001}
+    )
