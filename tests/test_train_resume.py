@@ -72,3 +72,17 @@ def test_best_checkpoint_kept_by_the_tracked_metric(tmp_path):
     best_step = session.best["step"]
     kept = session.mgr.committed_steps()
     assert kept == sorted({best_step, 40})
+
+
+def test_lineage_parent_chain(tmp_path):
+    ov = tiny_overrides(tmp_path, **{"schedule.total_steps": 20})
+    assert run_inprocess(ov, stop_at=15)[0] == 143
+    assert run_inprocess(ov)[0] == 0
+    root = tmp_path / "checkpoints"
+    parents = {}
+    for step_dir in sorted(root.glob("step-*")):
+        parents[step_dir.name] = json.loads((step_dir / "meta.json").read_text())["parent"]
+    # first run: 10 (cold, no parent) -> 15 (preempted); second run resumes 15 -> final 20
+    assert parents["step-00000020"] == f"{root}/step-00000015"
+    assert parents["step-00000015"] == f"{root}/step-00000010"
+    assert parents["step-00000010"] is None

@@ -127,7 +127,7 @@ def save(s: Session, *, sync: bool, reason: str) -> None:
         if sync:
             s.mgr.flush()
         s.runlog.event(s.step, "checkpoint", reason=reason, sync=sync)
-    s.parent = f"step-{s.step:08d}"
+    s.parent = s.mgr.store.describe(f"step-{s.step:08d}")  # lineage: the next checkpoint's parent URI
     s.last_saved_step = s.step
 
 
