@@ -86,3 +86,48 @@ def test_lineage_parent_chain(tmp_path):
     assert parents["step-00000020"] == f"{root}/step-00000015"
     assert parents["step-00000015"] == f"{root}/step-00000010"
     assert parents["step-00000010"] is None
+
+
+def test_stop_while_an_async_save_is_in_flight(tmp_path, reference):
+    """Step 10's background upload is held open; SIGTERM-equivalent at step 12 waits for it, then saves 12."""
+    from app.config import load_config
+    from app.errors import Preempted
+    from app.train.loop import run_loop
+    from app.train.start import prepare
+    from tests.ckpt_helpers import GatedStore
+    from tests.train_helpers import ROOT, StopAt
+
+    _, ref_model, _ = reference
+    ov = tiny_overrides(tmp_path)
+    cfg = load_config(ROOT / "configs/demo.yaml", ov, env={})
+
+    class StopWhenInFlight(StopAt):
+        seen_in_flight = None
+
+        @property
+        def requested(self) -> bool:
+            hit = super().requested
+            if hit and self.seen_in_flight is None:
+                self.seen_in_flight = self.session.mgr.in_flight
+                gated.gate.set()  # let the held upload finish so the preemption save can follow it
+            return hit
+
+    stop = StopWhenInFlight(12)
+    session = prepare(cfg, stop)
+    gated = GatedStore(session.mgr.store)
+    session.mgr.store = gated
+    stop.session = session
+    try:
+        run_loop(session)
+        raise AssertionError("expected a preemption")
+    except Preempted:
+        pass
+    finally:
+        session.mgr.close()
+        session.runlog.close()
+    assert stop.seen_in_flight == 10
+    assert session.mgr.committed_steps()[-2:] == [10, 12]
+
+    rc, _ = run_inprocess(ov)
+    assert rc == 0
+    assert_same_tensors(final_model(ov), ref_model)
