@@ -15,7 +15,9 @@ class CheckpointConfig:
     #: Where committed checkpoints live: a folder, file://, s3://bucket/prefix or oss://bucket/prefix.
     #: Empty = ``<run.dir>/checkpoints``.
     uri: str = ""
+    #: Save every this many optimizer steps (null = not by steps).
     every_steps: int | None = None
+    #: Save when this many minutes passed since the last save (null = not by time).
     every_minutes: float | None = None
     #: Serialize/hash/upload in a background worker (training continues after a host snapshot).
     async_save: bool = True
@@ -26,6 +28,7 @@ class CheckpointConfig:
     #: Metric (a key of meta.json's ``metrics``) used for best-K retention and best tracking; None = the
     #: task's metric (the trainer fills it in; left None, best-K retention is off).
     best_metric: str | None = None
+    #: Whether a larger (max) or smaller (min) best_metric is better.
     best_mode: Literal["max", "min"] = "max"
     #: Uncommitted leftovers (no manifest) whose save started longer ago than this are deleted by gc and
     #: by retention after each commit. Age comes from the folder's ``.started`` marker, not mtimes.

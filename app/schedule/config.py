@@ -61,6 +61,7 @@ def _require_increasing(path: str, name: str, values: list[int]) -> None:
 class WarmupConfig:
     """How the LR ramps up from ``start_lr`` to ``base_lr``. Set at most one of ``steps`` and ``epochs``."""
 
+    #: Warmup curve (formulas in docs/schedule.md); custom = ``callable``.
     kind: WarmupKind = "linear"
     #: Warmup length in optimizer steps, or "auto" (6 % of total steps, clamped; see docs/schedule.md).
     #: Neither ``steps`` nor ``epochs`` set means no warmup.
@@ -98,6 +99,7 @@ class WarmupConfig:
 class DecayConfig:
     """How the LR falls after warmup. Fields not used by ``kind`` are ignored."""
 
+    #: Decay curve after warmup (formulas in docs/schedule.md).
     kind: DecayKind = "cosine"
     #: Floor reached by cosine, linear and warmup_stable_decay; floor of exponential and inverse_sqrt.
     min_lr: float = 0.0

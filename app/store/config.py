@@ -34,8 +34,11 @@ class StoreConfig:
     max_attempts: int = 6
     #: Backoff: retry n waits a uniform random time in [0, min(backoff_max_s, backoff_base_s * 2**(n-1))).
     backoff_base_s: float = 0.5
+    #: Upper bound of one backoff wait, seconds.
     backoff_max_s: float = 20.0
+    #: Seconds to establish a connection before it counts as a transient failure.
     connect_timeout_s: float = 10.0
+    #: Seconds without data on an open connection before it counts as a transient failure.
     read_timeout_s: float = 60.0
     #: Send ``If-None-Match: *`` on uploads that must not overwrite, so the server itself refuses to
     #: replace an object created concurrently. Switched off automatically if the server answers 501.
