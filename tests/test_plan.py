@@ -101,7 +101,10 @@ def test_plan_plot_writes_a_valid_png(tmp_path: Path, capsys: pytest.CaptureFixt
             ["schedule.total_steps=3000", "schedule.warmup.steps=5000"],
             "schedule.warmup.steps (5000) exceeds schedule.total_steps (3000)",
         ),
-        (["schedule.total_steps=null", "schedule.epochs=2"], "schedule.epochs (2) is given in epochs"),
+        (
+            ["schedule.total_steps=null", "schedule.epochs=2", "task.kind=digitz"],
+            "task.kind: unknown task 'digitz'; did you mean 'digits'?",
+        ),
         (["schedule.decay.kind=cosinus"], "did you mean 'cosine'?"),
     ],
 )

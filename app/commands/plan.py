@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="optimizer steps per epoch (needed only when the schedule uses epochs)",
+        help="optimizer steps per epoch, for schedules set in epochs (default: counted from the task's "
+        "training data, batch size and accumulation, as `train` does)",
     )
     p.add_argument(
         "--global-batch",
@@ -93,8 +94,12 @@ def run(args: argparse.Namespace) -> int:
         if args.global_batch is not None
         else cfg.train.batch_size * cfg.train.grad_accum_steps
     )
+    spe = args.steps_per_epoch
+    if spe is None and _uses_epochs(cfg.schedule):
+        spe = _count_steps_per_epoch(cfg)
+        print(f"steps per epoch: {spe} (counted from the {cfg.task.kind} training data)")
     built = build_schedule(
-        cfg.schedule, steps_per_epoch=args.steps_per_epoch, global_batch=batch, optimizer_name=cfg.optim.name
+        cfg.schedule, steps_per_epoch=spe, global_batch=batch, optimizer_name=cfg.optim.name
     )
     if args.json:
         table = built.lr_table()
@@ -118,3 +123,18 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"\nplot: {path}")
     return 0
+
+
+def _uses_epochs(sched) -> bool:  # noqa: ANN001  (ScheduleConfig)
+    return any(
+        x is not None for x in (sched.epochs, sched.warmup.epochs, *(st.epochs for st in sched.stages))
+    )
+
+
+def _count_steps_per_epoch(cfg) -> int:  # noqa: ANN001  (Config)
+    """What ``warmstart train`` would use on one process: builds the task to count its training data."""
+    from app.tasks.base import build_task
+    from app.train.data import steps_per_epoch
+
+    task = build_task(cfg.task, cfg.run.seed)
+    return steps_per_epoch(task.train_size(), cfg.train.batch_size, 1, cfg.train.grad_accum_steps)

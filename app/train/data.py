@@ -14,7 +14,12 @@ import numpy as np
 
 from app.errors import TaskError
 
-__all__ = ["DataStream"]
+__all__ = ["DataStream", "steps_per_epoch"]
+
+
+def steps_per_epoch(size: int, micro_batch: int, world: int, accum: int) -> int:
+    """Optimizer steps per epoch: whole global micro-batches per epoch, divided by accumulation."""
+    return max(1, (size // (micro_batch * world)) // accum)
 
 
 @dataclass

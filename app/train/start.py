@@ -27,7 +27,7 @@ from app.store import open_store
 from app.tasks.base import build_task
 from app.train import dist as dist_sync
 from app.train import rng
-from app.train.data import DataStream
+from app.train.data import DataStream, steps_per_epoch
 from app.train.loop import Session
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
@@ -186,7 +186,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     batch_changed = bool(old_batch) and old_batch != global_batch
     built = build_schedule(
         cfg.schedule,
-        steps_per_epoch=max(1, stream.micro_batches_per_epoch // accum),
+        steps_per_epoch=steps_per_epoch(task.train_size(), cfg.train.batch_size, dist.world, accum),
         global_batch=global_batch,
         optimizer_name=cfg.optim.name,
         # A configured reference batch already makes the LR a function of the current batch; without
