@@ -127,6 +127,7 @@ def save(s: Session, *, sync: bool, reason: str) -> None:
         if sync:
             s.mgr.flush()
         s.runlog.event(s.step, "checkpoint", reason=reason, sync=sync)
+    dist.barrier(s.dist)  # the others wait here, not in a gloo collective that gives up after 30 s
     s.parent = s.mgr.store.describe(f"step-{s.step:08d}")  # lineage: the next checkpoint's parent URI
     s.last_saved_step = s.step
 
@@ -177,7 +178,7 @@ def run_loop(s: Session) -> int:
         new_best = False
         if cfg.train.eval_every_steps and s.step % cfg.train.eval_every_steps == 0 and s.step < total:
             new_best = evaluate(s)
-        if s.step < total and (_due(s, last_save_time) or new_best):
+        if s.step < total and (dist.any_rank(_due(s, last_save_time), s.dist) or new_best):
             save(s, sync=not cfg.checkpoint.async_save, reason="best" if new_best else "interval")
             last_save_time = time.monotonic()
     if dist.stop_agreed(s.stop, s.dist):
@@ -185,8 +186,8 @@ def run_loop(s: Session) -> int:
     evaluate(s)
     save(s, sync=True, reason="final")
     s.mgr.flush()
-    digest = dist.check_replicas(s.net, s.dist)
     dist.barrier(s.dist)
+    digest = dist.check_replicas(s.net, s.dist)
     extra = {"params_sha256": digest} if digest else {}
     s.runlog.event(s.step, "done", metrics=s.metrics, best=s.best, **extra)
     return 0

@@ -1,41 +1,22 @@
-"""Building the pieces the loop needs: process group, optimizer, freeze stages, mixed precision."""
+"""Building the pieces the loop needs: process group, optimizer, freeze stages, mixed precision.
+
+``Dist`` and ``init_dist`` live in :mod:`app.train.dist` and are re-exported here.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-import os
-from dataclasses import dataclass
 
 import paddle
 
 from app.config.schema import FreezeStage, OptimConfig, TrainConfig
 from app.errors import ConfigError
+from app.train.dist import Dist, init_dist
 
 __all__ = ["Dist", "init_dist", "build_optimizer", "check_freeze", "apply_freeze", "amp_settings"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Dist:
-    world: int
-    rank: int
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_dist() -> Dist:
-    """Join the process group when launched by ``paddle.distributed.launch`` (PADDLE_TRAINERS_NUM > 1)."""
-    world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
-    if world <= 1:
-        return Dist(1, 0)
-    import paddle.distributed as dist
-
-    dist.init_parallel_env()
-    return Dist(dist.get_world_size(), dist.get_rank())
 
 
 def build_optimizer(

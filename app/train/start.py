@@ -198,7 +198,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     amp_dtype = amp_settings(cfg.train)
     s = Session(
         cfg=cfg, task=task, net=net,
-        model=paddle.DataParallel(net) if dist.world > 1 else net,
+        model=dist_sync.data_parallel(net, dist),
         optimizer=build_optimizer(cfg.optim, lr, net), schedule=built, lr=lr, stream=stream, mgr=mgr,
         runlog=RunLog(
             dist_sync.rank_dir(run_dir, dist), built.total_steps, cfg.train.progress_bar,
