@@ -75,6 +75,11 @@ def _wait_for_step(proc: subprocess.Popen, log: Path, step: int, timeout: float 
     raise AssertionError(f"no step {step} in {log} within {timeout}s")
 
 
+def _rank_of(pid: int) -> int:
+    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return int(next(e for e in env if e.startswith(b"PADDLE_TRAINER_ID=")).split(b"=", 1)[1])
+
+
 def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -112,7 +117,7 @@ def test_world_from_env_errors_name_the_variable(env, message):
 
 def test_missing_rank_zero_is_a_config_error_not_a_hang(monkeypatch, unused_port):
     for key, value in {"PADDLE_TRAINERS_NUM": "2", "PADDLE_TRAINER_ID": "1",
-                       "PADDLE_MASTER": f"127.0.0.1:{unused_port}"}.items():  # fmt: skip
+                       "PADDLE_MASTER": f"127.0.0.1:{unused_port}", "PADDLE_DISTRI_BACKEND": "gloo"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     t0 = time.monotonic()
     with pytest.raises(ConfigError, match=f"rendezvous 127.0.0.1:{unused_port} did not answer within 1s"):
@@ -219,9 +224,10 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     ov = tiny_overrides(tmp_path / "run", **LONG)
     proc = _launch(ov, tmp_path / "launch")
     _wait_for_step(proc, tmp_path / "run" / "log.jsonl", 30)
-    ranks = sorted(int(p) for p in subprocess.check_output(["pgrep", "-P", str(proc.pid)]).split())
-    assert len(ranks) == 2
-    os.kill(ranks[1], signal.SIGTERM)  # started second: rank 1
+    workers = [int(p) for p in subprocess.check_output(["pgrep", "-P", str(proc.pid)]).split()]
+    ranks = {_rank_of(pid): pid for pid in workers}
+    assert sorted(ranks) == [0, 1]
+    os.kill(ranks[1], signal.SIGTERM)
     # A worker's 143 ends the launch with 143 (after the barrier: rank 0 has committed by then).
     assert _finish(proc, tmp_path / "launch") == 143, _worker_logs(tmp_path / "launch")
     p0 = _events(tmp_path / "run" / "log.jsonl", "preempted")[0]
