@@ -1,0 +1,82 @@
+"""Typed ``task.options`` of the two NLP task kinds (``nlp_seq_cls``, ``nlp_token_cls``).
+
+Paths (``model_dir``, ``train_file``, ``eval_file``) are only checked when the task is built, so a
+shipped config validates on a machine that lacks the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from app.errors import ConfigError
+from app.store.config import StoreConfig
+
+__all__ = ["NlpOptions", "SeqClsOptions", "TokenClsOptions", "is_uri"]
+
+SEQ_FORMATS = ("auto", "csv", "tsv", "jsonl")
+
+
+def is_uri(path: str) -> bool:
+    """True for an object-store URI (``s3://``, ``oss://``); ``file://`` and plain paths are local."""
+    return "://" in path and not path.startswith("file://")
+
+
+@dataclass
+class NlpOptions:
+    """Options shared by both NLP kinds."""
+
+    #: PaddleNLP pretrained folder (config.json + weights + tokenizer files), or an s3:// / oss:// URI of
+    #: one (downloaded into ``cache_dir`` first). Nothing is ever fetched from a model hub.
+    model_dir: str = ""
+    #: Training data file.
+    train_file: str = ""
+    #: Evaluation data file (same format as ``train_file``).
+    eval_file: str = ""
+    #: Label names in head order; empty = the sorted set of labels found in ``train_file``.
+    labels: list[str] | None = None
+    #: Longest tokenized input (special tokens included); longer inputs are truncated.
+    max_seq_len: int = 128
+    #: Batch size of the evaluation pass.
+    eval_batch_size: int = 64
+    #: Where a ``model_dir`` URI is downloaded; the config translator fills in ``<run.dir>/pretrained``.
+    cache_dir: str | None = None
+    #: Store settings for a ``model_dir`` URI; the config translator copies the top-level ``store:``.
+    store: StoreConfig | None = None
+
+    def validate(self, path: str) -> None:
+        for name in ("model_dir", "train_file", "eval_file"):
+            if not getattr(self, name):
+                raise ConfigError(f"{path}.{name}: required for task.kind nlp_* (a path)")
+        if self.max_seq_len < 8:
+            raise ConfigError(f"{path}.max_seq_len: must be >= 8, got {self.max_seq_len}")
+        if self.eval_batch_size <= 0:
+            raise ConfigError(f"{path}.eval_batch_size: must be > 0, got {self.eval_batch_size}")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ConfigError(f"{path}.labels: duplicate names in {self.labels}")
+
+
+@dataclass
+class SeqClsOptions(NlpOptions):
+    """Sequence classification: one label per text (or text pair)."""
+
+    #: File format; auto = by suffix (.csv, .tsv, .jsonl / .json).
+    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    #: Column (CSV/TSV header name, JSONL key) holding the text.
+    text_column: str = "text"
+    #: Column holding the second text of a pair (sentence-pair tasks); None = single texts.
+    text_pair_column: str | None = None
+    #: Column holding the label.
+    label_column: str = "label"
+
+
+@dataclass
+class TokenClsOptions(NlpOptions):
+    """Token classification (NER): CoNLL files, one ``token ... tag`` line per word, blank line per sentence.
+
+    Tags use the BIO scheme (``B-PER``, ``I-PER``, ``O``); entity-level metrics come from PaddleNLP's
+    ChunkEvaluator.
+    """
+
+    #: Only CoNLL is supported: whitespace-separated columns, token first, tag last.
+    format: Literal["conll"] = "conll"
