@@ -37,7 +37,7 @@ EXIT_CODES_HELP = f"""exit codes:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.commands import ckpt, config_cmd, export, plan, plot, train
+    from app.commands import ckpt, config_cmd, export, launch, plan, plot, train
 
     parser = argparse.ArgumentParser(
         prog="warmstart",
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (train, plan, config_cmd, ckpt, plot, export):
+    for module in (train, launch, plan, config_cmd, ckpt, plot, export):
         module.register(sub)
     return parser
 
