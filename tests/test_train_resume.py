@@ -131,3 +131,19 @@ def test_stop_while_an_async_save_is_in_flight(tmp_path, reference):
     rc, _ = run_inprocess(ov)
     assert rc == 0
     assert_same_tensors(final_model(ov), ref_model)
+
+
+def test_numpy_and_python_draws_in_a_step_depend_only_on_seed_step_and_rank():
+    import random
+
+    import numpy as np
+
+    from app.train.rng import seed_for_step
+
+    seed_for_step(42, 7, rank=1)
+    first = (np.random.random(3).tolist(), random.random())
+    np.random.random(100)  # whatever happened in between
+    seed_for_step(42, 7, rank=1)
+    assert (np.random.random(3).tolist(), random.random()) == first
+    seed_for_step(42, 7, rank=0)
+    assert np.random.random(3).tolist() != first[0]

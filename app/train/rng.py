@@ -1,8 +1,9 @@
 """Random state that survives a restart exactly.
 
-Python's and NumPy's global generators are saved and restored as plain JSON. Paddle's CPU generator
-state cannot be serialized (its ``GeneratorState`` exposes only seed and offset), so Paddle is re-seeded
-at every optimizer step from ``(run seed, step, rank)``: its state is then a function of the step.
+Paddle's CPU generator state cannot be serialized (its ``GeneratorState`` exposes only seed and offset),
+and in a multi-process run only rank 0 writes the checkpoint, so Paddle, NumPy and Python are re-seeded at
+every optimizer step from ``(run seed, step, rank)``: their state is a function of the step on every rank.
+Python's and NumPy's states are also saved as plain JSON and restored, for code that draws between steps.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ def seed_all(seed: int, rank: int = 0) -> None:
 
 
 def seed_for_step(seed: int, step: int, rank: int = 0) -> None:
-    """Make Paddle's randomness (dropout, init in the step) a function of the step."""
+    """Make every generator's draws in this step a function of ``(seed, step, rank)``.
+
+    Paddle (dropout), NumPy and Python (task augmentation) are all re-seeded, so a resumed run, on any
+    rank, draws exactly what the uninterrupted run drew, without gathering per-rank states.
+    """
     paddle.seed(_derive(seed, rank, 4, step))
+    np.random.seed(_derive(seed, rank, 5, step))
+    random.seed(_derive(seed, rank, 6, step))
 
 
 def capture() -> dict[str, Any]:
