@@ -29,8 +29,8 @@ def export_inference(model: paddle.nn.Layer, out_dir: Path) -> list[Path]:
         paddle.static.InputSpec(shape=[None, None], dtype="int64", name="input_ids"),
         paddle.static.InputSpec(shape=[None, None], dtype="int64", name="token_type_ids"),
     ]
-    static = paddle.jit.to_static(model, input_spec=spec)
-    paddle.jit.save(static, str(out_dir / "inference"))
+    static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+    paddle.jit.save(static, str(out_dir / "inference"), input_spec=spec)
     return [out_dir / "inference.pdmodel", out_dir / "inference.pdiparams"]
 
 
