@@ -32,3 +32,10 @@ lint: install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# --- bench ---
+# Checkpoint stall, transfer, resume latency and training outcomes, measured side by side (~20 min on
+# 2 cores): writes bench/results.json, docs/benchmarks.md and docs/img/bench_*.png.
+.PHONY: bench
+bench: install
+	$(PY) -m bench.run

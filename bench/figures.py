@@ -1,0 +1,75 @@
+"""The figures ``make bench`` produces: where each sits in results.json, what it is compared with, target."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Figure", "FIGURES", "lookup", "verdict"]
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    anchor: str
+    path: tuple[str, ...]  # to the number (a summary dict's "median", or a plain number)
+    op: str  # "<=", ">=", "==" or "" (reported only)
+    target: float | None
+
+    @property
+    def target_text(self) -> str:
+        if not self.op:
+            return "reported"
+        return f"{'≤' if self.op == '<=' else '≥' if self.op == '>=' else '='} {self.target:g}" + (
+            "" if self.op == "==" else "×"
+        )
+
+
+def _ratio(*path: str) -> tuple[str, ...]:
+    return (*path, "ratio", "median")
+
+
+FIGURES: list[Figure] = [
+    Figure("stall_small_local", "training stall per checkpoint, small state, local store",
+           "pure host copy of the same tensors", _ratio("stall", "local_small", "vs_copy"), "<=", 1.5),
+    Figure("stall_large_local", "training stall per checkpoint, large state, local store",
+           "pure host copy of the same tensors", _ratio("stall", "local_large", "vs_copy"), "<=", 1.5),
+    Figure("stall_small_s3", "training stall per checkpoint, small state, S3 store",
+           "pure host copy of the same tensors", _ratio("stall", "s3_small", "vs_copy"), "<=", 1.5),
+    Figure("stall_large_s3", "training stall per checkpoint, large state, S3 store",
+           "pure host copy of the same tensors", _ratio("stall", "s3_large", "vs_copy"), "<=", 1.5),
+    Figure("async_small", "stall with async saving, small state, S3",
+           "synchronous save + upload", _ratio("stall", "s3_small", "vs_sync"), "<=", 0.1),
+    Figure("async_large", "stall with async saving, large state, S3",
+           "synchronous save + upload", _ratio("stall", "s3_large", "vs_sync"), "<=", 0.1),
+    Figure("throughput_ckpt", "training throughput with a checkpoint every 50 steps",
+           "no checkpointing", _ratio("throughput"), ">=", 0.98),
+    Figure("upload", "upload time of the large checkpoint", "`aws s3 cp` on the same moto_server",
+           _ratio("transfer", "upload"), "<=", 1.0),
+    Figure("download", "download time of the large checkpoint", "`aws s3 cp` on the same moto_server",
+           _ratio("transfer", "download"), "<=", 1.0),
+    Figure("resume_latency", "resume latency: process start → first optimizer step (large state, S3)",
+           "import + download + load + one step, measured separately", _ratio("resume"), "<=", 1.2),
+    Figure("loop_vs_bare", "our loop's throughput", "a bare Paddle loop, same model and batches",
+           _ratio("loop"), ">=", 0.98),
+    Figure("sigterm_steps_lost", "steps lost to a SIGTERM within the grace budget", "—",
+           ("sigterm", "steps_lost_max"), "==", 0),
+    Figure("safetensors_save", "safetensors save", "`paddle.save`", _ratio("serialize", "save"), "", None),
+    Figure("safetensors_load", "safetensors load", "`paddle.load`", _ratio("serialize", "load"), "", None),
+]  # fmt: skip
+
+
+def lookup(results: dict, path: tuple[str, ...]) -> Any:
+    node: Any = results
+    for part in path:
+        node = node[part]
+    return node
+
+
+def verdict(fig: Figure, value: float) -> str:
+    if not fig.op or not math.isfinite(value):
+        return "reported" if fig.op == "" else "missing"
+    ok = {"<=": value <= fig.target, ">=": value >= fig.target, "==": value == fig.target}[fig.op]
+    return "met" if ok else "**missed**"
