@@ -112,8 +112,9 @@ def _section_process(results: dict) -> list[str]:
         out += [f"| {t['signal_at_step']} | {t['last_step_done']} | {t['resumed_at']} | {t['steps_lost']} "
                 f"| {t['exit_code']} | {t['sigterm_to_exit_s']:.2f} |" for t in s["trials"]]  # fmt: skip
         out += ["", f"Grace budget `preempt.grace_seconds` = {s['grace_seconds']:g} s.", ""]
-    if "loop" in results:
-        lp = results["loop"]
+    for name, lp in results.get("loop", {}).items():
+        if name.startswith("_"):
+            continue
         out += [f"### Our loop vs a bare Paddle loop (MLP width {lp['width']} x {lp['layers']}, batch {lp['batch']}, "
                 f"{lp['steps']} steps)", "", "| figure | ours | anchor | ratio |", "|---|---|---|---|",
                 _pair("steps/s", lp, "", "`run_loop`", "bare loop"), "",

@@ -35,7 +35,7 @@ class Sizes:
     reps_process: int  # repetitions of the suites that start processes and move the large state
     throughput_steps: int
     throughput_every: int
-    loop: tuple[int, int, int, int]  # width, layers, batch, steps
+    loop: dict[str, tuple[int, int, int, int]]  # name -> (width, layers, batch, steps)
     loop_reps: int
     sigterm_stops: list[int] = field(default_factory=list)
     warm: dict = field(default_factory=dict)
@@ -44,14 +44,14 @@ class Sizes:
 
 FULL = Sizes(
     small=(2048, 4), large=(4096, 5), reps_small=5, reps_large=3, reps_process=3,
-    throughput_steps=150, throughput_every=50, loop=(512, 4, 64, 200), loop_reps=5,
+    throughput_steps=150, throughput_every=50, loop={"medium": (1024, 4, 32, 120), "small": (256, 2, 32, 300)}, loop_reps=5,
     sigterm_stops=[7, 13, 25],
     warm={"seeds": [1, 2, 3], "warm_steps": 240, "cold_steps": 600, "every": 10},
     warmup={"lrs": [0.01, 0.03, 0.1], "seeds": [1, 2], "steps": 100, "warmup": 20, "batch": 256},
 )  # fmt: skip
 QUICK = Sizes(
     small=(128, 2), large=(256, 2), reps_small=2, reps_large=2, reps_process=1,
-    throughput_steps=24, throughput_every=10, loop=(64, 2, 16, 20), loop_reps=2,
+    throughput_steps=24, throughput_every=10, loop={"medium": (64, 2, 16, 20), "small": (32, 2, 16, 20)}, loop_reps=2,
     sigterm_stops=[4],
     warm={"seeds": [1], "warm_steps": 50, "cold_steps": 30, "every": 10, "pretrain_steps": 30},
     warmup={"lrs": [0.1], "seeds": [1], "steps": 8, "warmup": 4, "batch": 64},
@@ -142,10 +142,11 @@ class Runner:
     def loop(self) -> dict:
         from bench.loop import loop_suite
 
-        w, n, b, steps = self.sizes.loop
-        return loop_suite(
-            self.dir("loop"), width=w, layers=n, batch=b, steps=steps, reps=self.sizes.loop_reps
-        )
+        out = {}
+        for name, (w, n, b, steps) in self.sizes.loop.items():
+            work = self.dir(f"loop-{name}")
+            out[name] = loop_suite(work, width=w, layers=n, batch=b, steps=steps, reps=self.sizes.loop_reps)
+        return out
 
     def serialize(self) -> dict:
         from bench.common import synth_overrides

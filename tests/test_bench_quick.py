@@ -38,7 +38,8 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     assert sig["steps_lost_max"] == 0
     assert sig["exit_codes"] == [143]
     assert all(t["resumed_at"] == t["last_step_done"] >= t["signal_at_step"] for t in sig["trials"])
-    assert results["loop"]["identical_final_params"] is True
+    assert results["loop"]["medium"]["identical_final_params"] is True
+    assert results["loop"]["small"]["identical_final_params"] is True
     assert min(results["resume"]["resumed_from_steps"]) > 0  # a real resume, not a cold start
     for name in ("warm_vs_cold", "warmup"):
         assert results[name]["task"] == "digits"
