@@ -59,6 +59,7 @@ TASKS: dict[str, str] = {
 #: PaddleDetection ``LearningRate``, PaddleNLP ``TrainingArguments`` names) and map them onto ours.
 #: It must not override keys the user set in our own sections.
 CONFIG_TRANSLATORS: dict[str, str] = {}
+CONFIG_TRANSLATORS["detection"] = "app.tasks.det.translate:translate"
 CONFIG_TRANSLATORS |= dict.fromkeys(("nlp_seq_cls", "nlp_token_cls"), "app.tasks.nlp.translate:translate")
 CONFIG_TRANSLATORS["detection"] = "app.tasks.det.translate:translate"
 

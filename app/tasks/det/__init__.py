@@ -1,0 +1,9 @@
+"""Object detection with PaddleDetection (ppdet): PicoDet, PP-YOLOE+, YOLOv3 and users' own configs.
+
+``task.kind: detection``; see docs/detection.md. Modules: ``task`` (the adapter), ``workspace`` (ppdet
+config loading and model building), ``data`` (COCO records and ppdet transforms), ``ema``, ``export``,
+``translate`` (the ppdet ``LearningRate``/``OptimizerBuilder`` -> our schedule/optim translator) and
+``synth`` (the synthetic shapes data set).
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,100 @@
+"""Load a PaddleDetection config (with ``_BASE_`` includes) into ppdet's workspace and build from it.
+
+ppdet keeps one process-wide ``global_config`` that every ``load_config`` merges into and that
+``create`` mutates. :func:`load_ppdet_config` first puts that registry back to how it was right after
+ppdet registered its modules, so two configs loaded in one process (tests, a warm run after a cold one)
+never leak keys into each other. Architectures known to be broken in this wheel are refused up front.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import app  # noqa: F401  (zlib before paddle)
+from app.errors import ConfigError, TaskError
+
+__all__ = ["load_ppdet_config", "build_architecture", "BROKEN_ARCHITECTURES", "SUPPORTED_HINT"]
+
+log = logging.getLogger(__name__)
+
+#: Architectures that do not train with paddledet 2.6.0 on Paddle >= 2.5 (see FIELD_NOTES).
+BROKEN_ARCHITECTURES = {
+    "FasterRCNN": "its RPN head fails on Paddle >= 2.5 ('The axis is expected to be in range of [0, 0)')",
+    "MaskRCNN": "it shares the broken RPN head of Faster R-CNN",
+    "CascadeRCNN": "it shares the broken RPN head of Faster R-CNN",
+}
+SUPPORTED_HINT = "use PicoDet, PPYOLOE or YOLOv3 (configs/det_*.yaml)"
+
+_PRISTINE: dict[str, Any] | None = None
+
+
+def _workspace() -> Any:
+    import ppdet.core.workspace as ws  # registers every ppdet module on import
+    import ppdet.data  # noqa: F401  (transforms and data sets)
+    import ppdet.modeling  # noqa: F401
+    import ppdet.optimizer  # noqa: F401
+
+    global _PRISTINE
+    if _PRISTINE is None:
+        _PRISTINE = {k: copy.copy(v) for k, v in ws.global_config.items()}
+    return ws
+
+
+def _reset(ws: Any) -> None:
+    """Put ppdet's global registry back to its just-imported state."""
+    assert _PRISTINE is not None
+    for key in list(ws.global_config):
+        if key not in _PRISTINE:
+            del ws.global_config[key]
+    for key, saved in _PRISTINE.items():
+        current = ws.global_config.get(key)
+        if isinstance(saved, dict) and isinstance(current, dict):
+            dict.clear(current)
+            dict.update(current, copy.deepcopy(dict(saved)))
+        else:
+            ws.global_config[key] = saved
+
+
+def load_ppdet_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
+    """ppdet's ``global_config`` for ``path`` (``_BASE_`` resolved) with ``overrides`` merged on top."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"task.options.ppdet_config: {str(p)!r} does not exist")
+    ws = _workspace()
+    _reset(ws)
+    try:
+        cfg = ws.load_config(str(p))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"task.options.ppdet_config {str(p)!r}: an included file is missing: {exc.filename}"
+        ) from None
+    except Exception as exc:  # yaml errors, unknown !Tags: the user's file, reported as a config error
+        raise ConfigError(f"task.options.ppdet_config {str(p)!r}: cannot be loaded: {exc}") from None
+    if overrides:
+        ws.merge_config(copy.deepcopy(overrides))
+    arch = cfg.get("architecture")
+    if not arch:
+        raise ConfigError(f"task.options.ppdet_config {str(p)!r}: no 'architecture' key")
+    if arch in BROKEN_ARCHITECTURES:
+        raise ConfigError(
+            f"task.options.ppdet_config {str(p)!r}: architecture {arch} is not supported: "
+            f"{BROKEN_ARCHITECTURES[arch]}",
+            hint=SUPPORTED_HINT,
+        )
+    return cfg
+
+
+def build_architecture(cfg: Any) -> Any:
+    """``create(cfg.architecture)``; a failure inside ppdet becomes a TaskError naming the architecture."""
+    import ppdet.core.workspace as ws
+
+    try:
+        return ws.create(cfg["architecture"])
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        raise TaskError(
+            f"ppdet cannot build architecture {cfg['architecture']!r} from task.options.ppdet_config: {exc}",
+            hint="check the model section names against ppdet's registered modules",
+        ) from None
