@@ -39,3 +39,21 @@ clean:
 .PHONY: bench
 bench: install
 	$(PY) -m bench.run
+
+# --- deploy --- (need a Docker engine; not part of `make test`, whose static deploy checks run anywhere)
+IMAGE ?= warmstart:2.6.2-cu118
+
+.PHONY: docker-build docker-lint compose-up bench-save
+
+docker-build:
+	docker build -t $(IMAGE) .
+
+docker-lint: install
+	$(VENV)/bin/hadolint Dockerfile
+
+compose-up:
+	test -f deploy/compose/credentials.env || cp deploy/compose/credentials.env.example deploy/compose/credentials.env
+	docker compose up -d --build
+
+bench-save: install
+	$(PY) deploy/bench_save.py
