@@ -57,3 +57,11 @@ compose-up:
 
 bench-save: install
 	$(PY) deploy/bench_save.py
+
+# --- faults ---
+# The fault-injection suite at full counts (50 kill -9, 20 SIGTERM), then docs/reliability.md from its figures.
+.PHONY: faults
+faults: install
+	rm -rf runs/faults
+	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/faults
+	$(PY) -m tests.faults.report runs/faults docs/reliability.md

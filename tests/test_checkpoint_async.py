@@ -56,7 +56,8 @@ def test_failed_upload_raises_on_next_save_and_keeps_staged_files(
         mgr.flush()
     assert info.value.exit_code == 3
     staged = tmp_path / "stage" / "step-00000005"
-    assert sorted(p.name for p in staged.iterdir()) == ["model.safetensors", "optimizer.safetensors"]
+    assert sorted(p.name for p in staged.iterdir()) == [  # staged in full before the first upload
+        "meta.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]  # fmt: skip
     assert any(str(staged) in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
     assert not inner.exists("step-00000005/manifest.json") and mgr.latest() is None
     mgr.flush()  # raised once; the run decides what to do next

@@ -18,7 +18,7 @@ import numpy as np
 
 from app.checkpoint import catalog, reader, retention
 from app.checkpoint.config import CheckpointConfig
-from app.checkpoint.layout import CheckpointRef, check_group_name, json_bytes
+from app.checkpoint.layout import MANIFEST, CheckpointRef, check_group_name, json_bytes, step_key
 from app.checkpoint.lineage import with_lineage
 from app.checkpoint.reader import LoadedCheckpoint
 from app.checkpoint.saver import SaveWorker, default_kept_at
@@ -89,6 +89,8 @@ class CheckpointManager:
         self.cfg = cfg
         self.staging_dir = Path(staging_dir)
         self._protected: set[int] = set()
+        #: Committed steps that failed verification when loading: re-saving one replaces it.
+        self._unusable: set[int] = set()
         kept_at = default_kept_at(store.is_local, store.describe, self.staging_dir)
         self._worker = SaveWorker(self._save_and_retain, background=cfg.async_save, kept_at=kept_at)
 
@@ -105,19 +107,34 @@ class CheckpointManager:
         return reader.load(self.store, ref, self.staging_dir)
 
     def load_latest(self) -> LoadedCheckpoint | None:
-        """Load the newest checkpoint that verifies, warning about and skipping any that do not."""
+        """Load the newest checkpoint that verifies, warning about and skipping any that do not.
+
+        None when nothing is committed. When checkpoints are committed but none verifies, a
+        CheckpointError: starting over silently would discard the run (and its steps could not be re-saved).
+        """
         statuses = catalog.scan(self.store)
+        committed = [s.step for s in statuses if any(o.key.endswith(f"/{MANIFEST}") for o in s.objects)]
+        self._unusable = {s.step for s in statuses if s.step in committed and not s.intact}
         while True:
             ref = catalog.latest(self.store, statuses)
             if ref is None:
-                return None
+                break
             try:
                 return self.load(ref)
             except CheckpointError as exc:
                 log.warning(
                     "skipping checkpoint step %d: %s; falling back to the previous one", ref.step, exc.line()
                 )
+                self._unusable.add(ref.step)
                 statuses = [s for s in statuses if s.step < ref.step]
+        if committed:
+            raise CheckpointError(
+                f"none of the {len(committed)} committed checkpoint(s) under {self.store.uri} is usable "
+                f"(steps {', '.join(map(str, committed))}; see the warnings above)",
+                hint="inspect them with `warmstart ckpt ls URI --verify`; move the bad step folders away "
+                "or point checkpoint.uri elsewhere to start over",
+            )
+        return None
 
     # -- writing -------------------------------------------------------------------------------
     def save(self, snapshot: Snapshot) -> CheckpointRef | None:
@@ -155,6 +172,12 @@ class CheckpointManager:
         return retention.apply(self.store, self.plan_gc())
 
     def _save_and_retain(self, prepared: PreparedSave) -> CheckpointRef:
+        if prepared.step in self._unusable:  # re-trained after it failed verification: replace it
+            log.warning(
+                "replacing checkpoint step %d, which failed verification, with the new save", prepared.step
+            )
+            self.store.delete([f"{step_key(prepared.step)}/{MANIFEST}"])  # un-commit; leftovers are cleared
+            self._unusable.discard(prepared.step)
         ref = write_checkpoint(self.store, prepared, self.staging_dir)
         try:
             plan = retention.collect(self.store, self.cfg, self._protected | {ref.step})

@@ -61,20 +61,26 @@ def staging_path(staging_dir: Path, step: int) -> Path:
 
 
 class _StagedSink:
-    """Serialize into a local staging folder, hash, upload."""
+    """Serialize into a local staging folder and hash (``stage``, before the store is asked anything, so a
+    store that is down leaves the whole snapshot on local disk), then upload (``write``)."""
 
     def __init__(self, store: ObjectStore, key: str, folder: Path) -> None:
         self.store, self.key, self.folder = store, key, folder
+        self._staged: dict[str, FileEntry] = {}
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
 
-    def write(self, name: str, fill: Fill) -> FileEntry:
+    def stage(self, name: str, fill: Fill) -> None:
         path = self.folder / name
         fill(path)
-        entry = FileEntry(name, path.stat().st_size, sha256_file(path))
-        self.store.upload_file(path, f"{self.key}/{name}")
-        return entry
+        self._staged[name] = FileEntry(name, path.stat().st_size, sha256_file(path))
+
+    def write(self, name: str, fill: Fill) -> FileEntry:
+        if name not in self._staged:
+            self.stage(name, fill)
+        self.store.upload_file(self.folder / name, f"{self.key}/{name}")
+        return self._staged[name]
 
     def done(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -84,8 +90,12 @@ class _LocalSink:
     """Write straight into the step folder of a local store: hidden temporary name, fsync, rename."""
 
     def __init__(self, store: ObjectStore, key: str) -> None:
+        from app.store.local import TEMP_TAG
+
         self.folder = store.local_path(key)
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(f".*{TEMP_TAG}*"):  # an earlier save of this step was killed mid-write
+            stale.unlink(missing_ok=True)
 
     def write(self, name: str, fill: Fill) -> FileEntry:
         from app.store.local import TEMP_TAG  # hidden temporary names the local store's listing skips
@@ -138,19 +148,22 @@ def write_checkpoint(store: ObjectStore, job: PreparedSave, staging_dir: Path) -
     """Write ``job`` as ``step-N`` and commit it. Raises StorageError/CheckpointError; never half-commits."""
     key = step_key(job.step)
     where = store.describe(key)
+    files = [(f"{g}{TENSOR_SUFFIX}", _tensor_fill(g, t, where)) for g, t in job.tensors.items()]
+    files += [(TRAINER_STATE, _bytes_fill(job.state_json)), (META, _bytes_fill(job.meta_json))]
+    staged = None
+    if not store.is_local:
+        staged = _StagedSink(store, key, staging_path(staging_dir, job.step))
+        for name, fill in files:
+            staged.stage(name, fill)
     if store.exists(f"{key}/{MANIFEST}"):
         log.info("%s is already committed; not saving step %d again", where, job.step)
+        if staged is not None:
+            staged.done()
         return read_manifest_ref(store, key, job.step)
     _clear_leftovers(store, key)
     store.put_bytes(f"{key}/{STARTED}", _started_marker())
-    sink = (
-        _LocalSink(store, key)
-        if store.is_local
-        else _StagedSink(store, key, staging_path(staging_dir, job.step))
-    )
-    entries = [sink.write(f"{g}{TENSOR_SUFFIX}", _tensor_fill(g, t, where)) for g, t in job.tensors.items()]
-    entries.append(sink.write(TRAINER_STATE, _bytes_fill(job.state_json)))
-    entries.append(sink.write(META, _bytes_fill(job.meta_json)))
+    sink = staged if staged is not None else _LocalSink(store, key)
+    entries = [sink.write(name, fill) for name, fill in files]
     manifest = Manifest(job.step, utc_now(), entries).to_bytes()
     store.put_bytes(f"{key}/{MANIFEST}", manifest)  # the commit
     sink.done()

@@ -134,7 +134,13 @@ class S3Store(ObjectStore):
             pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
             for page in pages:
                 for item in page.get("Contents", []):
-                    found.append(ObjectInfo(item["Key"][skip:], int(item["Size"])))
+                    key = item["Key"][skip:]
+                    try:  # a key with '..', '//' or '\\' is never listed, so never fetched or deleted
+                        check_key(key)
+                    except ValueError:
+                        log.warning("ignoring object %r under %s: not a plain relative key", key, self.uri)
+                        continue
+                    found.append(ObjectInfo(key, int(item["Size"])))
         return sorted(found, key=lambda info: info.key)
 
     def exists(self, key: str) -> bool:
