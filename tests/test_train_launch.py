@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.train_helpers import ROOT, tiny_overrides
 
 VENV_BIN = Path(sys.executable).parent
-LONG = {"train.batch_size": 8, "schedule.total_steps": 400, "checkpoint.every_steps": 50,
+LONG = {"train.batch_size": 8, "schedule.total_steps": 800, "checkpoint.every_steps": 50,
         "train.eval_every_steps": 200, "task.options.dropout": 0.0}  # fmt: skip
 
 
@@ -51,7 +51,7 @@ def test_sigterm_to_launch_exits_143_with_a_committed_checkpoint_and_resumes(tmp
     assert proc.returncode == 143, err[-3000:]
     assert "SIGTERM: forwarded to" in err
     (stopped,) = [e["step"] for e in _events(log, "preempted")]
-    assert 30 <= stopped < 400
+    assert 30 <= stopped < 800
     assert (run_dir / "checkpoints" / f"step-{stopped:08d}" / "manifest.json").exists()
     rank1 = _events(run_dir / "rank1" / "log.jsonl", "preempted")
     assert [e["step"] for e in rank1] == [stopped]  # both ranks stopped at the same step
@@ -61,7 +61,7 @@ def test_sigterm_to_launch_exits_143_with_a_committed_checkpoint_and_resumes(tmp
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert [e["step"] for e in _events(log, "resume")] == [stopped]
-    assert _events(log, "done")[-1]["step"] == 400
+    assert _events(log, "done")[-1]["step"] == 800
 
 
 def test_launch_without_a_command_is_a_usage_error(capsys):

@@ -53,7 +53,7 @@ def _events(log: Path, name: str) -> list[dict]:
     return [r for r in map(json.loads, log.read_text().splitlines()) if r.get("event") == name]
 
 
-LONG = {"schedule.total_steps": 300, "schedule.warmup.steps": 20, "checkpoint.every_steps": 50,
+LONG = {"schedule.total_steps": 1500, "schedule.warmup.steps": 20, "checkpoint.every_steps": 50,
         "train.eval_every_steps": 100}  # fmt: skip
 
 
@@ -68,7 +68,7 @@ def test_real_sigterm_saves_exits_143_and_restart_is_exact(tmp_path):
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
     stopped = _events(tmp_path / "run" / "log.jsonl", "preempted")[0]["step"]
-    assert 60 <= stopped < 300
+    assert 60 <= stopped < 1500
     assert last.startswith(f"warmstart: preempted: stopped at step {stopped} (signal SIGTERM); "
                            f"checkpoint step-{stopped:08d} committed")  # fmt: skip
 
@@ -142,7 +142,7 @@ def test_entrypoint_env_only_fetch_resume_publish_on_s3(tmp_path, s3_server, s3_
         WARMSTART_CHECKPOINT_URI=f"s3://{s3_bucket}/jobs/digits",
         WARMSTART_S3_ENDPOINT_URL=s3_server,
         WARMSTART_S3_ADDRESSING_STYLE="path",
-        WARMSTART_TOTAL_STEPS="120",
+        WARMSTART_TOTAL_STEPS="400",
         WARMSTART_ARGS="--set train.batch_size=16 --set task.options.width=4 --set checkpoint.every_steps=20 "
         "--set train.progress_bar=off --set schedule.warmup.steps=10",
     )
@@ -163,7 +163,7 @@ def test_entrypoint_env_only_fetch_resume_publish_on_s3(tmp_path, s3_server, s3_
     assert resume["step"] == stopped
     assert resume["source"] == f"s3://{s3_bucket}/jobs/digits/step-{stopped:08d}"
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_server).list_objects_v2(
-        Bucket=s3_bucket, Prefix="jobs/digits/step-00000120/")["Contents"]]  # fmt: skip
+        Bucket=s3_bucket, Prefix="jobs/digits/step-00000400/")["Contents"]]  # fmt: skip
     assert sorted(k.rsplit("/", 1)[1] for k in keys) == [
         "manifest.json",
         "meta.json",

@@ -166,16 +166,29 @@ def _all_reduce(values: list[float], op: str, dtype: str = "float64") -> np.ndar
     return t.numpy()
 
 
-def barrier(d: Dist) -> None:
+def barrier(d: Dist, *, best_effort: bool = False) -> None:
     """Wait, however long it takes, until every rank gets here (e.g. until rank 0 has committed a save).
 
     Not ``paddle.distributed.barrier``: on CPU its gloo collectives give up after 30 s, which a checkpoint
     upload can exceed. The ranks count themselves in on the launch's TCP store instead (no deadline; if
     rank 0 dies, its store goes with it and the wait fails at once). Every rank must call this the same
     number of times in the same order. One call costs ~90 ms on loopback.
+
+    ``best_effort``: used on the way out after a preemption save. The bare launcher tears its store down
+    when it gets SIGTERM; once rank 0 has committed, a broken wait must not turn exit 143 into a crash.
     """
     if d.world == 1:
         return
+    if best_effort:
+        try:
+            _wait_all(d)
+        except Exception as exc:  # Paddle raises RuntimeError/OSError variants from its TCP store
+            log.warning("rank %d: could not wait for the other ranks while stopping (%s)", d.rank, exc)
+        return
+    _wait_all(d)
+
+
+def _wait_all(d: Dist) -> None:
     from paddle.base import core
 
     store = core.create_or_get_global_tcp_store()

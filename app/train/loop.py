@@ -127,7 +127,8 @@ def save(s: Session, *, sync: bool, reason: str) -> None:
         if sync:
             s.mgr.flush()
         s.runlog.event(s.step, "checkpoint", reason=reason, sync=sync)
-    dist.barrier(s.dist)  # the others wait here, not in a gloo collective that gives up after 30 s
+    # the others wait here, not in a gloo collective that gives up after 30 s
+    dist.barrier(s.dist, best_effort=reason == "preempted")
     s.parent = s.mgr.store.describe(f"step-{s.step:08d}")  # lineage: the next checkpoint's parent URI
     s.last_saved_step = s.step
 
@@ -144,7 +145,7 @@ def _preempt(s: Session) -> None:
     s.runlog.event(s.step, "preempted", reason=s.stop.reason)
     save(s, sync=True, reason="preempted")
     s.mgr.flush()
-    dist.barrier(s.dist)  # no rank exits (143 ends the whole launch) before rank 0 has committed
+    dist.barrier(s.dist, best_effort=True)  # no rank exits (143 ends the launch) before rank 0 committed
     took = time.monotonic() - t0
     budget = s.cfg.preempt.grace_seconds
     if took > budget:

@@ -142,7 +142,8 @@ def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
         log.info("warm start (%s): %s", init.mode, line)
     if s.dist.is_main:
         (Path(s.cfg.run.dir) / "warmstart_report.json").write_text(json.dumps(report.as_dict(), indent=2))
-    s.runlog.event(0, "warm_start", source=source, mode=init.mode, report=report.as_dict())
+    summary = {k: v for k, v in report.as_dict().items() if k != "loaded"}  # full list: the report file
+    s.runlog.event(0, "warm_start", source=source, mode=init.mode, loaded=len(report.loaded), report=summary)
     lint = warm_lr_lint(s.schedule.base_lr, loaded.meta)
     if lint:
         log.warning("warm-start lint: %s", lint)
