@@ -61,6 +61,7 @@ TASKS: dict[str, str] = {
 CONFIG_TRANSLATORS: dict[str, str] = {}
 CONFIG_TRANSLATORS["detection"] = "app.tasks.det.translate:translate"
 CONFIG_TRANSLATORS |= dict.fromkeys(("nlp_seq_cls", "nlp_token_cls"), "app.tasks.nlp.translate:translate")
+CONFIG_TRANSLATORS["ocr_rec"] = "app.tasks.ocr.translate:translate"
 
 
 def _resolve(target: str) -> Any:

@@ -1,0 +1,165 @@
+"""Typed ``task.options`` of the ``ocr_rec`` task: model size, data layout, dictionary, augmentation.
+
+Paths are only checked when the task is built, so a shipped config validates on a machine that lacks the
+data. Names follow PaddleOCR where a PaddleOCR user would look for them (``data_dir``,
+``label_file_list``, ``character_dict_path``, ``use_space_char``, ``max_text_length``, ``image_shape``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from app.errors import ConfigError
+
+__all__ = ["ModelOptions", "AugmentOptions", "SynthOptions", "OcrRecOptions"]
+
+
+@dataclass
+class ModelOptions:
+    """The CRNN-class recognizer: ``backbone`` (PP-LCNet-style convs) -> ``neck`` -> ``head`` (CTC)."""
+
+    #: Channels of the stem; every stage doubles it (PP-LCNet's scale knob, in channels).
+    width: int = 16
+    #: Depthwise-separable blocks per stage (4 stages).
+    blocks_per_stage: int = 1
+    #: Sequence encoder: bilstm (CRNN), mixer (light global self-attention + MLP blocks), none.
+    encoder: Literal["bilstm", "mixer", "none"] = "bilstm"
+    #: Hidden size of the encoder (per direction for bilstm).
+    hidden_size: int = 48
+    #: bilstm: stacked layers; mixer: blocks.
+    encoder_layers: int = 1
+    #: mixer only: attention heads (must divide hidden_size).
+    heads: int = 2
+    #: Dropout before the CTC head (train mode only).
+    dropout: float = 0.0
+
+    def validate(self, path: str) -> None:
+        for name in ("width", "blocks_per_stage", "hidden_size", "encoder_layers", "heads"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{path}.{name}: must be > 0, got {getattr(self, name)}")
+        if self.encoder == "mixer" and self.hidden_size % self.heads:
+            raise ConfigError(
+                f"{path}.heads ({self.heads}) must divide {path}.hidden_size ({self.hidden_size})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{path}.dropout: must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class AugmentOptions:
+    """PaddleOCR-style training augmentation; every draw comes from Python/NumPy's global RNGs, which
+    checkpoints save, so an exact resume replays the same augmented images."""
+
+    #: Probability of a slight rotation of up to ``max_angle`` degrees.
+    rotate_prob: float = 0.0
+    max_angle: float = 3.0
+    #: PaddleOCR's BaseDataAugmentation probabilities (from the paddleocr wheel): top/bottom crop,
+    #: Gaussian blur, HSV brightness, jitter, Gaussian noise, colour inversion.
+    crop_prob: float = 0.0
+    blur_prob: float = 0.0
+    hsv_prob: float = 0.0
+    jitter_prob: float = 0.0
+    noise_prob: float = 0.0
+    reverse_prob: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        probs = (self.rotate_prob, self.crop_prob, self.blur_prob, self.hsv_prob)
+        return any(p > 0 for p in probs + (self.jitter_prob, self.noise_prob, self.reverse_prob))
+
+    def validate(self, path: str) -> None:
+        for name in ("rotate_prob", "crop_prob", "blur_prob", "hsv_prob", "jitter_prob", "noise_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{path}.{name}: must be within [0, 1], got {value}")
+        if not 0.0 <= self.reverse_prob <= 1.0:
+            raise ConfigError(f"{path}.reverse_prob: must be within [0, 1], got {self.reverse_prob}")
+
+
+@dataclass
+class SynthOptions:
+    """Render a synthetic text-line set (app.tasks.ocr.synth) into ``data_dir`` before loading it.
+
+    The set is a pure function of these fields: the same options write byte-identical files.
+    """
+
+    #: Characters words are drawn from (each must be in the dictionary).
+    charset: str = "0123456789"
+    min_len: int = 1
+    max_len: int = 5
+    n_train: int = 1000
+    n_eval: int = 100
+    #: Font files: names of DejaVu fonts (found in /usr/share/fonts/truetype/dejavu or matplotlib's
+    #: mpl-data) such as "DejaVuSans.ttf", or paths.
+    fonts: list[str] = field(default_factory=lambda: ["DejaVuSans.ttf"])
+    #: Font size range in pixels (the line is 48 px high before resizing).
+    min_font_size: int = 26
+    max_font_size: int = 34
+    seed: int = 0
+
+    def validate(self, path: str) -> None:
+        if not self.charset:
+            raise ConfigError(f"{path}.charset: must not be empty")
+        if not 1 <= self.min_len <= self.max_len:
+            raise ConfigError(f"{path}: need 1 <= min_len <= max_len, got {self.min_len}, {self.max_len}")
+        if self.n_train <= 0 or self.n_eval <= 0:
+            raise ConfigError(f"{path}.n_train/n_eval: must be > 0")
+        if not self.fonts:
+            raise ConfigError(f"{path}.fonts: name at least one font")
+        if not 8 <= self.min_font_size <= self.max_font_size <= 44:
+            raise ConfigError(f"{path}: need 8 <= min_font_size <= max_font_size <= 44")
+
+
+@dataclass
+class OcrRecOptions:
+    """Options of ``task.kind: ocr_rec``."""
+
+    #: Root folder the image paths in the label files are relative to (PaddleOCR's ``data_dir``).
+    data_dir: str = ""
+    #: Training label files (PaddleOCR ``label_file_list``): ``image_path<TAB>text`` per line; relative
+    #: to ``data_dir`` unless absolute.
+    train_label_files: list[str] = field(default_factory=lambda: ["train.txt"])
+    #: Evaluation label files, same format.
+    eval_label_files: list[str] = field(default_factory=lambda: ["eval.txt"])
+    #: Dictionary file, one character per line (PaddleOCR ``character_dict_path``). Relative paths are
+    #: tried against the working directory, then ``data_dir``.
+    character_dict_path: str | None = None
+    #: A dictionary shipped in the paddleocr wheel, relative to its ``ppocr/utils``: "en_dict.txt",
+    #: "ppocr_keys_v1.txt" (Chinese), "ic15_dict.txt", "dict/japan_dict.txt", ... Set this or
+    #: ``character_dict_path``.
+    builtin_dict: str | None = None
+    #: Append the space character to the dictionary (PaddleOCR ``use_space_char``).
+    use_space_char: bool = False
+    #: Longest label in characters; longer labels are dropped from the data (as PaddleOCR does).
+    max_text_length: int = 25
+    #: C, H, W of the network input (PaddleOCR ``rec_image_shape``); lines are resized to H keeping the
+    #: aspect ratio and right-padded to W.
+    image_shape: list[int] = field(default_factory=lambda: [3, 48, 320])
+    #: Batch size of the evaluation pass.
+    eval_batch_size: int = 64
+    model: ModelOptions = field(default_factory=ModelOptions)
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
+    #: Write a synthetic set into ``data_dir`` first (when its files are missing or differ).
+    synthetic: SynthOptions | None = None
+
+    def validate(self, path: str) -> None:
+        if not self.data_dir:
+            raise ConfigError(f"{path}.data_dir: required for task.kind ocr_rec (a folder)")
+        if (self.character_dict_path is None) == (self.builtin_dict is None):
+            raise ConfigError(
+                f"{path}.character_dict_path / {path}.builtin_dict: set exactly one "
+                "(a dictionary file, or a wheel dictionary such as 'en_dict.txt')"
+            )
+        if not self.train_label_files or not self.eval_label_files:
+            raise ConfigError(f"{path}.train_label_files / eval_label_files: name at least one file")
+        if len(self.image_shape) != 3 or self.image_shape[0] != 3:
+            raise ConfigError(f"{path}.image_shape: expected [3, H, W], got {self.image_shape}")
+        _, height, width = self.image_shape
+        if height % 16 or height < 16 or width % 4 or width < height:
+            raise ConfigError(
+                f"{path}.image_shape: H must be a multiple of 16 and W a multiple of 4 with W >= H, "
+                f"got {self.image_shape}"
+            )
+        if self.max_text_length <= 0 or self.eval_batch_size <= 0:
+            raise ConfigError(f"{path}.max_text_length / eval_batch_size: must be > 0")

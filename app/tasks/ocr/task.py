@@ -1,0 +1,138 @@
+"""The ``ocr_rec`` task adapter: PaddleOCR-format data and dictionaries, our CRNN-class model, CTC loss,
+PaddleOCR's metrics, and an export that the paddleocr wheel's own predictor runs.
+
+Options: :class:`app.tasks.ocr.options.OcrRecOptions` (docs/ocr.md). The loop, schedule, checkpoints
+and warm-start rules are the shared ones; this module only adapts OCR to the task protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from app.config.typed import from_data
+from app.errors import ConfigError
+from app.tasks.ocr.data import Augmenter, LineSet, Preprocess, load_image, read_label_files
+from app.tasks.ocr.metrics import rec_metrics
+from app.tasks.ocr.model import Recognizer, SoftmaxExport, build_model
+from app.tasks.ocr.options import OcrRecOptions
+from app.tasks.ocr.synth import ensure_synthetic
+from app.tasks.ocr.wheel import builtin_dict_path, ctc_decoder, ctc_encoder
+
+__all__ = ["OcrRecTask", "resolve_dict", "EXPORT_FILES"]
+
+log = logging.getLogger(__name__)
+
+#: What ``export`` writes: the inference model, the dictionary and the predictor's settings.
+EXPORT_FILES = ("inference.pdmodel", "inference.pdiparams", "dict.txt", "predictor.json")
+
+
+def resolve_dict(opts: OcrRecOptions) -> Path:
+    """The dictionary file: a wheel dictionary, or ``character_dict_path`` (cwd first, then data_dir)."""
+    if opts.builtin_dict is not None:
+        return builtin_dict_path(opts.builtin_dict)
+    assert opts.character_dict_path is not None
+    for candidate in (Path(opts.character_dict_path), Path(opts.data_dir) / opts.character_dict_path):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"task.options.character_dict_path: {opts.character_dict_path!r} not found "
+        f"(tried it as given and under data_dir {opts.data_dir!r})"
+    )
+
+
+class OcrRecTask:
+    def __init__(self, options: dict, seed: int) -> None:
+        self.opts: OcrRecOptions = from_data(OcrRecOptions, options, "task.options")
+        data_dir = Path(self.opts.data_dir)
+        if self.opts.synthetic is not None:
+            ensure_synthetic(data_dir, self.opts.synthetic)
+        self.dict_path = resolve_dict(self.opts)
+        encoder = ctc_encoder(self.dict_path, self.opts.max_text_length, self.opts.use_space_char)
+        self.decoder = ctc_decoder(self.dict_path, self.opts.use_space_char)
+        self.num_classes = len(encoder.character)
+        self.train_set: LineSet = read_label_files(data_dir, self.opts.train_label_files, encoder)
+        self.eval_set: LineSet = read_label_files(data_dir, self.opts.eval_label_files, encoder)
+        self.preprocess = Preprocess(self.opts.image_shape)
+        self.augment = Augmenter(self.opts.augment) if self.opts.augment.enabled else None
+        self.data_source = (
+            f"PaddleOCR label files {self.opts.train_label_files} under {data_dir} "
+            f"({len(self.train_set)} train / {len(self.eval_set)} eval lines, dictionary {self.dict_path.name}, "
+            f"{self.num_classes} classes)"
+        )
+
+    def build_model(self) -> Recognizer:
+        return build_model(self.opts.model, self.num_classes, self.opts.image_shape[1])
+
+    def train_size(self) -> int:
+        return len(self.train_set)
+
+    def _images(self, paths: list[Path], augment: bool) -> np.ndarray:
+        out = []
+        for path in paths:
+            image = load_image(path)
+            if augment and self.augment is not None:
+                image = self.augment(image)
+            out.append(self.preprocess(image))
+        return np.stack(out)
+
+    def train_samples(self, indices: list[int]) -> tuple[paddle.Tensor, ...]:
+        idx = np.asarray(indices)
+        images = self._images([self.train_set.paths[i] for i in indices], augment=True)
+        return (
+            paddle.to_tensor(images),
+            paddle.to_tensor(self.train_set.labels[idx]),
+            paddle.to_tensor(self.train_set.lengths[idx]),
+        )
+
+    def loss(self, model: Recognizer, batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
+        """PaddleOCR's CTCLoss: per-sample CTC (blank 0) over all W/4 steps, then the batch mean."""
+        images, labels, lengths = batch
+        logits = model(images).astype("float32").transpose([1, 0, 2])  # [T, N, C]
+        steps = paddle.full([logits.shape[1]], logits.shape[0], dtype="int64")
+        return F.ctc_loss(logits, labels, steps, lengths, blank=0, reduction="none").mean()
+
+    @paddle.no_grad()
+    def probabilities(self, model: Recognizer, images: np.ndarray) -> np.ndarray:
+        """Softmax ``[N, T, C]`` for preprocessed images, what the exported model returns."""
+        return F.softmax(model(paddle.to_tensor(images)), axis=-1).numpy()
+
+    def recognize(self, model: Recognizer, paths: list[Path]) -> list[tuple[str, float]]:
+        """(text, confidence) per image file, decoded by the wheel's ``CTCLabelDecode``."""
+        out: list[tuple[str, float]] = []
+        size = self.opts.eval_batch_size
+        for start in range(0, len(paths), size):
+            probs = self.probabilities(model, self._images(paths[start : start + size], augment=False))
+            out.extend((text, float(conf)) for text, conf in self.decoder(probs))
+        return out
+
+    def evaluate(self, model: Recognizer) -> dict[str, float]:
+        preds = [text for text, _ in self.recognize(model, self.eval_set.paths)]
+        return rec_metrics(preds, self.eval_set.texts)
+
+    def export(self, model: Recognizer, out_dir: Path) -> list[Path]:
+        """A Paddle inference model for ``tools/infer/predict_rec.py`` (``--rec_algorithm CRNN``):
+        input ``x: [N, 3, H, W]`` (any W), output softmax ``[N, W/4, C]``; plus the dictionary and the
+        predictor settings (``predictor.json``)."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _, height, width = self.opts.image_shape
+        spec = [paddle.static.InputSpec(shape=[None, 3, height, None], dtype="float32", name="x")]
+        wrapper = SoftmaxExport(model)
+        wrapper.eval()
+        paddle.jit.save(paddle.jit.to_static(wrapper, input_spec=spec), str(out_dir / "inference"))
+        shutil.copyfile(self.dict_path, out_dir / "dict.txt")
+        settings = {
+            "rec_algorithm": "CRNN",
+            "rec_image_shape": f"3,{height},{width}",
+            "rec_char_dict_path": "dict.txt",
+            "use_space_char": self.opts.use_space_char,
+        }
+        (out_dir / "predictor.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        log.info("exported the recognizer (%d classes) to %s", self.num_classes, out_dir)
+        return [out_dir / name for name in EXPORT_FILES]

@@ -1,0 +1,235 @@
+"""Accept PaddleOCR's own ``Global`` / ``Optimizer`` sections in an ``ocr_rec`` config and map them onto ours.
+
+Registered in ``app.tasks.base.CONFIG_TRANSLATORS``; runs on the merged raw config (YAML, env, ``--set``)
+before validation and returns a new dict. The table is in docs/ocr.md.
+
+Conflicts: **our own sections win.** Each PaddleOCR setting fills a group of our keys (e.g.
+``Optimizer.lr.warmup_epoch`` fills ``schedule.warmup``); if the user set any key of that group
+(in YAML, a ``WARMSTART_*`` env var or ``--set``), the PaddleOCR value is dropped and a warning names both.
+That is what lets ``WARMSTART_BASE_LR`` or ``--set schedule.base_lr=...`` override a pasted PaddleOCR
+config. Unknown ``Optimizer`` keys and unsupported LR names are errors; ``Global`` keys that have no
+meaning here (``use_gpu``, ``save_model_dir``, ...) are ignored with a warning. Other PaddleOCR sections
+(``Architecture``, ``Loss``, ``Train``, ...) are errors: the model and data are described in ``task.options``.
+``train.metric`` defaults to ``word_accuracy`` (PaddleOCR's ``acc``) when not set.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from app.config.typed import suggest
+from app.errors import ConfigError
+
+__all__ = ["OPTIMIZERS", "LR_NAMES", "GLOBAL_KEYS", "OPTIMIZER_KEYS", "translate"]
+
+log = logging.getLogger(__name__)
+
+#: PaddleOCR ``Optimizer.name`` -> ``optim.name``.
+OPTIMIZERS = {"Adam": "adam", "AdamW": "adamw", "Momentum": "momentum", "SGD": "sgd"}
+#: ``Optimizer.lr.name`` -> the keys it accepts besides ``name``, ``learning_rate``, ``warmup_epoch``.
+LR_NAMES: dict[str, tuple[str, ...]] = {
+    "Cosine": (),
+    "Linear": ("end_lr", "power"),
+    "Piecewise": ("decay_epochs", "values"),
+    "Const": (),
+}
+#: ``Global`` key -> our dotted key (copied as is; eval_batch_step is special).
+GLOBAL_KEYS = {
+    "epoch_num": "schedule.epochs",
+    "print_batch_step": "train.log_every_steps",
+    "eval_batch_step": "train.eval_every_steps",
+    "character_dict_path": "task.options.character_dict_path",
+    "max_text_length": "task.options.max_text_length",
+    "use_space_char": "task.options.use_space_char",
+}
+#: ``Optimizer`` key -> our dotted key (``lr`` and ``regularizer`` are special).
+OPTIMIZER_KEYS = {
+    "beta1": "optim.beta1",
+    "beta2": "optim.beta2",
+    "epsilon": "optim.epsilon",
+    "momentum": "optim.momentum",
+    "clip_norm": "optim.grad_clip_norm",
+    "weight_decay": "optim.weight_decay",
+}
+#: Our keys that decide the same thing as a target (the user setting one blocks the other).
+_GROUPS = {
+    "schedule.epochs": ("schedule.epochs", "schedule.total_steps"),
+    "schedule.warmup": ("schedule.warmup",),
+    "schedule.decay": ("schedule.decay", "schedule.stages"),
+}
+_OTHER_SECTIONS = ("Architecture", "Loss", "PostProcess", "Metric", "Train", "Eval")
+
+
+def _has(data: dict[str, Any], dotted: str) -> bool:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _put(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+class _Writer:
+    """Fills our keys from PaddleOCR values unless the user set the key's group; records what it did."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.user = copy.deepcopy(data)
+
+    def allowed(self, key: str, source: str) -> bool:
+        taken = [k for k in _GROUPS.get(key, (key,)) if _has(self.user, k)]
+        if taken:
+            log.warning("%s ignored: %s is set in our own section and wins", source, taken[0])
+        return not taken
+
+    def set(self, key: str, value: Any, source: str) -> None:
+        if self.allowed(key, source):
+            _put(self.data, key, value)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _check_keys(section: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key in section:
+        if key not in known:
+            raise ConfigError(
+                f"{where}.{key}: not a supported PaddleOCR key here{suggest(key, known)} "
+                f"(supported: {', '.join(known)})"
+            )
+
+
+def _piecewise(lr: dict[str, Any], w: _Writer) -> None:
+    epochs, values = lr.get("decay_epochs", []), lr.get("values", [])
+    if not isinstance(epochs, list) or not isinstance(values, list) or len(values) != len(epochs) + 1:
+        raise ConfigError("Optimizer.lr: Piecewise needs decay_epochs and one more value in values")
+    bounds = [0] + [_number(e, "Optimizer.lr.decay_epochs") for e in epochs]
+    stages: list[dict[str, Any]] = []
+    for i, value in enumerate(values):
+        stage: dict[str, Any] = {"decay": {"kind": "piecewise", "boundaries": [], "values": [value]}}
+        if i < len(epochs):
+            stage["epochs"] = bounds[i + 1] - bounds[i]
+        stages.append(stage)
+    w.set("schedule.base_lr", _number(values[0], "Optimizer.lr.values[0]"), "Optimizer.lr.values[0]")
+    if w.allowed("schedule.decay", "Optimizer.lr.name=Piecewise"):
+        _put(w.data, "schedule.stages", stages)
+
+
+def _lr(lr: Any, w: _Writer) -> None:
+    if not isinstance(lr, dict):
+        raise ConfigError(f"Optimizer.lr: expected a mapping, got {lr!r}")
+    name = lr.get("name", "Const")
+    if name not in LR_NAMES:
+        raise ConfigError(
+            f"Optimizer.lr.name: {name!r} is not mapped{suggest(str(name), LR_NAMES)} "
+            f"(supported: {', '.join(LR_NAMES)}; or write our schedule: section)"
+        )
+    _check_keys(lr, ("name", "learning_rate", "warmup_epoch") + LR_NAMES[name], "Optimizer.lr")
+    warmup = _number(lr.get("warmup_epoch", 0), "Optimizer.lr.warmup_epoch")
+    if warmup > 0:
+        w.set(
+            "schedule.warmup",
+            {"kind": "linear", "epochs": warmup, "start_lr": 0.0},
+            "Optimizer.lr.warmup_epoch",
+        )
+    else:
+        w.set("schedule.warmup", {"kind": "none"}, "Optimizer.lr.warmup_epoch")
+    if name == "Piecewise":
+        _piecewise(lr, w)
+        return
+    if "learning_rate" not in lr:
+        raise ConfigError(f"Optimizer.lr.learning_rate: required for name {name}")
+    w.set(
+        "schedule.base_lr",
+        _number(lr["learning_rate"], "Optimizer.lr.learning_rate"),
+        "Optimizer.lr.learning_rate",
+    )
+    decay: dict[str, Any] = {"kind": "constant"}
+    if name == "Cosine":
+        decay = {"kind": "cosine", "min_lr": 0.0}
+    elif name == "Linear":
+        power = _number(lr.get("power", 1.0), "Optimizer.lr.power")
+        decay = {
+            "kind": "polynomial",
+            "power": power,
+            "end_lr": _number(lr.get("end_lr", 0.0), "Optimizer.lr.end_lr"),
+        }
+    w.set("schedule.decay", decay, f"Optimizer.lr.name={name}")
+
+
+def _optimizer(opt: Any, w: _Writer) -> None:
+    if not isinstance(opt, dict):
+        raise ConfigError(f"Optimizer: expected a mapping, got {opt!r}")
+    _check_keys(opt, ("name", "lr", "regularizer") + tuple(OPTIMIZER_KEYS), "Optimizer")
+    if "name" in opt:
+        if opt["name"] not in OPTIMIZERS:
+            raise ConfigError(f"Optimizer.name: {opt['name']!r} is not one of {', '.join(OPTIMIZERS)}")
+        w.set("optim.name", OPTIMIZERS[opt["name"]], "Optimizer.name")
+    for key, target in OPTIMIZER_KEYS.items():
+        if key in opt:
+            w.set(target, opt[key], f"Optimizer.{key}")
+    reg = opt.get("regularizer")
+    if reg is not None:
+        if not isinstance(reg, dict) or reg.get("name") != "L2":
+            raise ConfigError(
+                f"Optimizer.regularizer: only {{name: L2, factor: F}} is supported, got {reg!r}"
+            )
+        w.set(
+            "optim.weight_decay",
+            _number(reg.get("factor", 0.0), "Optimizer.regularizer.factor"),
+            "Optimizer.regularizer.factor",
+        )
+    if "lr" in opt:
+        _lr(opt["lr"], w)
+
+
+def _global(section: Any, w: _Writer) -> None:
+    if not isinstance(section, dict):
+        raise ConfigError(f"Global: expected a mapping, got {section!r}")
+    ignored = sorted(k for k in section if k not in GLOBAL_KEYS)
+    if ignored:
+        log.warning("Global keys with no meaning here are ignored: %s", ", ".join(ignored))
+    for key, target in GLOBAL_KEYS.items():
+        if key not in section:
+            continue
+        value = section[key]
+        if key == "eval_batch_step" and isinstance(value, list):  # PaddleOCR: [start_step, every]
+            if len(value) != 2:
+                raise ConfigError(
+                    f"Global.eval_batch_step: expected [start, every] or a number, got {value!r}"
+                )
+            value = value[1]
+        w.set(target, value, f"Global.{key}")
+
+
+def translate(data: dict[str, Any]) -> dict[str, Any]:
+    """The raw config with ``Global`` / ``Optimizer`` folded into our sections (a new dict)."""
+    for name in _OTHER_SECTIONS:
+        if name in data:
+            raise ConfigError(
+                f"{name}: PaddleOCR's {name} section is not read by Warmstart (only Global and Optimizer are "
+                "mapped); describe the model and data in task.options (docs/ocr.md)"
+            )
+    out = copy.deepcopy(data)
+    if not _has(out, "train.metric"):  # the default "accuracy" is not an OCR metric
+        _put(out, "train.metric", "word_accuracy")
+    pp_global, pp_optimizer = out.pop("Global", None), out.pop("Optimizer", None)
+    writer = _Writer(out)
+    if pp_global is not None:
+        _global(pp_global, writer)
+    if pp_optimizer is not None:
+        _optimizer(pp_optimizer, writer)
+    return out
