@@ -34,13 +34,17 @@ def _rows(r: dict[str, dict]) -> list[str]:
         "chains bit-identical) | - |",
         f"| store faults, {int(100 * s.get('fault_rate', 0))} % of {s.get('requests', '-')} requests "
         f"({', '.join(f'{k_} {n}' for k_, n in s.get('injected', {}).items())}) | 1 run | "
-        f"{0 if s.get('exit_code') == 0 else 1} | 0 of {s.get('checkpoints_verified', '-')} verified | 0 | "
+        f"{0 if s.get('exit_code') == 0 else 1} | 0 (all {s.get('checkpoints_verified', '-')} verify) | 0 | "
         f"{s.get('retries_logged', '-')} |",
         f"| store down past the retry budget | 1 run | 0 (exit {d.get('exit_code', '-')}, loud) | 0 | "
         f"staged checkpoint kept ({d.get('staged_files', '-')} files) | {d.get('refused_requests', '-')} refused |",
-        f"| corrupted checkpoints ({', '.join(c)}) | {len(c)} | 0 | 0 | fallback to the previous step | - |",
-        f"| bad-input corpus ({b.get('subprocess', '-')} via the real executable) | {b.get('cases', '-')} | "
-        f"{b.get('cases', 0) - b.get('passed', 0)} (incl. skipped) | 0 | nothing deleted or overwritten | - |",
+        f"| corrupted checkpoints ({', '.join(c)}) | {len(c)} | 0 | 0 | "
+        f"{sum('fell back' in v for v in c.values())} fall back to the previous step (the bad step is replaced "
+        f"when re-saved), {sum('exit 4' in v for v in c.values())} stop with exit 4 touching nothing | - |",
+        f"| bad-input corpus ({b.get('subprocess', '-')} via the real executable) | {b.get('cases', '-')} "
+        f"({len(b.get('skipped', []))} skipped: {', '.join(b.get('skipped', [])) or 'none'}) | "
+        f"{b.get('cases', 0) - b.get('passed', 0) - len(b.get('skipped', []))} | 0 | "
+        "nothing deleted or overwritten | - |",
         f"| security: pickles, path traversal, container user | {len(sec)} | 0 | 0 | - | - |",
         f"| credentials scan ({cred.get('places_scanned', '-')} logs, objects, meta, printed config) | 1 | "
         f"{cred.get('leaks', '-')} leaks | - | - | - |",
