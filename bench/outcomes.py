@@ -54,6 +54,32 @@ def _first_reaching(curve: list[tuple[int, float]], target: float) -> int | None
     return next((step for step, value in curve if value >= target - 1e-9), None)
 
 
+#: The arms of (a): warm = the demo fine-tune recipe (LR 6e-4, backbone frozen 40 steps); warm_same = the
+#: cold recipe (LR 3e-3, no freeze) with the same partial warm start, so only the initialization differs.
+ARMS = ("warm", "warm_same", "cold")
+
+
+def _arm_sets(arm: str, base: Path, pre_uri: Path, warm_steps: int, cold_steps: int) -> tuple[str, list[str]]:
+    run = [f"run.dir={base / arm}", f"checkpoint.uri={base / arm / 'ck'}"]
+    ten = "task.options.classes=[0,1,2,3,4,5,6,7,8,9]"
+    if arm == "warm":
+        return "configs/digits_finetune.yaml", [
+            *run,
+            f"init.from={pre_uri}",
+            f"schedule.total_steps={warm_steps}",
+        ]
+    if arm == "warm_same":
+        return "configs/digits_pretrain.yaml", [
+            *run, ten, f"init.from={pre_uri}", "init.mode=partial", "init.ignore=[head.*]",
+            f"schedule.total_steps={warm_steps}",
+        ]  # fmt: skip
+    return "configs/digits_pretrain.yaml", [*run, ten, f"schedule.total_steps={cold_steps}"]
+
+
+def _at(curve: list[tuple[int, float]], step: int) -> float:
+    return next((v for s, v in curve if s >= step), math.nan)
+
+
 def warm_vs_cold(
     workdir: Path,
     *,
@@ -72,39 +98,26 @@ def warm_vs_cold(
         _train("configs/digits_pretrain.yaml", [
             *common, f"run.dir={base / 'pre'}", f"checkpoint.uri={pre_uri}", f"schedule.total_steps={pretrain_steps}",
         ])  # fmt: skip
-        warm_log, _ = _train("configs/digits_finetune.yaml", [
-            *common, f"run.dir={base / 'warm'}", f"checkpoint.uri={base / 'warm' / 'ck'}",
-            f"init.from={pre_uri}", f"schedule.total_steps={warm_steps}",
-        ])  # fmt: skip
-        cold_log, _ = _train("configs/digits_pretrain.yaml", [
-            *common, f"run.dir={base / 'cold'}", f"checkpoint.uri={base / 'cold' / 'ck'}",
-            "task.options.classes=[0,1,2,3,4,5,6,7,8,9]", f"schedule.total_steps={cold_steps}",
-        ])  # fmt: skip
-        warm, cold = _curve(warm_log), _curve(cold_log)
-        target = cold[-1][1]
-        trials.append({
-            "seed": seed, "cold_final": target, "warm_final": warm[-1][1],
-            "warm_steps_to_target": _first_reaching(warm, target),
-            "cold_steps_to_target": _first_reaching(cold, target),
-            "warm_curve": warm, "cold_curve": cold,
-        })  # fmt: skip
-    reached = [t["warm_steps_to_target"] for t in trials if t["warm_steps_to_target"] is not None]
-    ratios = [
-        t["warm_steps_to_target"] / t["cold_steps_to_target"]
-        for t in trials
-        if t["warm_steps_to_target"] is not None and t["cold_steps_to_target"]
-    ]
+        curves = {}
+        for arm in ARMS:
+            config, sets = _arm_sets(arm, base, pre_uri, warm_steps, cold_steps)
+            curves[arm] = _curve(_train(config, [*common, *sets])[0])
+        target = curves["cold"][-1][1]
+        trial: dict = {"seed": seed, "target": target}
+        for arm, curve in curves.items():
+            trial[arm] = {"final": curve[-1][1], "steps_to_target": _first_reaching(curve, target),
+                          "at_50": _at(curve, 50), "curve": curve}  # fmt: skip
+        trials.append(trial)
+    arms = {}
+    for arm in ARMS:
+        reached = [t[arm]["steps_to_target"] for t in trials if t[arm]["steps_to_target"] is not None]
+        arms[arm] = {"reached": f"{len(reached)}/{len(trials)}", "steps_to_target": summarize(reached),
+                     "final": summarize([t[arm]["final"] for t in trials]),
+                     "at_50": summarize([t[arm]["at_50"] for t in trials])}  # fmt: skip
     return {
-        "task": "digits",
-        "steps_per_epoch": DigitsTask({}, seed=0).train_size() // 32,
+        "task": "digits", "steps_per_epoch": DigitsTask({}, seed=0).train_size() // 32,
         "warm_steps": warm_steps, "cold_steps": cold_steps, "pretrain_steps": pretrain_steps,
-        "warm_reached_target": f"{len(reached)}/{len(trials)}",
-        "warm_steps_to_target": summarize(reached),
-        "cold_steps_to_target": summarize([t["cold_steps_to_target"] for t in trials]),
-        "steps_ratio": summarize(ratios),
-        "cold_final": summarize([t["cold_final"] for t in trials]),
-        "warm_final": summarize([t["warm_final"] for t in trials]),
-        "trials": trials,
+        "target": summarize([t["target"] for t in trials]), "arms": arms, "trials": trials,
     }  # fmt: skip
 
 

@@ -85,16 +85,18 @@ def plot_stall(results: dict, path: Path) -> None:
 
 def plot_warm_vs_cold(results: dict, path: Path) -> None:
     data = results["warm_vs_cold"]
+    colors = {"warm": "tab:orange", "warm_same": "tab:green", "cold": "tab:blue"}
     fig, ax = plt.subplots(figsize=(8, 4))
     for i, t in enumerate(data["trials"]):
-        for kind, color in (("warm", "tab:orange"), ("cold", "tab:blue")):
-            curve = t[f"{kind}_curve"]
+        for arm, color in colors.items():
+            curve = t[arm]["curve"]
             ax.plot([s for s, _ in curve], [v for _, v in curve], color=color, alpha=0.8,
-                    label=f"{kind} start" if i == 0 else None)  # fmt: skip
-        ax.axhline(t["cold_final"], color="tab:blue", ls=":", lw=0.8)
+                    label=arm if i == 0 else None)  # fmt: skip
+        ax.axhline(t["target"], color="tab:blue", ls=":", lw=0.8)
     ax.set_xlabel(f"optimizer step ({data['steps_per_epoch']} steps = 1 epoch)")
     ax.set_ylabel("eval accuracy (10 classes)")
     ax.set_title("digits: partial warm start from a 5-class model vs cold start (dotted: cold final)")
+    ax.set_ylim(0, 1)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -216,11 +216,21 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
     import paddle
 
-    results["_meta"] = {
+    meta = {
         "mode": "quick" if args.quick else "full", "sizes": asdict(sizes),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_avg_1min_start": load_average(),
         "cpus": __import__("os").cpu_count(), "python": platform.python_version(), "paddle": paddle.__version__,
     }  # fmt: skip
+    if "_meta" in results:  # a partial re-run: keep the full run's record, note this one beside it
+        rerun = {
+            "suites": only,
+            "started": meta["started"],
+            "load_avg_1min_start": meta["load_avg_1min_start"],
+        }
+        results["_meta"].setdefault("reruns", []).append(rerun)
+        meta = rerun
+    else:
+        results["_meta"] = meta
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="warmstart-bench-")) if args.workdir is None else args.workdir
     moto = Moto().start()
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         moto.stop()
         if args.workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    results["_meta"].update(seconds=round(time.monotonic() - started, 1), load_avg_1min_end=load_average())
+    meta.update(seconds=round(time.monotonic() - started, 1), load_avg_1min_end=load_average())
     args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
     if str(args.doc) not in ("", "."):
         from bench.report import write_report
