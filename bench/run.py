@@ -83,6 +83,29 @@ class Runner:
         path.mkdir(parents=True)
         return path
 
+    def moto_listing(self, prefix: str) -> list[str]:
+        import boto3
+
+        found = boto3.client("s3", endpoint_url=self.moto.url).list_objects_v2(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        return [o["Key"] for o in found.get("Contents", []) if o["Key"].endswith("manifest.json")]
+
+    def _ensure_checkpoint(self, workdir: Path, uri: str, extra: list[str]) -> None:
+        """One committed checkpoint of the large state at ``uri`` (what the stall suite leaves behind)."""
+        from app.train.loop import save, train_step
+        from bench.common import synth_overrides
+        from bench.sessions import open_session
+
+        w, n = self.sizes.large
+        s = open_session([*synth_overrides(workdir, uri, width=w, layers=n), *extra])
+        try:
+            train_step(s)
+            save(s, sync=True, reason="bench")
+        finally:
+            s.mgr.close()
+            s.runlog.close()
+
     # -- suites --------------------------------------------------------------------------------
     def stall(self) -> dict:
         from bench.stall import stall_suite
@@ -116,7 +139,10 @@ class Runner:
     def transfer(self) -> dict:
         from bench.transfer import transfer_suite
 
-        folder = _committed_folder(self.workdir / "stall-local-large" / "ck")
+        root = self.workdir / "stall-local-large"
+        if not list(root.glob("ck/step-*/manifest.json")):  # run alone (--only transfer): make one
+            self._ensure_checkpoint(root, str(root / "ck"), [])
+        folder = _committed_folder(root / "ck")
         return transfer_suite(
             folder, self.bucket, self.moto.url, self.dir("transfer"), self.sizes.reps_process
         )
@@ -125,6 +151,10 @@ class Runner:
         from bench.resume import resume_suite
 
         w, n = self.sizes.large
+        if not self.moto_listing("ck-large/"):  # run alone (--only resume): make one
+            self._ensure_checkpoint(
+                self.dir("resume-src"), f"s3://{self.bucket}/ck-large", self.moto.store_overrides()
+            )
         return resume_suite(
             self.dir("resume"), f"s3://{self.bucket}/ck-large", self.moto.url, self.moto.store_overrides(),
             width=w, layers=n, reps=self.sizes.reps_process,
