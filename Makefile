@@ -65,3 +65,17 @@ faults: install
 	rm -rf runs/faults
 	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/faults
 	$(PY) -m tests.faults.report runs/faults docs/reliability.md
+
+# --- ocr ---
+# The OCR demo: synthetic text lines -> cold train -> partial warm start to a changed dictionary ->
+# export -> PaddleOCR's own predict_rec TextRecognizer (docs/ocr.md). Fonts come from matplotlib's
+# bundled DejaVu set; `make ocr-fonts` (optional, needs root) installs Debian's fonts-dejavu-core.
+.PHONY: ocr-demo ocr-fonts ocr-bench
+ocr-demo: install
+	$(PY) -m app.tasks.ocr.demo
+
+ocr-fonts:
+	apt-get install -y --no-install-recommends fonts-dejavu-core
+
+ocr-bench: install
+	$(PY) bench/ocr_warm_vs_cold.py
