@@ -72,6 +72,11 @@ def test_every_documented_env_var_reaches_its_key(cfg_file):
         (["freeze=notalist"], "freeze: expected a list, got 'notalist'"),
         (["run.seed"], "--set 'run.seed': expected KEY=VALUE"),
         (["run.name.x=1"], "--set run.name.x: run.name is not a mapping"),
+        (["preempt.grace_seconds=-1"], "preempt.grace_seconds: must be > 0, got -1.0"),
+        (["preempt.spot.interval_s=0"], "preempt.spot.interval_s: must be > 0, got 0.0"),
+        (["task.kind=digitz"], "task.kind: unknown task 'digitz'; did you mean 'digits'?"),
+        (["init.from=http://host/w.pdparams"], "init.from: 'http://host/w.pdparams' has an unsupported scheme"),
+        (["checkpoint.uri=gs://b/x"], "checkpoint.uri: 'gs://b/x' has an unsupported scheme"),
     ],
 )  # fmt: skip
 def test_errors_name_the_field_and_value(cfg_file, overrides, message):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.errors import ConfigError
+from app.store.config import check_uri_scheme
 
 __all__ = ["CheckpointConfig"]
 
@@ -35,6 +36,7 @@ class CheckpointConfig:
     leftover_minutes: float = 60.0
 
     def validate(self, path: str) -> None:
+        check_uri_scheme(f"{path}.uri", self.uri)
         if self.keep_last is not None and self.keep_last < 1:
             raise ConfigError(f"{path}.keep_last: must be >= 1 or null (keep all), got {self.keep_last}")
         if self.keep_best < 0:

@@ -57,6 +57,10 @@ def _pick(store: ObjectStore, tag: str | None, step: int | None) -> CheckpointRe
         for status in catalog.scan(store):
             if status.step == step and status.ref is not None:
                 return status.ref
+            if status.step == step:  # a step folder exists but is torn: say why
+                raise CheckpointError(
+                    f"step {step} is not a committed checkpoint under {store.uri}: {status.problem}"
+                )
         raise CheckpointError(f"step {step} is not a committed checkpoint under {store.uri}")
     ref = resolve_ref(store, tag)
     if ref is None:

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.checkpoint.config import CheckpointConfig
+from app.config.typed import suggest
 from app.errors import ConfigError
 from app.schedule.config import ScheduleConfig
-from app.store.config import StoreConfig
+from app.store.config import StoreConfig, check_uri_scheme
 
 __all__ = [
     "RunConfig",
@@ -47,6 +48,15 @@ class TaskConfig:
     kind: str = "digits"
     #: Task-specific options, validated by the task adapter.
     options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, path: str) -> None:
+        from app.tasks.base import TASKS  # the registry is a plain dict: no task module is imported
+
+        if self.kind not in TASKS:
+            raise ConfigError(
+                f"{path}.kind: unknown task {self.kind!r}{suggest(self.kind, TASKS)} "
+                f"(known: {', '.join(sorted(TASKS))})"
+            )
 
 
 @dataclass
@@ -122,6 +132,8 @@ class InitConfig:
     allow_pickle: bool = False
 
     def validate(self, path: str) -> None:
+        if self.from_:
+            check_uri_scheme(f"{path}.from", self.from_.split("#", 1)[0])
         if not 0.0 <= self.min_loaded_fraction <= 1.0:
             raise ConfigError(
                 f"{path}.min_loaded_fraction: must be within [0, 1], got {self.min_loaded_fraction}"
@@ -161,6 +173,12 @@ class PreemptConfig:
     #: Seconds available to finish the step and save after SIGTERM (keep below the platform's grace).
     grace_seconds: float = 25.0
     spot: SpotConfig = field(default_factory=SpotConfig)
+
+    def validate(self, path: str) -> None:
+        if self.grace_seconds <= 0:
+            raise ConfigError(f"{path}.grace_seconds: must be > 0, got {self.grace_seconds}")
+        if self.spot.interval_s <= 0:
+            raise ConfigError(f"{path}.spot.interval_s: must be > 0, got {self.spot.interval_s}")
 
 
 @dataclass

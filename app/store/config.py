@@ -11,7 +11,19 @@ from typing import Literal
 
 from app.errors import ConfigError
 
-__all__ = ["StoreConfig"]
+__all__ = ["StoreConfig", "check_uri_scheme"]
+
+_SCHEMES = ("file://", "s3://", "oss://")
+
+
+def check_uri_scheme(where: str, uri: str) -> None:
+    """Catch a wrong scheme when the config loads, not minutes later when a store is opened."""
+    if "://" in uri and not uri.startswith(_SCHEMES):
+        raise ConfigError(
+            f"{where}: {uri!r} has an unsupported scheme (use a folder, file://, s3://bucket/prefix "
+            f"or oss://bucket/prefix)"
+        )
+
 
 #: S3's smallest allowed multipart part (except the last one).
 MIN_PART_SIZE_MB = 5
