@@ -22,6 +22,7 @@ from app.checkpoint.layout import MANIFEST, CheckpointRef, check_group_name, jso
 from app.checkpoint.lineage import with_lineage
 from app.checkpoint.reader import LoadedCheckpoint
 from app.checkpoint.saver import SaveWorker, default_kept_at
+from app.checkpoint.tensorio import host_array
 from app.checkpoint.writer import PreparedSave, write_checkpoint
 from app.errors import AppError, CheckpointError
 from app.store.base import ObjectStore
@@ -44,11 +45,7 @@ class Snapshot:
 
 def host_copy(tensors: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Independent numpy copies of a state dict (paddle Tensors or arrays), safe to hand to ``save``."""
-    out: dict[str, np.ndarray] = {}
-    for name, value in tensors.items():
-        array = value.numpy() if hasattr(value, "numpy") and not isinstance(value, np.ndarray) else value
-        out[name] = np.array(array, copy=True)
-    return out
+    return {name: host_array(value) for name, value in tensors.items()}
 
 
 def _take_ownership(tensors: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:

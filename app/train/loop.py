@@ -23,7 +23,7 @@ from app.train import dist, rng
 from app.train.data import DataStream
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
-from app.train.setup import Dist, apply_freeze
+from app.train.setup import Dist, apply_freeze, trainable_names
 
 __all__ = ["Session", "run_loop"]
 
@@ -55,19 +55,23 @@ class Session:
     parent: str | None = None
     build_snapshot: Any = None  # callable(session) -> Snapshot; set by app.train.start
     mgr_uri: str = ""
+    trainable: frozenset[str] | None = None  # parameters freeze stages may toggle (set at the first step)
 
 
 def _micro_step(s: Session, accum: int) -> float:
     batch = s.task.train_samples(s.stream.next_indices())
-    with paddle.amp.auto_cast(enable=s.amp_dtype is not None, dtype=s.amp_dtype or "float16"):
+    if s.amp_dtype is None:
         loss = s.task.loss(s.model, batch)
+    else:
+        with paddle.amp.auto_cast(dtype=s.amp_dtype):
+            loss = s.task.loss(s.model, batch)
     value = float(loss)
     if not math.isfinite(value):
         raise TaskError(
             f"loss is {value} at step {s.step} (lr {s.lr.get_lr():.3g})",
             hint="lower schedule.base_lr, lengthen schedule.warmup, or set optim.grad_clip_norm",
         )
-    scaled = loss / accum
+    scaled = loss / accum if accum > 1 else loss
     if s.scaler is not None:
         s.scaler.scale(scaled).backward()
     else:
@@ -79,7 +83,12 @@ def train_step(s: Session) -> float:
     """One optimizer step over ``grad_accum_steps`` micro-batches; returns the mean micro-batch loss."""
     accum = s.cfg.train.grad_accum_steps
     rng.seed_for_step(s.cfg.run.seed, s.step, s.dist.rank)
-    unfrozen = apply_freeze(s.cfg.freeze, s.net, s.step)
+    boundary = s.trainable is None or any(f.until_step == s.step for f in s.cfg.freeze)
+    unfrozen = []
+    if s.cfg.freeze and boundary:  # the frozen set changes only at the session start and at until_step
+        if s.trainable is None:
+            s.trainable = trainable_names(s.net)
+        unfrozen = apply_freeze(s.cfg.freeze, s.net, s.step, s.trainable)
     if unfrozen:
         log.info("unfroze %d parameter tensors at step %d: %s", len(unfrozen), s.step, ", ".join(unfrozen))
         s.runlog.event(s.step, "unfreeze", parameters=unfrozen)

@@ -14,7 +14,15 @@ from app.config.schema import FreezeStage, OptimConfig, TrainConfig
 from app.errors import ConfigError
 from app.train.dist import Dist, init_dist
 
-__all__ = ["Dist", "init_dist", "build_optimizer", "check_freeze", "apply_freeze", "amp_settings"]
+__all__ = [
+    "Dist",
+    "init_dist",
+    "build_optimizer",
+    "check_freeze",
+    "apply_freeze",
+    "trainable_names",
+    "amp_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +67,19 @@ def check_freeze(stages: list[FreezeStage], model: paddle.nn.Layer, total_steps:
                 )
 
 
-def apply_freeze(stages: list[FreezeStage], model: paddle.nn.Layer, step: int) -> list[str]:
-    """Set ``stop_gradient`` for this step; returns names newly unfrozen at exactly this step."""
+def trainable_names(model: paddle.nn.Layer) -> frozenset[str]:
+    """Parameters that train at all (BatchNorm running statistics, for one, never do)."""
+    return frozenset(n for n, p in model.named_parameters() if not p.stop_gradient)
+
+
+def apply_freeze(
+    stages: list[FreezeStage], model: paddle.nn.Layer, step: int, trainable: frozenset[str]
+) -> list[str]:
+    """Set ``stop_gradient`` of the trainable parameters for this step; returns names unfrozen at it."""
     unfrozen: list[str] = []
     for name, param in model.named_parameters():
+        if name not in trainable:
+            continue
         frozen = any(
             step < s.until_step and any(fnmatch.fnmatchcase(name, p) for p in s.patterns) for s in stages
         )

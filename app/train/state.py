@@ -16,6 +16,7 @@ import numpy as np
 import paddle
 from paddle.base.data_feeder import convert_dtype
 
+from app.checkpoint.tensorio import host_array
 from app.errors import CheckpointError
 
 __all__ = [
@@ -30,13 +31,9 @@ __all__ = [
 _SEP = "/"
 
 
-def _host_copy(t: paddle.Tensor) -> np.ndarray:
-    return np.array(t.numpy(), copy=True)
-
-
 def model_arrays(model: paddle.nn.Layer) -> dict[str, np.ndarray]:
     """A host copy of every parameter and buffer, by structured name."""
-    return {name: _host_copy(t) for name, t in model.state_dict().items()}
+    return {name: host_array(t) for name, t in model.state_dict().items()}
 
 
 def optimizer_arrays(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer) -> dict[str, np.ndarray]:
@@ -45,7 +42,7 @@ def optimizer_arrays(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Lay
     out: dict[str, np.ndarray] = {}
     for acc, per_param in optimizer._accumulators.items():
         for generated, tensor in per_param.items():
-            out[f"{struct.get(generated, generated)}{_SEP}{acc}"] = _host_copy(tensor)
+            out[f"{struct.get(generated, generated)}{_SEP}{acc}"] = host_array(tensor)
     return out
 
 
