@@ -58,10 +58,12 @@ TASKS: dict[str, str] = {
 #: config before validation, e.g. to accept a toolkit's own keys (PaddleOCR ``Optimizer.lr``,
 #: PaddleDetection ``LearningRate``, PaddleNLP ``TrainingArguments`` names) and map them onto ours.
 #: It must not override keys the user set in our own sections.
-CONFIG_TRANSLATORS: dict[str, str] = {}
-CONFIG_TRANSLATORS["detection"] = "app.tasks.det.translate:translate"
-CONFIG_TRANSLATORS |= dict.fromkeys(("nlp_seq_cls", "nlp_token_cls"), "app.tasks.nlp.translate:translate")
-CONFIG_TRANSLATORS["ocr_rec"] = "app.tasks.ocr.translate:translate"
+CONFIG_TRANSLATORS: dict[str, str] = {
+    "ocr_rec": "app.tasks.ocr.translate:translate",
+    "detection": "app.tasks.det.translate:translate",
+    "nlp_seq_cls": "app.tasks.nlp.translate:translate",
+    "nlp_token_cls": "app.tasks.nlp.translate:translate",
+}
 
 
 def _resolve(target: str) -> Any:
