@@ -9,7 +9,9 @@ import pytest
 from app.checkpoint.tensorio import host_array
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool"])
+@pytest.mark.parametrize(
+    "dtype", ["float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool"]
+)
 def test_same_values_and_dtype_as_numpy(dtype):
     t = paddle.to_tensor(np.arange(12).reshape(3, 4)).astype(dtype)
     got, ref = host_array(t), t.numpy()
