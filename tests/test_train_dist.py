@@ -20,7 +20,14 @@ import pytest
 
 from app.errors import ConfigError
 from app.train.dist import Dist, init_dist, world_from_env
-from tests.train_helpers import ROOT, assert_same_tensors, final_model, run_inprocess, tiny_overrides
+from tests.train_helpers import (
+    ROOT,
+    assert_same_tensors,
+    clean_env,
+    final_model,
+    run_inprocess,
+    tiny_overrides,
+)
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -30,19 +37,12 @@ DIST = {"train.batch_size": 8, "task.options.dropout": 0.0, "schedule.total_step
 LONG = {**DIST, "schedule.total_steps": 600, "checkpoint.every_steps": 25, "train.eval_every_steps": 100}
 
 
-def _env() -> dict[str, str]:
-    drop = ("WARMSTART_", "PADDLE_", "FLAGS_", "CUDA_VISIBLE_DEVICES")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    return env
-
-
 def _launch(overrides: list[str], log_dir: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
            "--log_dir", str(log_dir), str(VENV_BIN / "warmstart"), "train", "-c", "configs/demo.yaml",
            *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
     out = (log_dir.parent / f"{log_dir.name}.out").open("w")
-    return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
 def _finish(proc: subprocess.Popen, log_dir: Path, timeout: float = 120) -> int:
@@ -126,7 +126,7 @@ def test_missing_rank_zero_is_a_config_error_not_a_hang(monkeypatch, unused_port
 
 
 def test_incomplete_launch_environment_exits_2_with_the_reason(tmp_path):
-    env = {**_env(), "PADDLE_TRAINERS_NUM": "2", "PADDLE_TRAINER_ID": "0"}
+    env = {**clean_env(), "PADDLE_TRAINERS_NUM": "2", "PADDLE_TRAINER_ID": "0"}
     cmd = [str(VENV_BIN / "warmstart"), "train", "-c", "configs/demo.yaml",
            *[a for o in tiny_overrides(tmp_path / "run", **DIST) for a in ("--set", o)]]  # fmt: skip
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.train_helpers import ROOT, tiny_overrides
+from tests.train_helpers import ROOT, clean_env, tiny_overrides
 
 VENV_BIN = Path(sys.executable).parent
 LONG = {"train.batch_size": 8, "schedule.total_steps": 800, "checkpoint.every_steps": 50,
         "train.eval_every_steps": 200, "task.options.dropout": 0.0}  # fmt: skip
-
-
-def _env() -> dict[str, str]:
-    drop = ("WARMSTART_", "PADDLE_", "FLAGS_", "CUDA_VISIBLE_DEVICES")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    return env
 
 
 def _cmd(run_dir: Path, log_dir: Path) -> list[str]:
@@ -36,7 +28,7 @@ def _events(log: Path, name: str) -> list[dict]:
 
 def test_sigterm_to_launch_exits_143_with_a_committed_checkpoint_and_resumes(tmp_path):
     run_dir, log = tmp_path / "run", tmp_path / "run" / "log.jsonl"
-    proc = subprocess.Popen(_cmd(run_dir, tmp_path / "l1"), cwd=ROOT, env=_env(),
+    proc = subprocess.Popen(_cmd(run_dir, tmp_path / "l1"), cwd=ROOT, env=clean_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -57,7 +49,7 @@ def test_sigterm_to_launch_exits_143_with_a_committed_checkpoint_and_resumes(tmp
     assert [e["step"] for e in rank1] == [stopped]  # both ranks stopped at the same step
 
     again = subprocess.run(
-        _cmd(run_dir, tmp_path / "l2"), cwd=ROOT, env=_env(), capture_output=True, text=True
+        _cmd(run_dir, tmp_path / "l2"), cwd=ROOT, env=clean_env(), capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert [e["step"] for e in _events(log, "resume")] == [stopped]

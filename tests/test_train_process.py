@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,16 +14,16 @@ from threading import Thread
 import boto3
 import pytest
 
-from tests.train_helpers import ROOT, assert_same_tensors, final_model, run_inprocess, tiny_overrides
+from tests.train_helpers import (
+    ROOT,
+    assert_same_tensors,
+    clean_env,
+    final_model,
+    run_inprocess,
+    tiny_overrides,
+)
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WARMSTART_")}
-    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    env.update(extra)
-    return env
 
 
 def _sets(overrides: list[str]) -> list[str]:
@@ -60,7 +59,7 @@ LONG = {"schedule.total_steps": 1500, "schedule.warmup.steps": 20, "checkpoint.e
 def test_real_sigterm_saves_exits_143_and_restart_is_exact(tmp_path):
     ov = tiny_overrides(tmp_path / "run", **LONG)
     cmd = [str(VENV_BIN / "warmstart"), "train", "-c", "configs/demo.yaml", *_sets(ov)]
-    proc = _start(cmd, _env())
+    proc = _start(cmd, clean_env())
     _wait_for_step(proc, tmp_path / "run" / "log.jsonl", 60)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -72,7 +71,7 @@ def test_real_sigterm_saves_exits_143_and_restart_is_exact(tmp_path):
     assert last.startswith(f"warmstart: preempted: stopped at step {stopped} (signal SIGTERM); "
                            f"checkpoint step-{stopped:08d} committed")  # fmt: skip
 
-    rc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
+    rc = subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True)
     assert rc.returncode == 0, rc.stderr
     assert _events(tmp_path / "run" / "log.jsonl", "resume")[0]["step"] == stopped
 
@@ -120,7 +119,7 @@ def test_spot_notice_triggers_the_preemption_path(tmp_path):
         ov = tiny_overrides(
             tmp_path, **{**LONG, "schedule.total_steps": 5000, "preempt.spot.interval_s": 0.05}
         )
-        env = _env(
+        env = clean_env(
             WARMSTART_SPOT_PROVIDER="gcp", WARMSTART_SPOT_ENDPOINT=f"http://127.0.0.1:{server.server_port}"
         )
         proc = subprocess.run([str(VENV_BIN / "warmstart"), "train", "-c", "configs/demo.yaml", *_sets(ov)],
@@ -136,7 +135,7 @@ def test_spot_notice_triggers_the_preemption_path(tmp_path):
 
 def test_entrypoint_env_only_fetch_resume_publish_on_s3(tmp_path, s3_server, s3_bucket):
     run_dir = tmp_path / "container"
-    env = _env(
+    env = clean_env(
         WARMSTART_CONFIG=str(ROOT / "configs/demo.yaml"),
         WARMSTART_RUN_DIR=str(run_dir),
         WARMSTART_CHECKPOINT_URI=f"s3://{s3_bucket}/jobs/digits",
@@ -203,7 +202,7 @@ def test_changed_batch_on_resume_rescales_lr_and_keeps_sample_position(
 )  # fmt: skip
 def test_train_user_errors_are_one_line_with_exit_code(tmp_path, args, code, text):
     proc = subprocess.run([str(VENV_BIN / "warmstart"), "train", *args, "--set", f"run.dir={tmp_path}"],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True)  # fmt: skip
+                          cwd=ROOT, env=clean_env(), capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr
     error_lines = [x for x in proc.stderr.splitlines() if x.startswith("warmstart: ")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,16 @@ from app.train.preempt import StopRequest
 from app.train.start import checkpoint_uri, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without warmstart/launcher settings, the venv first on PATH, plus ``extra``."""
+    drop = ("WARMSTART_", "PADDLE_", "FLAGS_", "CUDA_VISIBLE_DEVICES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env.update(extra)
+    return env
 
 
 class StopAt(StopRequest):

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import paddle
 from paddle.optimizer.lr import LRScheduler
 
@@ -51,10 +52,12 @@ def plain_state(value: Any, where: str = "state") -> Any:
         return value
     if isinstance(value, paddle.Tensor):
         return plain_state(value.numpy().tolist(), where)
+    if isinstance(value, np.ndarray):
+        return plain_state(value.tolist(), where)
     item = getattr(value, "item", None)  # numpy scalars
     if callable(item):
         return plain_state(item(), where)
-    raise TypeError(f"{where}: {type(value).__name__} cannot be stored as JSON scheduler state")
+    raise TypeError(f"{where}: {type(value).__name__} cannot be stored as JSON checkpoint state")
 
 
 class PhasedSchedule(LRScheduler):

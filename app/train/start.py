@@ -12,7 +12,6 @@ import getpass
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import paddle
@@ -22,7 +21,7 @@ from app.config import config_hash
 from app.config.schema import Config
 from app.config.typed import to_data
 from app.errors import CheckpointError
-from app.schedule import build_schedule
+from app.schedule import build_schedule, plain_state
 from app.store import open_store
 from app.tasks.base import build_task
 from app.train import dist as dist_sync
@@ -44,28 +43,13 @@ def checkpoint_uri(cfg: Config) -> str:
     return cfg.checkpoint.uri or str(Path(cfg.run.dir) / "checkpoints")
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe copy of scheduler/scaler state (numpy scalars and tensors become numbers/lists)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, paddle.Tensor):
-        value = value.numpy()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def snapshot(s: Session) -> Snapshot:
     cfg = s.cfg
     state = {
         "step": s.step,
         "epoch": s.stream.epoch,
         "data": s.stream.state(),
-        "scheduler": _plain(s.lr.state_dict()),
+        "scheduler": plain_state(s.lr.state_dict(), "scheduler"),
         "rng": rng.capture(),
         "world_size": s.dist.world,
         "micro_batch": cfg.train.batch_size,
@@ -73,7 +57,7 @@ def snapshot(s: Session) -> Snapshot:
         "global_batch": cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world,
         "total_steps": s.schedule.total_steps,
         "best": s.best,
-        "amp_scaler": _plain(s.scaler.state_dict()) if s.scaler is not None else None,
+        "amp_scaler": plain_state(s.scaler.state_dict(), "amp_scaler") if s.scaler is not None else None,
     }
     meta = {
         "config": to_data(cfg),

@@ -9,8 +9,7 @@ patterns, prints a report, and stops if too little of the model was loaded.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import paddle
 
@@ -18,17 +17,9 @@ from app.config.schema import InitConfig
 from app.errors import CheckpointError
 from app.train.state import LoadReport, assign, compare
 
-__all__ = ["StartKind", "load_weights", "warm_lr_lint"]
+__all__ = ["load_weights", "warm_lr_lint"]
 
 log = logging.getLogger(__name__)
-
-StartKind = Literal["resume", "warm_start", "cold_start"]
-
-
-@dataclass
-class WeightsResult:
-    report: LoadReport
-    mode: str
 
 
 def load_weights(
