@@ -104,6 +104,23 @@ def test_model_dir_other_pickles_refused(toy: Path, tmp_path: Path, capsys, name
     assert not marker.exists()
 
 
+def test_model_dir_trainer_files_are_left_out(toy: Path, tmp_path: Path) -> None:
+    """What PaddleNLP's Trainer saves beside the weights is never read by from_pretrained: not copied."""
+    marker = tmp_path / "marker"
+    evil = {n: _evil(marker) for n in ("training_args.bin", "optimizer.pdopt", "pytorch_model.bin")}
+    folder = _model_dir(toy, tmp_path / "m", **evil)
+    cfg = load_config(
+        ROOT / SEQ, [f"{k}={v}" for k, v in _seq(toy, tmp_path / "run", folder).items()], env={}
+    )
+    task = build_task(cfg.task, cfg.run.seed)
+    with paddle.utils.unique_name.guard():
+        task.build_model()
+    assert sorted(p.name for p in task.model_dir.iterdir()) == sorted(
+        ["config.json", "model.safetensors", "special_tokens_map.json", "tokenizer_config.json", "vocab.txt"]
+    )
+    assert not marker.exists()
+
+
 def test_model_dir_pickle_weights_with_opt_in(toy: Path, tmp_path: Path, caplog) -> None:
     """With init.allow_pickle: loaded (logged with name and sha256), handed to PaddleNLP as safetensors."""
     want = read_tensors(toy / "bert/model.safetensors", "toy")

@@ -6,9 +6,10 @@ The one place that decides whether a file could be unpickled. Names are never tr
 A pickle is recognised by walking its opcodes with :mod:`pickletools` (which parses, never executes)
 and emulating the unpickler's stack: a stream is a pickle once it reaches ``STOP``, or once a code-running
 opcode (``REDUCE``, ``BUILD``, ``INST``, ``OBJ``, ``NEWOBJ``) follows an import (``GLOBAL``,
-``STACK_GLOBAL``, ``INST``, ``EXT*``) with the stack the unpickler would have. That covers protocols 2-5
-(``\\x80\\x02``..``\\x80\\x05``) and the legacy text protocols 0/1 alike, while a text file that merely
-starts with ``c`` or ``i`` (which the unpickler would reject before running anything) is not one.
+``STACK_GLOBAL``, ``INST``, ``EXT*``) with the stack the unpickler would have. That covers the legacy
+text protocols 0/1, while a text file that merely starts with ``c`` or ``i`` (which the unpickler would
+reject before running anything) is not one. The protocol 2-5 header (``\\x80\\x02``..``\\x80\\x05``)
+alone is enough, even when what follows is damaged.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FileKind = Literal["safetensors", "pickle", "zip", "other"]
 WINDOW_BYTES = 1 << 20
 _MAX_HEADER = 100 << 20
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_PROTOCOLS = (b"\x02", b"\x03", b"\x04", b"\x05")
 _IMPORTS = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"})
 _CALLS = frozenset({"REDUCE", "BUILD", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
 
@@ -50,6 +52,8 @@ def _pop(stack: list, before: list) -> bool:
 def pickle_prefix(data: bytes, truncated: bool) -> bool:
     """True if ``data`` (a file's first bytes; ``truncated`` if the file goes on) would be unpickled
     far enough to run code or finish, i.e. the unpickler would not reject it first."""
+    if data[:1] == b"\x80" and data[1:2] in _PROTOCOLS:
+        return True
     stack: list = []
     imported = False
     valid_until = 0

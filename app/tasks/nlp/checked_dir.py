@@ -10,7 +10,8 @@ PaddleNLP never sees the user's folder, only a copy built here:
   ``init.allow_pickle`` (logged with its sha256) and written as ``model.safetensors``;
 - every other top-level file is copied after a content check: one a loader could unpickle is refused
   unless ``init.allow_pickle`` is set (then logged with its name and sha256);
-- other weight files (``pytorch_model.bin``, variants) and sub-folders are left out: nothing reads them.
+- other weight files (``pytorch_model.bin``, variants), the Trainer's state files (``training_args.bin``,
+  ``optimizer.pdopt``, ...) and sub-folders are left out: nothing reads them.
 
 The model is then loaded with ``use_safetensors=True``, so PaddleNLP never falls back to a pickle.
 """
@@ -44,9 +45,11 @@ _CHOICES = (
     "model_state.pdparams",
     "model_state.pdparams.index.json",
 )
-#: Names PaddleNLP treats as weights (shards and variants included); the ones not chosen are not copied.
-_WEIGHT_NAME = re.compile(
-    r"^(model|model_state|pytorch_model)([-.].*)?\.(safetensors|pdparams|bin)(\.index\.json)?$"
+#: Names PaddleNLP treats as weights (shards and variants included), and what its Trainer saves beside
+#: them (arguments, optimizer, scheduler, scaler and RNG state): never read by from_pretrained, not copied.
+_LEFT_OUT = re.compile(
+    r"^((model|model_state|pytorch_model)([-.].*)?\.(safetensors|pdparams|bin)(\.index\.json)?"
+    r"|training_args\.bin|(scheduler|scaler)\.pdparams|rng_state.*|.*\.(pdopt|pth|pt))$"
 )
 _WHY = "PaddleNLP may unpickle the files of a model_dir"
 
@@ -93,7 +96,7 @@ def checked_copy(src: Path, dest: Path, source: str, allow_pickle: bool) -> Path
     weights = _stage_weights(_weight_files(src, source), dest, source, allow_pickle)
     left_out = []
     for path in sorted(src.iterdir()):
-        if path.is_dir() or _WEIGHT_NAME.match(path.name):
+        if path.is_dir() or _LEFT_OUT.match(path.name):
             left_out.append(path.name)
             continue
         if may_unpickle(path):
