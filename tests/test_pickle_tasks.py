@@ -211,6 +211,20 @@ def test_ppdet_decode_cache_refused(tmp_path: Path) -> None:
         DetectionTask(_det_options(tmp_path, overrides), seed=0)
 
 
+def test_ppdet_yaml_python_tags_never_run(tmp_path: Path) -> None:
+    """ppdet's load_config uses yaml.Loader: a `!!python/object/apply` tag in an included file ran code."""
+    from app.errors import ConfigError
+    from app.tasks.det.task import DetectionTask
+
+    marker = tmp_path / "marker"
+    (tmp_path / "base.yml").write_text(f'x: !!python/object/apply:os.system ["touch {marker}"]\n')
+    (tmp_path / "det.yml").write_text(f"_BASE_: [{ROOT / 'configs/ppdet/picodet_s_lcnet.yml'}, base.yml]\n")
+    options = {**_det_options(tmp_path, {}), "ppdet_config": str(tmp_path / "det.yml")}
+    with pytest.raises(ConfigError, match="base.yml' is not valid YAML: could not determine a constructor"):
+        DetectionTask(options, seed=0)
+    assert not marker.exists()
+
+
 def test_ppdet_pretrain_weights_never_loaded(tmp_path: Path, caplog) -> None:
     from app.tasks.det.task import DetectionTask
 

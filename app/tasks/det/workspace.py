@@ -4,7 +4,8 @@ ppdet keeps one process-wide ``global_config`` that every ``load_config`` merges
 ``create`` mutates. :func:`load_ppdet_config` first puts that registry back to how it was right after
 ppdet registered its modules, so two configs loaded in one process (tests, a warm run after a cold one)
 never leak keys into each other. Architectures known to be broken in this wheel are refused up front.
-:func:`check_pickle_loads` refuses, before anything is built, every key that would make ppdet unpickle a
+Each file is parsed with a safe YAML loader first (ppdet's own ``yaml.Loader`` would run
+``!!python/object`` tags). :func:`check_pickle_loads` refuses, before anything is built, every key that would make ppdet unpickle a
 file (a backbone's ``pretrained``, ``DecodeCache.cache_root``) unless ``init.allow_pickle`` is set.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import app  # noqa: F401  (zlib before paddle)
 from app.checkpoint.pdparams import allow_pickle_file, pickle_refused
 from app.errors import ConfigError, TaskError
+from app.tasks.det.translate import read_ppdet_yaml
 
 __all__ = [
     "load_ppdet_config",
@@ -73,6 +75,8 @@ def load_ppdet_config(path: str | Path, overrides: dict[str, Any] | None = None)
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"task.options.ppdet_config: {str(p)!r} does not exist")
+    # ppdet parses with yaml.Loader, which runs `!!python/object/apply` tags: the safe parse goes first
+    read_ppdet_yaml(p)
     ws = _workspace()
     _reset(ws)
     try:
