@@ -202,6 +202,18 @@ def test_ppdet_backbone_pretrained_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "marker").exists()
 
 
+def test_ppdet_backbone_pretrained_with_opt_in_is_logged(tmp_path: Path, caplog) -> None:
+    from app.tasks.det.task import DetectionTask
+
+    src = tmp_path / "convnext.pdparams"
+    src.write_bytes(pickle.dumps({"w": np.zeros(2, np.float32)}, protocol=4))
+    overrides = {"PicoDet": {"backbone": "ConvNeXt"}, "ConvNeXt": {"pretrained": str(src)}}
+    caplog.set_level(logging.WARNING)
+    DetectionTask(_det_options(tmp_path, overrides), seed=0, allow_pickle=True)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    assert f"unpickling {src} (ppdet config ConvNeXt.pretrained) (sha256 {digest}) via a ppdet" in caplog.text
+
+
 def test_ppdet_decode_cache_refused(tmp_path: Path) -> None:
     from app.tasks.det.task import DetectionTask
 
