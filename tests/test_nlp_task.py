@@ -184,8 +184,9 @@ def test_model_dir_on_s3_is_fetched_into_the_run_dir(toy, tmp_path, s3_bucket, s
     cfg = load_config(Path(__file__).parents[1] / TOK, ov, env={})
     assert cfg.task.options["cache_dir"] == f"{tmp_path}/run/pretrained"
     task = build_task(cfg.task, cfg.run.seed)
-    assert task.model_dir == tmp_path / "run/pretrained"
-    assert sorted(p.name for p in task.model_dir.iterdir()) == names
+    assert task.source_dir == tmp_path / "run/pretrained"
+    assert sorted(p.name for p in task.source_dir.iterdir()) == names
+    assert sorted(p.name for p in task.model_dir.iterdir()) == names  # the checked copy PaddleNLP reads
     with paddle.utils.unique_name.guard():
         net = task.build_model()
     local = _trained("token", toy / "ernie", task.labels, {})

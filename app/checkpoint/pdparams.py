@@ -1,9 +1,12 @@
-"""Reading Paddle's pickled ``.pdparams`` files — only on explicit opt-in — and importing them.
+"""Reading foreign weight files — pickles only on explicit opt-in — and importing them.
 
 Published pretrained weights of the Paddle toolkits are pickles, and unpickling runs code from the file.
-So this is the one place that calls ``paddle.load``, it refuses unless ``allow_pickle`` is set, and every
-use is logged at WARNING with the file's sha256. ``import_pdparams`` converts such a file into a
-committed checkpoint, after which loading never unpickles again.
+So this is the one place that calls ``paddle.load``, and :func:`allow_pickle_file` is the one gate for
+any file a loader (ours or a toolkit's) might unpickle: it refuses unless ``allow_pickle`` is set, and
+every use is logged at WARNING with the file's name and sha256. What a file is comes from its content
+(:mod:`app.checkpoint.sniff`), never its name: :func:`read_weights_file` reads safetensors pickle-free
+whatever the file is called, and a pickle under any name goes through the gate. ``import_pdparams``
+converts such a file into a committed checkpoint, after which loading never unpickles again.
 """
 
 from __future__ import annotations
@@ -14,22 +17,61 @@ from typing import Any
 
 import numpy as np
 
-from app.checkpoint.layout import CheckpointRef, json_bytes
+from app.checkpoint.layout import TENSOR_SUFFIX, CheckpointRef, json_bytes
 from app.checkpoint.lineage import with_lineage
-from app.checkpoint.tensorio import sha256_file
+from app.checkpoint.sniff import sniff_file
+from app.checkpoint.tensorio import read_tensors, sha256_file
 from app.checkpoint.writer import PreparedSave, write_checkpoint
 from app.errors import CheckpointError
 from app.store.base import ObjectStore
 
-__all__ = ["PICKLE_SUFFIXES", "is_pickle_name", "read_pdparams", "import_pdparams"]
+__all__ = [
+    "OPT_IN_HINT",
+    "IMPORT_HINT",
+    "pickle_refused",
+    "allow_pickle_file",
+    "read_pdparams",
+    "read_weights_file",
+    "import_pdparams",
+]
 
 log = logging.getLogger(__name__)
 
-PICKLE_SUFFIXES = (".pdparams", ".pdopt", ".pdmodel.pkl")
+OPT_IN_HINT = (
+    "if you trust the file, set init.allow_pickle: true (--set init.allow_pickle=true), or convert it "
+    "once with `warmstart ckpt import SRC DEST --allow-pickle`"
+)
+#: The hint of ``warmstart ckpt import``, whose opt-in is its own flag.
+IMPORT_HINT = "if you trust the file, pass --allow-pickle"
 
 
-def is_pickle_name(name: str) -> bool:
-    return name.endswith(PICKLE_SUFFIXES)
+def pickle_refused(source: str, why: str = "", hint: str = OPT_IN_HINT) -> CheckpointError:
+    """The one refusal: which file, who would unpickle it, that it was not loaded, and how to opt in."""
+    return CheckpointError(
+        f"{source} is a pickle ({why or 'found by its content'}); loading it can run arbitrary code, "
+        "so it is refused",
+        hint=hint,
+    )
+
+
+def allow_pickle_file(
+    path: Path, *, allow_pickle: bool, source: str | None = None, why: str = "", hint: str = OPT_IN_HINT
+) -> str:
+    """Gate a file some loader may unpickle: refuse without opt-in, else log its name and sha256.
+
+    Returns the sha256. ``why`` says who unpickles it (e.g. "PaddleNLP's tokenizer").
+    """
+    source = source or str(path)
+    if not allow_pickle:
+        raise pickle_refused(source, why, hint)
+    digest = sha256_file(path)
+    log.warning(
+        "unpickling %s (sha256 %s)%s because allow_pickle is set; only do this with trusted files",
+        source,
+        digest,
+        f" via {why}" if why else "",
+    )
+    return digest
 
 
 def _flatten(tree: Any, prefix: str, out: dict[str, np.ndarray], skipped: list[str]) -> None:
@@ -44,21 +86,12 @@ def _flatten(tree: Any, prefix: str, out: dict[str, np.ndarray], skipped: list[s
         skipped.append(prefix)
 
 
-def read_pdparams(path: Path, *, allow_pickle: bool, source: str | None = None) -> dict[str, np.ndarray]:
-    """Unpickle a trusted ``.pdparams`` file into name -> array. Refuses without ``allow_pickle``."""
+def read_pdparams(
+    path: Path, *, allow_pickle: bool, source: str | None = None, hint: str = OPT_IN_HINT
+) -> dict[str, np.ndarray]:
+    """Unpickle a trusted Paddle pickle into name -> array. Refuses without ``allow_pickle``."""
     source = source or str(path)
-    if not allow_pickle:
-        raise CheckpointError(
-            f"{source} is a pickle (.pdparams); loading it can run arbitrary code, so it is refused",
-            hint="if you trust the file, pass --allow-pickle (init.allow_pickle: true) or convert it once "
-            "with `warmstart ckpt import SRC DEST --allow-pickle`",
-        )
-    digest = sha256_file(path)
-    log.warning(
-        "unpickling %s (sha256 %s) because allow_pickle is set; only do this with trusted files",
-        source,
-        digest,
-    )
+    allow_pickle_file(path, allow_pickle=allow_pickle, source=source, hint=hint)
     import paddle  # deferred: only this opt-in path needs paddle to read files
 
     try:
@@ -75,6 +108,26 @@ def read_pdparams(path: Path, *, allow_pickle: bool, source: str | None = None) 
     return tensors
 
 
+def read_weights_file(
+    path: Path, *, allow_pickle: bool, source: str | None = None, hint: str = OPT_IN_HINT
+) -> dict[str, np.ndarray]:
+    """name -> array from a weights file, by content: safetensors pickle-free, a pickle only if allowed.
+
+    The name only ever adds a refusal: a file called ``*.safetensors`` that holds a pickle is refused even
+    with the opt-in (it claims to be pickle-free; it is not what the user meant to trust).
+    """
+    source = source or str(path)
+    kind = sniff_file(path)
+    if kind == "safetensors" or source.endswith(TENSOR_SUFFIX):
+        return read_tensors(path, source)
+    if kind in ("pickle", "zip"):
+        return read_pdparams(path, allow_pickle=allow_pickle, source=source, hint=hint)
+    raise CheckpointError(
+        f"{source} is neither a safetensors file nor a Paddle pickle (.pdparams)",
+        hint="give a .safetensors file, a checkpoint folder, or a trusted .pdparams with init.allow_pickle",
+    )
+
+
 def import_pdparams(
     path: Path,
     store: ObjectStore,
@@ -83,10 +136,11 @@ def import_pdparams(
     *,
     allow_pickle: bool,
     source: str | None = None,
+    hint: str = OPT_IN_HINT,
 ) -> CheckpointRef:
-    """Convert ``path`` into a committed checkpoint ``step-N`` (group ``model``) under ``store``."""
+    """Convert ``path`` (a pickle, or safetensors) into a committed checkpoint ``step-N`` (group ``model``)."""
     source = source or str(path)
-    tensors = read_pdparams(path, allow_pickle=allow_pickle, source=source)
+    tensors = read_weights_file(path, allow_pickle=allow_pickle, source=source, hint=hint)
     meta = with_lineage(
         {"source": source, "source_sha256": sha256_file(path), "notes": f"imported from {source}"}, step
     )

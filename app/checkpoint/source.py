@@ -3,8 +3,10 @@ a weights file.
 
 Accepted forms: ``ROOT`` (its latest verified checkpoint), ``ROOT#TAG`` (a promoted version, its manifest
 hash checked), a step folder (any folder holding a ``manifest.json``, e.g. a copy made with
-``aws s3 cp --recursive``), a plain ``.safetensors`` file, or a pickled ``.pdparams`` file (only with
-``allow_pickle``). Any of them may be a local path, ``file://``, ``s3://`` or ``oss://`` URI.
+``aws s3 cp --recursive``), or a weights file: safetensors, or a Paddle pickle (only with ``allow_pickle``).
+A file is told from a folder by what exists, and its kind by its content, never by its name: a pickle
+called ``model.safetensors`` or ``weights.bin`` is refused like a ``.pdparams``. Any of them may be a local
+path, ``file://``, ``s3://`` or ``oss://`` URI.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ from pathlib import Path
 
 from app.checkpoint import catalog, reader
 from app.checkpoint.layout import MANIFEST, TENSOR_SUFFIX, CheckpointRef, Manifest, sha256_bytes
-from app.checkpoint.pdparams import is_pickle_name, read_pdparams
+from app.checkpoint.pdparams import read_weights_file
 from app.checkpoint.reader import LoadedCheckpoint
 from app.checkpoint.tags import resolve_tag
-from app.checkpoint.tensorio import read_tensors
-from app.errors import CheckpointError
+from app.errors import AppError, CheckpointError
 from app.store import open_store
 from app.store.base import NotFoundError, ObjectStore
 
 __all__ = ["open_source", "split_tag", "resolve_ref", "local_copy"]
 
 log = logging.getLogger(__name__)
+
+#: Suffixes that make a missing ``init.from`` read as a missing file (not a checkpoint root); they never
+#: decide how a file is read.
+FILE_SUFFIXES = (TENSOR_SUFFIX, ".pdparams", ".pdopt", ".pkl", ".pickle", ".bin", ".pt", ".pth")
 
 
 def split_tag(uri: str) -> tuple[str, str | None]:
@@ -91,15 +96,22 @@ def local_copy(uri: str, store_cfg, staging_dir: Path) -> tuple[Path, Path | Non
     return tmp / name, tmp
 
 
+def _names_file(uri: str, store_cfg) -> bool:  # noqa: ANN001
+    """True when ``uri`` is one file (object), or is missing but named like a weights file."""
+    parent, name = _split_file(uri)
+    if not name or name in (".", ".."):
+        return False
+    try:
+        found = open_store(parent, store_cfg).exists(name)
+    except (AppError, ValueError):  # no such bucket/folder, a name that is no key: not a file here
+        found = False
+    return found or name.endswith(FILE_SUFFIXES)
+
+
 def _load_file(uri: str, store_cfg, staging_dir: Path, allow_pickle: bool) -> LoadedCheckpoint:  # noqa: ANN001
-    if is_pickle_name(uri) and not allow_pickle:
-        read_pdparams(Path(uri), allow_pickle=False, source=uri)  # raises the refusal, touching nothing
     path, tmp = local_copy(uri, store_cfg, staging_dir)
     try:
-        if is_pickle_name(uri):
-            tensors = read_pdparams(path, allow_pickle=True, source=uri)
-        else:
-            tensors = read_tensors(path, uri)
+        tensors = read_weights_file(path, allow_pickle=allow_pickle, source=uri)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -110,7 +122,7 @@ def _load_file(uri: str, store_cfg, staging_dir: Path, allow_pickle: bool) -> Lo
 def open_source(uri: str, store_cfg, *, allow_pickle: bool, staging_dir: Path) -> LoadedCheckpoint:  # noqa: ANN001
     """Load the weights ``uri`` names (see the module docstring); verified, pickle-free unless opted in."""
     base, tag = split_tag(uri)
-    if is_pickle_name(base) or base.endswith(TENSOR_SUFFIX):
+    if _names_file(base, store_cfg):
         if tag:
             raise CheckpointError(f"{uri}: a #tag applies to a checkpoint root, not to a file")
         return _load_file(base, store_cfg, staging_dir, allow_pickle)

@@ -1,7 +1,7 @@
 """Tensor files and hashes: write/read safetensors with numpy, never unpickling; stream sha256.
 
 Reading checks the file before safetensors sees it: a pickle or zip (what ``paddle.save`` writes) under a
-``.safetensors`` name, a header length larger than the file or a cap, or a header that is not a JSON
+``.safetensors`` name (found by content, :mod:`app.checkpoint.sniff`), a header length larger than the file or a cap, or a header that is not a JSON
 object are all a :class:`CheckpointError` naming the file. bf16 has no numpy dtype: Paddle hands bf16
 values over as ``uint16`` bit patterns, which are stored as ``U16`` and come back as ``uint16``; a foreign
 file holding ``BF16`` tensors is read the same way (bit patterns as ``uint16``).
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from app.checkpoint.sniff import sniff_file
 from app.errors import CheckpointError
 
 __all__ = ["CHUNK_BYTES", "MAX_HEADER_BYTES", "sha256_file", "write_tensors", "read_tensors", "host_array"]
@@ -64,13 +65,13 @@ _NUMPY_NAMES = {np.dtype(t).name.upper() for t in _SIMPLE_DTYPES.values()}
 
 def _check_header(path: Path, what: str) -> dict:
     size = path.stat().st_size
+    if sniff_file(path) in ("pickle", "zip"):  # by content: a safetensors header may start with \x80
+        raise CheckpointError(
+            f"{what} is a pickle/zip file, not safetensors; refusing to unpickle it",
+            hint="convert trusted .pdparams files with `warmstart ckpt import --allow-pickle`",
+        )
     with open(path, "rb") as fh:
         head = fh.read(8)
-        if head[:1] == b"\x80" or head[:2] == b"PK":
-            raise CheckpointError(
-                f"{what} is a pickle/zip file, not safetensors; refusing to unpickle it",
-                hint="convert trusted .pdparams files with `warmstart ckpt import --allow-pickle`",
-            )
         if len(head) < 8:
             raise CheckpointError(f"{what} is not a safetensors file: {size} bytes is too short for a header")
         (length,) = struct.unpack("<Q", head)

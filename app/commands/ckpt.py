@@ -19,7 +19,7 @@ from app.checkpoint import catalog, reader, retention
 from app.checkpoint.catalog import StepStatus
 from app.checkpoint.config import CheckpointConfig
 from app.checkpoint.layout import META, TRAINER_STATE, CheckpointRef
-from app.checkpoint.pdparams import import_pdparams, read_pdparams
+from app.checkpoint.pdparams import IMPORT_HINT, import_pdparams
 from app.checkpoint.report import format_metrics, format_table, human_size, show_lines
 from app.checkpoint.source import local_copy, resolve_ref, split_tag
 from app.checkpoint.tags import promote, tagged_steps
@@ -177,13 +177,17 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 # -- import / promote ------------------------------------------------------------------------------
 def cmd_import(args: argparse.Namespace) -> int:
-    if not args.allow_pickle:
-        read_pdparams(Path(args.src), allow_pickle=False, source=args.src)  # raises the refusal
     store = _open(args.dest)
     with _staging() as staging:
         path, _ = local_copy(args.src, _store_config(), staging)
         ref = import_pdparams(
-            path, store, args.step, staging, allow_pickle=args.allow_pickle, source=args.src
+            path,
+            store,
+            args.step,
+            staging,
+            allow_pickle=args.allow_pickle,
+            source=args.src,
+            hint=IMPORT_HINT,
         )
     print(f"imported {args.src} -> {ref.uri} (manifest sha256 {ref.manifest_sha256})")
     return EXIT_OK
@@ -237,11 +241,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     gc.add_argument("--leftover-minutes", type=float, default=None, metavar="MIN")
     gc.set_defaults(func=cmd_gc)
 
-    imp = verbs.add_parser("import", help="convert a pickled .pdparams file into a checkpoint")
-    imp.add_argument("src", metavar="SRC.pdparams")
+    imp = verbs.add_parser(
+        "import", help="convert a weights file (pickled .pdparams, or safetensors) into a checkpoint"
+    )
+    imp.add_argument("src", metavar="SRC")
     imp.add_argument("dest", metavar="DEST_URI")
     imp.add_argument(
-        "--allow-pickle", action="store_true", help="required: unpickling runs code from the file"
+        "--allow-pickle",
+        action="store_true",
+        help="required for a pickle (found by content, whatever its name): unpickling runs code from it",
     )
     imp.add_argument("--step", type=int, default=0, metavar="N", help="step number to give it (default 0)")
     imp.set_defaults(func=cmd_import)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from app.train.warmstart import load_weights
 
     cfg = load_config(args.config, args.overrides)
-    task = build_task(cfg.task, cfg.run.seed)
+    task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
     if not hasattr(task, "export"):
         raise ConfigError(f"task.kind {cfg.task.kind!r} has no export format")
     source = args.source or checkpoint_uri(cfg)

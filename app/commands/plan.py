@@ -136,5 +136,5 @@ def _count_steps_per_epoch(cfg) -> int:  # noqa: ANN001  (Config)
     from app.tasks.base import build_task
     from app.train.data import steps_per_epoch
 
-    task = build_task(cfg.task, cfg.run.seed)
+    task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
     return steps_per_epoch(task.train_size(), cfg.train.batch_size, 1, cfg.train.grad_accum_steps)

@@ -128,7 +128,9 @@ class InitConfig:
     ignore: list[str] = field(default_factory=list)
     #: partial mode: fail if fewer than this fraction of the model's parameters were loaded.
     min_loaded_fraction: float = 0.5
-    #: Allow reading pickled .pdparams files (unsafe with untrusted files). Logged when used.
+    #: Allow unpickling files (found by content, whatever their name): a .pdparams in init.from, a pickle in
+    #: an NLP model_dir, a ppdet `pretrained` / DecodeCache. Unsafe with untrusted files; each use is logged
+    #: with the file's sha256.
     allow_pickle: bool = False
 
     def validate(self, path: str) -> None:

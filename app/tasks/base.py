@@ -45,7 +45,8 @@ class Task(Protocol):
     #   restores them on an exact resume (raise CheckpointError if a group is missing or mis-shaped).
 
 
-#: name -> "module:factory"; the factory takes the task options dict and returns a Task.
+#: name -> "module:factory"; the factory takes the task options dict, ``seed`` and ``allow_pickle``
+#: (``init.allow_pickle``: whether a file the toolkit would unpickle may be loaded) and returns a Task.
 TASKS: dict[str, str] = {
     "digits": "app.tasks.digits:DigitsTask",
     "ocr_rec": "app.tasks.ocr.task:OcrRecTask",
@@ -79,10 +80,10 @@ def translate_config(data: dict[str, Any]) -> dict[str, Any]:
     return _resolve(target)(data) if target else data
 
 
-def build_task(cfg: TaskConfig, seed: int) -> Task:
+def build_task(cfg: TaskConfig, seed: int, *, allow_pickle: bool = False) -> Task:
     target = TASKS.get(cfg.kind)
     if target is None:
         raise ConfigError(
             f"task.kind: unknown task {cfg.kind!r}{suggest(cfg.kind, TASKS)} (known: {', '.join(sorted(TASKS))})"
         )
-    return _resolve(target)(cfg.options, seed=seed)
+    return _resolve(target)(cfg.options, seed=seed, allow_pickle=allow_pickle)

@@ -75,7 +75,7 @@ def _load_split(classes: list[int], eval_fraction: float) -> tuple[np.ndarray, .
 
 
 class DigitsTask:
-    def __init__(self, options: dict, seed: int) -> None:
+    def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         self.opts: DigitsOptions = from_data(DigitsOptions, options, "task.options")
         self.num_classes = self.opts.num_classes or len(self.opts.classes)
         self.x_train, self.y_train, self.x_eval, self.y_eval = _load_split(

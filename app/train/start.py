@@ -97,12 +97,30 @@ def _summary(cfg: Config, s: Session, kind: str, source: str | None) -> None:
         log.warning("schedule lint: %s", warning)
 
 
-def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_changed: bool) -> None:
+def _own_resume_hint(uri: str) -> str:
+    """What works when the run's own checkpoint no longer fits the model (init.* never applies to it)."""
+    return (
+        f"this is the run's own checkpoint in checkpoint.uri {uri}, which is always resumed exactly and "
+        "ignores init.*; to train a changed model set a new checkpoint.uri (and warm-start it with "
+        f"init.from={uri} init.mode=partial), or move the old step-* folders out of {uri}"
+    )
+
+
+def _load_exact_tensors(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
     load_weights(s.net, loaded.tensors["model"], "resume", s.cfg.init, source)
     load_optimizer(s.optimizer, s.net, loaded.tensors.get("optimizer", {}), source)
     load_extra = getattr(s.task, "load_extra_tensors", None)
     if load_extra is not None:
         load_extra({k: v for k, v in loaded.tensors.items() if k not in ("model", "optimizer")}, source)
+
+
+def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_changed: bool) -> None:
+    try:
+        _load_exact_tensors(s, loaded, source)
+    except CheckpointError as exc:
+        if source == s.cfg.init.from_:  # init.from with init.mode=resume: its own hint applies
+            raise
+        raise CheckpointError(exc.message, hint=_own_resume_hint(s.mgr_uri)) from None
     st = loaded.state
     s.step = int(st["step"])
     if batch_changed:
@@ -154,7 +172,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     dist = init_dist()
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    task = build_task(cfg.task, cfg.run.seed)
+    task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
     rng.seed_all(cfg.run.seed, dist.rank)
     with paddle.utils.unique_name.guard():
         net = task.build_model()

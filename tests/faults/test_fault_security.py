@@ -46,7 +46,11 @@ def _one_line(err: str) -> str:
 @pytest.mark.parametrize(
     ("name", "allow", "words"),
     [
-        ("w.pdparams", False, "is a pickle (.pdparams); loading it can run arbitrary code, so it is refused"),
+        (
+            "w.pdparams",
+            False,
+            "is a pickle (found by its content); loading it can run arbitrary code, so it is refused",
+        ),
         ("w.safetensors", True, "is a pickle/zip file, not safetensors; refusing to unpickle it"),
     ],
 )

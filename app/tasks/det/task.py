@@ -23,7 +23,7 @@ from app.config.typed import from_data
 from app.errors import ConfigError
 from app.tasks.det.data import DatasetPaths, Pipeline, load_records, to_tensors
 from app.tasks.det.ema import Ema
-from app.tasks.det.workspace import build_architecture, load_ppdet_config
+from app.tasks.det.workspace import build_architecture, check_pickle_loads, load_ppdet_config
 
 __all__ = ["SynthOptions", "DetectionOptions", "DetectionTask"]
 
@@ -78,7 +78,7 @@ def _make_synthetic(opts: DetectionOptions) -> None:
 
 
 class DetectionTask:
-    def __init__(self, options: dict, seed: int) -> None:
+    def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         self.opts: DetectionOptions = from_data(DetectionOptions, options, "task.options")
         if self.opts.synthetic is not None:
             _make_synthetic(self.opts)
@@ -86,6 +86,7 @@ class DetectionTask:
         if self.opts.num_classes is not None:
             overrides["num_classes"] = self.opts.num_classes
         self.cfg = load_ppdet_config(self.opts.ppdet_config, overrides)
+        check_pickle_loads(self.cfg, allow_pickle)
         self.num_classes = int(self.cfg["num_classes"])
         o = self.opts
         self.train_records, _ = load_records(

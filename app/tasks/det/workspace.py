@@ -4,19 +4,31 @@ ppdet keeps one process-wide ``global_config`` that every ``load_config`` merges
 ``create`` mutates. :func:`load_ppdet_config` first puts that registry back to how it was right after
 ppdet registered its modules, so two configs loaded in one process (tests, a warm run after a cold one)
 never leak keys into each other. Architectures known to be broken in this wheel are refused up front.
+Each file is parsed with a safe YAML loader first (ppdet's own ``yaml.Loader`` would run
+``!!python/object`` tags). :func:`check_pickle_loads` refuses, before anything is built, every key that would make ppdet unpickle a
+file (a backbone's ``pretrained``, ``DecodeCache.cache_root``) unless ``init.allow_pickle`` is set.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import app  # noqa: F401  (zlib before paddle)
+from app.checkpoint.pdparams import allow_pickle_file, pickle_refused
 from app.errors import ConfigError, TaskError
+from app.tasks.det.translate import read_ppdet_yaml
 
-__all__ = ["load_ppdet_config", "build_architecture", "BROKEN_ARCHITECTURES", "SUPPORTED_HINT"]
+__all__ = [
+    "load_ppdet_config",
+    "build_architecture",
+    "check_pickle_loads",
+    "BROKEN_ARCHITECTURES",
+    "SUPPORTED_HINT",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +75,8 @@ def load_ppdet_config(path: str | Path, overrides: dict[str, Any] | None = None)
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"task.options.ppdet_config: {str(p)!r} does not exist")
+    # ppdet parses with yaml.Loader, which runs `!!python/object/apply` tags: the safe parse goes first
+    read_ppdet_yaml(p)
     ws = _workspace()
     _reset(ws)
     try:
@@ -98,3 +112,51 @@ def build_architecture(cfg: Any) -> Any:
             f"ppdet cannot build architecture {cfg['architecture']!r} from task.options.ppdet_config: {exc}",
             hint="check the model section names against ppdet's registered modules",
         ) from None
+
+
+#: Top-level keys ppdet's own Trainer loads with paddle.load; our loop never reads them.
+IGNORED_WEIGHT_KEYS = ("pretrain_weights", "weights")
+
+
+def _walk(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str, Any]]:
+    """(dotted path, key, value) of every mapping entry under ``node`` (lists included)."""
+    if depth > 32:
+        return
+    if isinstance(node, dict):
+        for key, value in dict.items(node):  # the values set, not a SchemaDict's defaults
+            where = f"{path}.{key}" if path else str(key)
+            yield where, str(key), value
+            yield from _walk(value, where, depth + 1)
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{path}[{i}]", depth + 1)
+
+
+def _gate(where: str, value: str, allow_pickle: bool, why: str) -> None:
+    source = f"{value} (ppdet config {where})"
+    if Path(value).is_file():
+        allow_pickle_file(Path(value), allow_pickle=allow_pickle, source=source, why=why)
+    elif not allow_pickle:
+        raise pickle_refused(source, why)
+    else:
+        log.warning(
+            "%s: %s may unpickle %s because allow_pickle is set (no local file to hash)", where, why, value
+        )
+
+
+def check_pickle_loads(cfg: Any, allow_pickle: bool) -> None:
+    """Refuse (or, with ``allow_pickle``, log with sha256) every config key that makes ppdet unpickle."""
+    for key in IGNORED_WEIGHT_KEYS:
+        value = dict.get(cfg, key)
+        if value:
+            log.warning(
+                "ppdet config key %s=%s is not loaded by warmstart (ppdet would unpickle it); convert it once "
+                "with `warmstart ckpt import %s DEST --allow-pickle` and set init.from=DEST",
+                key, value, value,
+            )  # fmt: skip
+    for where, key, value in _walk(cfg, ""):
+        if key == "pretrained" and isinstance(value, str) and value:
+            _gate(where, value, allow_pickle, "a ppdet backbone's `pretrained` goes to paddle.load")
+        if key == "DecodeCache" and isinstance(value, dict) and value.get("cache_root"):
+            _gate(where + ".cache_root", str(value["cache_root"]), allow_pickle,
+                  "ppdet's DecodeCache pickle.loads cached images from its cache_root")  # fmt: skip

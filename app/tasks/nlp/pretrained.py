@@ -111,4 +111,6 @@ def load_model(model_dir: Path, kind: str, labels: list[str]) -> Any:
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
         ignore_mismatched_sizes=True,
+        use_safetensors=True,  # never paddle.load (a pickle): the folder is a checked copy (checked_dir)
+        convert_from_torch=False,
     )

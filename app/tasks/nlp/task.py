@@ -17,6 +17,7 @@ import paddle.nn.functional as F
 
 from app.config.typed import from_data
 from app.tasks.nlp import data, export, pretrained
+from app.tasks.nlp.checked_dir import stage_model_dir
 from app.tasks.nlp.features import IGNORE, Encoded, encode_tags, encode_texts, pad_batch
 from app.tasks.nlp.metrics import chunk_metrics, seq_metrics, word_level
 from app.tasks.nlp.options import NlpOptions, SeqClsOptions, TokenClsOptions, is_uri
@@ -48,9 +49,11 @@ class _NlpTask:
     train: Encoded
     eval: Encoded
 
-    def _setup(self, opts: NlpOptions) -> None:
+    def _setup(self, opts: NlpOptions, allow_pickle: bool) -> None:
         self.opts = opts
-        self.model_dir = resolve_model_dir(opts)
+        self.source_dir = resolve_model_dir(opts)
+        # PaddleNLP only ever sees a checked copy: no pickle in it unless init.allow_pickle (checked_dir)
+        self.model_dir = stage_model_dir(self.source_dir, opts.model_dir, allow_pickle)
         self.tokenizer = pretrained.load_tokenizer(self.model_dir)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
 
@@ -75,9 +78,9 @@ class _NlpTask:
 class SeqClsTask(_NlpTask):
     kind = "seq"
 
-    def __init__(self, options: dict, seed: int) -> None:
+    def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         opts: SeqClsOptions = from_data(SeqClsOptions, options, "task.options")
-        self._setup(opts)
+        self._setup(opts, allow_pickle)
         read = [opts.format, opts.text_column, opts.text_pair_column, opts.label_column]
         train = data.read_text_examples(_local(opts.train_file), *read)
         evals = data.read_text_examples(_local(opts.eval_file), *read)
@@ -106,9 +109,9 @@ class SeqClsTask(_NlpTask):
 class TokenClsTask(_NlpTask):
     kind = "token"
 
-    def __init__(self, options: dict, seed: int) -> None:
+    def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         opts: TokenClsOptions = from_data(TokenClsOptions, options, "task.options")
-        self._setup(opts)
+        self._setup(opts, allow_pickle)
         train = data.read_conll(_local(opts.train_file))
         evals = data.read_conll(_local(opts.eval_file))
         self.labels = data.label_set(opts.labels, [t for e in train for t in e.tags], opts.train_file)

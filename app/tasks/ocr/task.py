@@ -48,7 +48,7 @@ def resolve_dict(opts: OcrRecOptions) -> Path:
 
 
 class OcrRecTask:
-    def __init__(self, options: dict, seed: int) -> None:
+    def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         self.opts: OcrRecOptions = from_data(OcrRecOptions, options, "task.options")
         data_dir = Path(self.opts.data_dir)
         if self.opts.synthetic is not None:
