@@ -107,7 +107,27 @@ class LocalStore(ObjectStore):
 
     # -- helpers -------------------------------------------------------------------------------
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
+        """The file behind ``key``; a symlink on the way that leads out of the root is refused."""
+        path = self.root.joinpath(*check_key(key).split("/"))
+        if not self._inside(path):
+            raise AccessDeniedError(
+                f"{self.describe(key)} is a symlink to {path.resolve()}, outside the store root "
+                f"{self.root}; not followed",
+                hint="replace the link with a regular file or move it away",
+            )
+        return path
+
+    def _inside(self, path: Path) -> bool:
+        """True when ``path``, with every symlink resolved, stays under the (resolved) root."""
+        try:
+            real, root = path.resolve(), self.root.resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            return False
+        return real == root or root in real.parents
+
+    def _size(self, path: Path) -> int:
+        """A listed file's size; a symlink leading out of the root reports its own (link) size."""
+        return path.stat().st_size if not path.is_symlink() or self._inside(path) else path.lstat().st_size
 
     @contextlib.contextmanager
     def _translate(self, key: str, action: str) -> Iterator[None]:
@@ -161,9 +181,24 @@ class LocalStore(ObjectStore):
                     key = base + name
                     if is_temp_name(name) or not key.startswith(prefix):
                         continue
-                    with contextlib.suppress(FileNotFoundError):  # deleted while listing
-                        found.append(ObjectInfo(key, (Path(folder) / name).stat().st_size))
+                    with contextlib.suppress(FileNotFoundError):  # deleted while listing (or dangling)
+                        found.append(ObjectInfo(key, self._size(Path(folder) / name)))
         return sorted(found, key=lambda info: info.key)
+
+    def list_folders(self) -> list[str]:
+        """Top-level folders, empty ones included (object stores only know folders through keys)."""
+        with self._translate("", "list"):
+            if not self.root.is_dir():
+                return []
+            return sorted(entry.name for entry in os.scandir(self.root) if entry.is_dir())
+
+    def remove_empty_folder(self, key: str) -> None:
+        """Remove the top-level folder ``key`` if it is empty; a symlink is never followed or removed."""
+        path = self.root / check_key(key)
+        if path.is_symlink() or not path.is_dir():
+            return
+        with self._translate(key, "delete"), contextlib.suppress(OSError):
+            path.rmdir()  # fails (and is left alone) when a file appeared meanwhile
 
     def exists(self, key: str) -> bool:
         with self._translate(key, "check"):
@@ -200,9 +235,10 @@ class LocalStore(ObjectStore):
                 finally:
                     tmp.unlink(missing_ok=True)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
         with self._translate(key, "read"):
-            return self._path(key).read_bytes()
+            with open(self._path(key), "rb") as fh:
+                return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:

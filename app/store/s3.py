@@ -201,9 +201,13 @@ class S3Store(ObjectStore):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
         with self._translate(key, "read"):
-            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            try:
+                return body.read() if max_bytes is None else body.read(max_bytes + 1)
+            finally:
+                body.close()
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):

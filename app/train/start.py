@@ -17,6 +17,8 @@ import numpy as np
 import paddle
 
 from app.checkpoint import CheckpointManager, LoadedCheckpoint, Snapshot, open_source
+from app.checkpoint.layout import TRAINER_STATE
+from app.checkpoint.schema import check_resume_state
 from app.config import config_hash
 from app.config.schema import Config
 from app.config.typed import to_data
@@ -134,10 +136,19 @@ def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
     s.parent = source
 
 
+def _resumable(loaded: LoadedCheckpoint) -> None:
+    """Reject a checkpoint an exact resume cannot use (its types were checked when it was read)."""
+    check_resume_state(loaded.state, f"{loaded.ref.uri.rstrip('/')}/{TRAINER_STATE}")
+    if "model" not in loaded.tensors:
+        raise CheckpointError(f"{loaded.ref.uri} holds no model tensors (groups: {sorted(loaded.tensors)})")
+
+
 def _find_start(
     cfg: Config, mgr: CheckpointManager, run_dir: Path
 ) -> tuple[str, LoadedCheckpoint | None, str | None]:
-    loaded = mgr.load_latest()  # newest checkpoint that passes sha256; torn ones skipped with a warning
+    # The newest checkpoint that passes sha256 and whose trainer state an exact resume can use; torn or
+    # invalid ones are skipped with a warning.
+    loaded = mgr.load_latest(check=_resumable)
     if loaded is not None:
         mgr.protect(loaded.ref)
         return "resume", loaded, loaded.ref.uri
@@ -146,6 +157,8 @@ def _find_start(
             cfg.init.from_, cfg.store, allow_pickle=cfg.init.allow_pickle, staging_dir=run_dir / "init"
         )
         kind = "resume" if cfg.init.mode == "resume" else "warm_start"
+        if kind == "resume":
+            _resumable(loaded)
         return kind, loaded, cfg.init.from_
     return "cold_start", None, None
 
