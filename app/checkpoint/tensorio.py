@@ -111,9 +111,9 @@ def _check_header(path: Path, what: str) -> dict[str, Any]:
             )
         raw = fh.read(length)
     try:
-        header = json_object(parse_json(raw, what, max_bytes=MAX_HEADER_BYTES), what)
+        header = json_object(parse_json(raw, "the header", max_bytes=MAX_HEADER_BYTES), "the header")
     except CheckpointError as exc:
-        raise CheckpointError(f"{what} is not a safetensors file: bad header ({exc.message})") from None
+        raise CheckpointError(f"{what} is not a safetensors file: garbage header ({exc.message})") from None
     for name, info in header.items():
         if name == "__metadata__":
             _check_metadata(info, what)
