@@ -3,6 +3,7 @@ ways to tear a committed checkpoint through the store interface (so they work on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -25,6 +26,8 @@ __all__ = [
     "grow_file",
     "remove_key",
     "manifest_of",
+    "replace_hash_valid",
+    "store_hashes",
 ]
 
 
@@ -148,3 +151,22 @@ def remove_key(store: ObjectStore, key: str) -> None:
 
 def manifest_of(store: ObjectStore, step: int) -> dict:
     return json.loads(store.get_bytes(f"step-{step:08d}/manifest.json"))
+
+
+def replace_hash_valid(store: ObjectStore, step: int, name: str, data: bytes) -> None:
+    """Give ``name`` of ``step`` new bytes and update its manifest entry, so every sha256 still matches
+    (a crafted file that only a schema check can catch)."""
+    key = f"step-{step:08d}"
+    manifest = manifest_of(store, step)
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            entry["size"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    store.put_bytes(f"{key}/{name}", data, overwrite=True)
+    store.put_bytes(f"{key}/manifest.json", json.dumps(manifest).encode(), overwrite=True)
+
+
+def store_hashes(store: ObjectStore, *steps: int) -> dict[str, str]:
+    """key -> sha256 of every object of ``steps`` (to prove that good checkpoints were not touched)."""
+    prefixes = tuple(f"step-{s:08d}/" for s in steps)
+    keys = [info.key for info in store.list("") if info.key.startswith(prefixes)]
+    return {key: hashlib.sha256(store.get_bytes(key)).hexdigest() for key in keys}
