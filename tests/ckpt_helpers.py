@@ -60,7 +60,8 @@ def rng_state(seed: int) -> dict:
 
 
 def make_snapshot(step: int, metrics: dict | None = None) -> Snapshot:
-    state = {"step": step, "epoch": step // 10, "position_in_epoch": step % 10, "world_size": 1,
+    state = {"step": step, "epoch": step // 10, "data": {"epoch": step // 10, "samples_in_epoch": step % 10},
+             "position_in_epoch": step % 10, "world_size": 1,
              "global_batch_size": 8, "scheduler": {"last_epoch": step}, "rng": rng_state(step)}  # fmt: skip
     meta = {"config": {"run": {"name": "t"}}, "config_hash": "abc123", "metrics": metrics or {},
             "data_source": "digits", "notes": f"step {step}", "parent": None}  # fmt: skip

@@ -105,6 +105,7 @@ def root(store_uri: str, open_test_store, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def _cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop earlier output (a log handler left on a closed stream by an earlier test)
     code = main(["ckpt", *argv])
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
