@@ -62,7 +62,7 @@ def step_key(step: int) -> str:
 
 def parse_step_key(name: str) -> int | None:
     """The step of a folder name like ``step-00000100``, or None if it is not one."""
-    match = _STEP_RE.match(name)
+    match = _STEP_RE.fullmatch(name)
     return int(match.group(1)) if match else None
 
 
@@ -71,7 +71,7 @@ def tag_key(name: str) -> str:
 
 
 def check_tag_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise CheckpointError(
             f"invalid tag name {name!r}", hint="use letters, digits, '.', '_' or '-' (at most 100)"
         )
@@ -80,7 +80,7 @@ def check_tag_name(name: str) -> str:
 
 def check_group_name(name: str) -> str:
     """Tensor group names become file names (``<group>.safetensors``), so keep them plain."""
-    if not _GROUP_RE.match(name):
+    if not _GROUP_RE.fullmatch(name):
         raise CheckpointError(
             f"invalid tensor group name {name!r}", hint="use lower-case letters, digits, '_'"
         )
@@ -184,13 +184,13 @@ def _file_entry(item: Any, where: str) -> FileEntry:
     if not isinstance(item, dict) or set(item) != {"name", "size", "sha256"}:
         raise CheckpointError(f"{where}: each file entry must be an object with name, size and sha256")
     name = item["name"]
-    if not isinstance(name, str) or not FILE_NAME_RE.match(name) or name in (MANIFEST, STARTED):
+    if not isinstance(name, str) or not FILE_NAME_RE.fullmatch(name) or name in (MANIFEST, STARTED):
         raise CheckpointError(
             f"{where}: manifest lists an invalid file name {_shown(name)}",
             hint="names are plain file names inside the step folder (letters, digits, '.', '_', '-')",
         )
     size = need_int(item["size"], where, f"size of {name}")
     sha = item["sha256"]
-    if not isinstance(sha, str) or not SHA256_RE.match(sha):
+    if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
         raise CheckpointError(f"{where}: sha256 of {name} must be 64 lower-case hex digits")
     return FileEntry(name, size, sha)

@@ -156,7 +156,7 @@ def check_tag(value: Any, where: str, name: str) -> dict[str, Any]:
     record = json_object(value, where)
     need_int(need(record, "step", where), where, "step")
     sha = need(record, "manifest_sha256", where)
-    if not isinstance(sha, str) or not SHA256_RE.match(sha):
+    if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
         raise _bad(where, "manifest_sha256", "64 lower-case hex digits", sha)
     if record.get("tag", name) != name:
         raise _bad(where, "tag", f"{name!r} (the file name)", record["tag"])

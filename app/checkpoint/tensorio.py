@@ -133,7 +133,7 @@ def _check_entry(name: str, info: Any, data_size: int, what: str) -> None:
     bad = f"{what} is not a safetensors file: tensor {name[:80]!r}"
     if len(name) > _MAX_NAME or not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
         raise CheckpointError(f"{bad} must be an entry with dtype, shape and data_offsets")
-    if info["dtype"] not in _SIMPLE_DTYPES:
+    if not isinstance(info["dtype"], str) or info["dtype"] not in _SIMPLE_DTYPES:
         raise CheckpointError(f"{bad} has unsupported dtype {str(info['dtype'])[:20]!r}")
     shape, offsets = info["shape"], info["data_offsets"]
     if not isinstance(shape, list) or not all(_plain_int(d) for d in shape) or len(shape) > 32:
