@@ -253,3 +253,18 @@ def test_written_file_reads_back_exactly(tmp_path: Path) -> None:
     for name, array in tensors.items():
         assert back[name].dtype == array.dtype and back[name].shape == array.shape
         assert np.array_equal(back[name], array)
+
+
+def test_gc_deleting_a_step_removes_a_link_never_its_target(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    outside = tmp_path / "precious.safetensors"
+    link = root / "step-00000010" / "model.safetensors"
+    outside.write_bytes(link.read_bytes())
+    link.unlink()
+    link.symlink_to(outside)
+    digest = hashlib.sha256(outside.read_bytes()).hexdigest()
+    code, out, _ = _cli(capsys, "gc", str(root), "--keep-last", "2")
+    assert code == 0 and "delete  step 10" in out and out.splitlines()[-1] == "deleted 1 step folder(s)"
+    assert not (root / "step-00000010").exists()
+    assert hashlib.sha256(outside.read_bytes()).hexdigest() == digest

@@ -106,10 +106,14 @@ class LocalStore(ObjectStore):
         self.uri = uri if uri is not None else str(root)
 
     # -- helpers -------------------------------------------------------------------------------
-    def _path(self, key: str) -> Path:
-        """The file behind ``key``; a symlink on the way that leads out of the root is refused."""
+    def _path(self, key: str, *, follow_last: bool = True) -> Path:
+        """The file behind ``key``; a symlink on the way that leads out of the root is refused.
+
+        With ``follow_last=False`` (deleting) only the folders on the way are checked: unlinking a
+        symlink removes the link itself, never its target.
+        """
         path = self.root.joinpath(*check_key(key).split("/"))
-        if not self._inside(path):
+        if not self._inside(path if follow_last else path.parent):
             raise AccessDeniedError(
                 f"{self.describe(key)} is a symlink to {path.resolve()}, outside the store root "
                 f"{self.root}; not followed",
@@ -242,7 +246,7 @@ class LocalStore(ObjectStore):
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            path = self._path(key)
+            path = self._path(key, follow_last=False)
             with self._translate(key, "delete"):
                 path.unlink(missing_ok=True)
             self._prune_empty(path.parent)
