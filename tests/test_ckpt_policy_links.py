@@ -268,3 +268,19 @@ def test_gc_deleting_a_step_removes_a_link_never_its_target(
     assert code == 0 and "delete  step 10" in out and out.splitlines()[-1] == "deleted 1 step folder(s)"
     assert not (root / "step-00000010").exists()
     assert hashlib.sha256(outside.read_bytes()).hexdigest() == digest
+
+
+def test_a_fifo_in_place_of_a_manifest_or_tag_never_blocks(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (root / "step-00000030" / "manifest.json").unlink()
+    os.mkfifo(root / "step-00000030" / "manifest.json")
+    (root / "tags").mkdir()
+    os.mkfifo(root / "tags" / "v1.json")
+    code, out, _ = _cli(capsys, "ls", str(root))
+    row = next(line for line in out.splitlines() if line.startswith("30 "))
+    assert code == 0 and "UNUSABLE (kept):" in row and "not a regular file" in row
+    code, out, _ = _cli(capsys, "verify", str(root))
+    assert code == 4 and "step 20: OK" in out
+    loaded = CheckpointManager(open_store(str(root)), CheckpointConfig(), tmp_path / "s").load_latest()
+    assert loaded is not None and loaded.ref.step == 20

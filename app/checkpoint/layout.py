@@ -161,6 +161,8 @@ class Manifest:
             )
         step = need_int(need(raw, "step", where), where, "step")
         created = need_str(raw.get("created_utc", ""), where, "created_utc", 64)
+        if not created.isprintable():
+            raise CheckpointError(f"{where}: created_utc holds control characters")
         listed = need(raw, "files", where)
         if not isinstance(listed, list) or len(listed) > MAX_FILES:
             raise CheckpointError(f"{where}: files must be a list of at most {MAX_FILES} entries")

@@ -13,8 +13,10 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from app.errors import StorageError
 from app.store.base import (
@@ -129,6 +131,16 @@ class LocalStore(ObjectStore):
             return False
         return real == root or root in real.parents
 
+    def _open_regular(self, path: Path, key: str) -> BinaryIO:
+        """Open a regular file for reading; a FIFO, device or socket (which could block forever) is refused."""
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise AccessDeniedError(
+                f"{self.describe(key)} is not a regular file; not read", hint="move it away"
+            )
+        return os.fdopen(fd, "rb")
+
     def _size(self, path: Path) -> int:
         """A listed file's size; a symlink leading out of the root reports its own (link) size."""
         return path.stat().st_size if not path.is_symlink() or self._inside(path) else path.lstat().st_size
@@ -229,7 +241,7 @@ class LocalStore(ObjectStore):
         source = self._path(key)
         local = Path(local)
         with self._translate(key, "download"):
-            with open(source, "rb") as src:  # opened first so a missing key is NotFound
+            with self._open_regular(source, key) as src:  # opened first so a missing key is NotFound
                 tmp = local.with_name(f"{local.name}.part-{secrets.token_hex(6)}")
                 local.parent.mkdir(parents=True, exist_ok=True)
                 try:
@@ -241,7 +253,7 @@ class LocalStore(ObjectStore):
 
     def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
         with self._translate(key, "read"):
-            with open(self._path(key), "rb") as fh:
+            with self._open_regular(self._path(key), key) as fh:
                 return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
 
     def delete(self, keys: list[str]) -> None:
