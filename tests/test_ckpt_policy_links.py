@@ -270,6 +270,7 @@ def test_gc_deleting_a_step_removes_a_link_never_its_target(
     assert hashlib.sha256(outside.read_bytes()).hexdigest() == digest
 
 
+@pytest.mark.timeout(300)
 def test_a_fifo_in_place_of_a_manifest_or_tag_never_blocks(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -284,3 +285,12 @@ def test_a_fifo_in_place_of_a_manifest_or_tag_never_blocks(
     assert code == 4 and "step 20: OK" in out
     loaded = CheckpointManager(open_store(str(root)), CheckpointConfig(), tmp_path / "s").load_latest()
     assert loaded is not None and loaded.ref.step == 20
+
+
+def test_gc_keeps_the_newest_intact_step_when_a_newer_one_is_torn(
+    root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (root / "step-00000030" / "optimizer.safetensors").unlink()  # committed, but not intact
+    code, out, _ = _cli(capsys, "gc", str(root), "--keep-last", "1")
+    assert code == 0 and "keep    step 20 (newest intact)" in out and "keep    step 30 (last)" in out
+    assert sorted(p.name for p in root.iterdir()) == ["step-00000020", "step-00000030"]

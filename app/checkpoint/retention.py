@@ -127,6 +127,9 @@ def collect(
     for step in busy:
         guard.setdefault(step, []).append("in flight")
     committed_ = [s for s in statuses if s.committed]
+    intact = [s.step for s in committed_ if s.intact]
+    if intact and intact[-1] != committed_[-1].step:  # a newer step is torn: keep the last whole one too
+        guard.setdefault(intact[-1], []).append("newest intact")
     values = {s.step: metric_of(store, s, cfg.best_metric if cfg.keep_best else None) for s in committed_}
     keep, delete, reasons = plan_retention(values, cfg.keep_last, cfg.keep_best, cfg.best_mode, guard)
     leftovers = find_leftovers(store, statuses, cfg.leftover_minutes, busy)
