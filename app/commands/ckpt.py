@@ -266,14 +266,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_step(verify, "only this step (default: every committed step)")
     verify.set_defaults(func=cmd_verify)
 
-    gc = verbs.add_parser("gc", help="apply retention and delete old uncommitted leftovers")
+    gc = verbs.add_parser(
+        "gc",
+        help="apply retention and delete old uncommitted leftovers (never the newest committed step, "
+        "never a step whose manifest cannot be read)",
+    )
     gc.add_argument("uri", metavar="URI")
     gc.add_argument("--dry-run", action="store_true", help="print what would be deleted")
-    gc.add_argument("--keep-last", type=int, default=None, metavar="N")
-    gc.add_argument("--keep-best", type=int, default=None, metavar="K")
+    gc.add_argument("--keep-last", type=int, default=None, metavar="N", help="keep the newest N (N >= 1)")
+    gc.add_argument(
+        "--keep-best", type=int, default=None, metavar="K", help="also keep the best K (needs --metric)"
+    )
     gc.add_argument("--metric", default=None, help="metric in meta.json used for --keep-best")
     gc.add_argument("--mode", choices=["max", "min"], default=None, help="is a higher metric better (max)?")
-    gc.add_argument("--leftover-minutes", type=float, default=None, metavar="MIN")
+    gc.add_argument(
+        "--leftover-minutes",
+        type=float,
+        default=None,
+        metavar="MIN",
+        help="age before a folder without a manifest is deleted",
+    )
     gc.set_defaults(func=cmd_gc)
 
     imp = verbs.add_parser("import", help="convert a pickled .pdparams file into a checkpoint")
