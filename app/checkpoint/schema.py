@@ -89,7 +89,7 @@ def _check_rng(rng: Any, where: str) -> None:
     """The shape :func:`app.train.rng.capture` writes: Python's and numpy's Mersenne Twister states."""
     rng = _need_object(rng, where, "rng")
     py = _need_object(need(rng, "python", where, "rng."), where, "rng.python")
-    need_int(need(py, "version", where, "rng.python."), where, "rng.python.version", 0, 16)
+    need_int(need(py, "version", where, "rng.python."), where, "rng.python.version", 3, 3)
     _need_words(need(py, "state", where, "rng.python."), where, "rng.python.state", _PY_RNG_WORDS)
     if py["state"][-1] > _NP_RNG_WORDS:
         raise _bad(where, "rng.python.state[-1] (position)", f"at most {_NP_RNG_WORDS}", py["state"][-1])
@@ -101,6 +101,26 @@ def _check_rng(rng: Any, where: str) -> None:
     need_int(need(np_, "pos", where, "rng.numpy."), where, "rng.numpy.pos", 0, _NP_RNG_WORDS)
     need_int(need(np_, "has_gauss", where, "rng.numpy."), where, "rng.numpy.has_gauss", 0, 1)
     _need_float(need(np_, "cached", where, "rng.numpy."), where, "rng.numpy.cached")
+
+
+def _check_scheduler(value: Any, where: str, key: str) -> None:
+    """Every warmstart schedule state has an integer ``last_epoch``; a wrapped one nests ``inner``."""
+    sched = _need_object(value, where, key)
+    need_int(need(sched, "last_epoch", where, f"{key}."), where, f"{key}.last_epoch", -1)
+    if "inner" in sched:
+        _check_scheduler(sched["inner"], where, f"{key}.inner")
+
+
+def _check_best(value: Any, where: str) -> None:
+    best = _need_object(value, where, "best", allow_none=True) or {}
+    if best.get("value") is not None and (
+        isinstance(best["value"], bool) or not isinstance(best["value"], int | float)
+    ):
+        raise _bad(where, "best.value", "a number or null", best["value"])
+    if "step" in best:
+        need_int(best["step"], where, "best.step")
+    if best.get("metric") is not None:
+        need_str(best["metric"], where, "best.metric", 256)
 
 
 def check_trainer_state(value: Any, where: str, step: int) -> dict[str, Any]:
@@ -118,10 +138,11 @@ def check_trainer_state(value: Any, where: str, step: int) -> dict[str, Any]:
         if key in state:
             need_int(state[key], where, key, 1)
     if "scheduler" in state:
-        _need_object(state["scheduler"], where, "scheduler")
-    for key in ("best", "amp_scaler"):
-        if key in state:
-            _need_object(state[key], where, key, allow_none=True)
+        _check_scheduler(state["scheduler"], where, "scheduler")
+    if "amp_scaler" in state:
+        _need_object(state["amp_scaler"], where, "amp_scaler", allow_none=True)
+    if "best" in state:
+        _check_best(state["best"], where)
     if "rng" in state:
         _check_rng(state["rng"], where)
     return state

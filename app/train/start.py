@@ -107,16 +107,23 @@ def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_chan
         load_extra({k: v for k, v in loaded.tensors.items() if k not in ("model", "optimizer")}, source)
     st = loaded.state
     s.step = int(st["step"])
-    if batch_changed:
-        for _ in range(s.step):  # the rescaled schedule, fast-forwarded to the same optimizer step
-            s.lr.step()
-    else:
-        s.lr.set_state_dict(st["scheduler"])
-    rng.restore(st["rng"])
-    s.stream.restore(st["data"])
+    try:
+        if batch_changed:
+            for _ in range(s.step):  # the rescaled schedule, fast-forwarded to the same optimizer step
+                s.lr.step()
+        else:
+            s.lr.set_state_dict(st["scheduler"])
+        rng.restore(st["rng"])
+        s.stream.restore(st["data"])
+        if s.scaler is not None and st.get("amp_scaler"):
+            s.scaler.load_state_dict(st["amp_scaler"])
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # the schema passed, this run disagrees
+        raise CheckpointError(
+            f"{source}/{TRAINER_STATE} cannot be restored into this run: {exc!r}",
+            hint="the schedule or AMP settings may differ from the run that saved it; use a new "
+            "checkpoint.uri, or move that step folder away",
+        ) from None
     s.best = dict(st.get("best") or {})
-    if s.scaler is not None and st.get("amp_scaler"):
-        s.scaler.load_state_dict(st["amp_scaler"])
     s.last_saved_step = s.step
     s.parent = source
 
