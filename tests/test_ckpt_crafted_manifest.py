@@ -218,6 +218,7 @@ def test_init_from_a_crafted_step_folder_is_a_checkpoint_error(
 def test_empty_step_folder_and_folder_without_manifest_are_reported_alike(
     tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Warnings are checked first: ``main()`` re-configures logging, which drops caplog's handler."""
     from app.store import open_store
 
     uri = str(tmp_path / "ckpts")
@@ -225,17 +226,17 @@ def test_empty_step_folder_and_folder_without_manifest_are_reported_alike(
     save_steps(store, tmp_path / "stage", [(10, 0.5)])
     (tmp_path / "ckpts" / "step-00000050").mkdir()
     store.put_bytes("step-00000040/model.safetensors", b"torn")
-    code, out, _ = _cli(capsys, "ls", uri)
-    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
-    assert code == 0 and sorted(rows) == ["10", "40", "50"]
-    assert "TORN: empty folder, manifest.json missing (not committed)" in rows["50"]
-    assert "TORN: manifest.json missing (not committed)" in rows["40"]
     with caplog.at_level(logging.WARNING):
         loaded = CheckpointManager(store, CheckpointConfig(), tmp_path / "s").load_latest()
     assert loaded is not None and loaded.ref.step == 10
     warned = [r.message for r in caplog.records if "skipping checkpoint step" in r.message]
     assert any("step 50" in m and "empty folder" in m for m in warned)
     assert any("step 40" in m for m in warned)
+    code, out, _ = _cli(capsys, "ls", uri)
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert code == 0 and sorted(rows) == ["10", "40", "50"]
+    assert "TORN: empty folder, manifest.json missing (not committed)" in rows["50"]
+    assert "TORN: manifest.json missing (not committed)" in rows["40"]
     code, out, _ = _cli(capsys, "gc", uri)
     assert code == 0 and "delete  step 50 (uncommitted, no start marker" in out
     assert "delete  step 40 (uncommitted" in out and "deleted 2 step folder(s)" in out
