@@ -241,3 +241,30 @@ def test_empty_step_folder_and_folder_without_manifest_are_reported_alike(
     assert code == 0 and "delete  step 50 (uncommitted, no start marker" in out
     assert "delete  step 40 (uncommitted" in out and "deleted 2 step folder(s)" in out
     assert sorted(p.name for p in (tmp_path / "ckpts").iterdir()) == ["step-00000010"]
+
+
+def test_empty_folder_marker_on_s3_is_reported_and_collected(
+    s3_bucket: str,
+    s3_store_config,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.store import open_store
+    from tests.conftest import s3_client
+
+    uri = f"s3://{s3_bucket}/ckpts"
+    store = open_store(uri, s3_store_config)
+    save_steps(store, tmp_path / "stage", [(10, 0.5)])
+    s3_client(s3_store_config.endpoint_url).put_object(Bucket=s3_bucket, Key="ckpts/step-00000050/", Body=b"")
+    monkeypatch.setenv("WARMSTART_S3_ENDPOINT_URL", s3_store_config.endpoint_url)
+    monkeypatch.setenv("WARMSTART_S3_REGION", "us-east-1")
+    monkeypatch.setenv("WARMSTART_S3_ADDRESSING_STYLE", "path")
+    code, out, _ = _cli(capsys, "ls", uri)
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert code == 0 and "TORN: empty folder, manifest.json missing (not committed)" in rows["50"]
+    code, out, _ = _cli(capsys, "gc", uri)
+    assert code == 0 and "delete  step 50 (uncommitted, no start marker" in out and "deleted 1 step" in out
+    keys = s3_client(s3_store_config.endpoint_url).list_objects_v2(Bucket=s3_bucket)["Contents"]
+    assert not any(k["Key"].startswith("ckpts/step-00000050") for k in keys)
+    assert sum(k["Key"].startswith("ckpts/step-00000010/") for k in keys) == 5
