@@ -294,3 +294,9 @@ def test_gc_keeps_the_newest_intact_step_when_a_newer_one_is_torn(
     code, out, _ = _cli(capsys, "gc", str(root), "--keep-last", "1")
     assert code == 0 and "keep    step 20 (newest intact)" in out and "keep    step 30 (last)" in out
     assert sorted(p.name for p in root.iterdir()) == ["step-00000020", "step-00000030"]
+
+
+def test_a_manager_never_runs_an_unchecked_policy(tmp_path: Path) -> None:
+    bad = CheckpointConfig(keep_last=0)  # built in code, never through the config loader
+    with pytest.raises(ConfigError, match="keep_last: must be an integer >= 1"):
+        CheckpointManager(open_store(str(tmp_path / "c")), bad, tmp_path / "s")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from app.checkpoint import catalog, reader, retention
-from app.checkpoint.config import CheckpointConfig
+from app.checkpoint.config import CheckpointConfig, check_policy
 from app.checkpoint.layout import MANIFEST, CheckpointRef, check_group_name, json_bytes, step_key
 from app.checkpoint.lineage import with_lineage
 from app.checkpoint.reader import LoadedCheckpoint
@@ -86,7 +86,7 @@ class CheckpointManager:
 
     def __init__(self, store: ObjectStore, cfg: CheckpointConfig, staging_dir: Path) -> None:
         self.store = store
-        self.cfg = cfg
+        self.cfg = check_policy(cfg)  # however the policy was built, it is checked like the config
         self.staging_dir = Path(staging_dir)
         self._protected: set[int] = set()
         #: Committed steps that failed verification when loading: re-saving one replaces it.
