@@ -1,13 +1,13 @@
 """What a checkpoint root holds: each step folder's state, and the "latest" rule.
 
 A step is *committed* when its ``manifest.json`` exists and parses; it is *intact* when every file the
-manifest lists is present with the listed size. A step whose manifest exists but cannot be read (corrupt,
-an unknown format version, the wrong JSON type, a link out of the root) is *unusable*: it is shown, skipped
-on resume and never deleted automatically — only a folder with no manifest at all can be a leftover. An
-empty step folder is reported like any other folder without a manifest. "Latest" is the highest committed, intact step — never
-chosen by modification time. A torn or corrupted newer step is skipped with a warning naming the step and
-what is wrong. Hashes are checked on load (see :mod:`app.checkpoint.reader`), which is where a flipped
-byte is caught.
+manifest lists is present with the listed size. A step whose manifest exists but cannot be read
+(corrupt, an unknown format version, the wrong JSON type, a link out of the root) is *unusable*: it is
+shown, skipped on resume and never deleted automatically; only a folder with no manifest at all can be a
+leftover. An empty step folder is reported like any other folder without a manifest. "Latest" is the
+highest committed, intact step — never chosen by modification time. A torn or corrupted newer step is
+skipped with a warning naming the step and what is wrong. Hashes are checked on load (see
+:mod:`app.checkpoint.reader`), which is where a flipped byte is caught.
 """
 
 from __future__ import annotations
