@@ -117,7 +117,7 @@ def test_unusable_newest_is_skipped_kept_and_never_replaced(kind, tmp_path, caps
     assert [e["step"] for e in events(tmp_path / "run" / "log.jsonl", "resume")] == [35]
     assert tree_digest(root / STEP) == before
     assert main(["ckpt", "verify", str(root)]) == 4
-    _RESULTS[kind] = "fell back to step 35, kept step 40, exit 4 instead of saving over it"
+    _RESULTS[kind] = "fell back to step 35, kept the unusable step 40, exit 4 at its re-save"
     record("corruption", {"cases": _RESULTS})
 
 
