@@ -160,6 +160,8 @@ def test_unreadable_manifest_is_unusable_and_kept(
     assert code == 0 and "UNUSABLE (kept):" in rows[str(BAD)], out
     assert "committed" in rows["10"] and "committed" in rows["30"]
 
+    code, out, _ = _cli(capsys, "ls", root.uri, "--verify")
+    assert code == 4 and "UNUSABLE (kept):" in out and out.count("verified") == 2
     code, out, _ = _cli(capsys, "verify", root.uri)
     assert code == 4
     assert f"step {BAD}: UNUSABLE (kept):" in out and "step 10: OK" in out and "step 30: OK" in out
