@@ -3,7 +3,9 @@ ways to tear a committed checkpoint through the store interface (so they work on
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import threading
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from app.store.base import ObjectInfo, ObjectStore, TransientStorageError
 
 __all__ = [
     "make_snapshot",
+    "rng_state",
     "expected_tensors",
     "save_steps",
     "DelegatingStore",
@@ -23,6 +26,8 @@ __all__ = [
     "grow_file",
     "remove_key",
     "manifest_of",
+    "replace_hash_valid",
+    "store_hashes",
 ]
 
 
@@ -43,9 +48,21 @@ def expected_tensors(step: int) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
+def rng_state(seed: int) -> dict:
+    """A valid RNG state in the shape ``app.train.rng.capture`` writes (without importing paddle)."""
+    py = random.Random(seed).getstate()
+    name, keys, pos, has_gauss, cached = np.random.RandomState(seed).get_state()
+    return {
+        "python": {"version": py[0], "state": list(py[1]), "gauss": py[2]},
+        "numpy": {"name": name, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached": float(cached)},
+    }  # fmt: skip
+
+
 def make_snapshot(step: int, metrics: dict | None = None) -> Snapshot:
-    state = {"step": step, "epoch": step // 10, "position_in_epoch": step % 10, "world_size": 1,
-             "global_batch_size": 8, "scheduler": {"last_epoch": step}, "rng": {"numpy": [1, 2, 3]}}  # fmt: skip
+    state = {"step": step, "epoch": step // 10, "data": {"epoch": step // 10, "samples_in_epoch": step % 10},
+             "position_in_epoch": step % 10, "world_size": 1,
+             "global_batch_size": 8, "scheduler": {"last_epoch": step}, "rng": rng_state(step)}  # fmt: skip
     meta = {"config": {"run": {"name": "t"}}, "config_hash": "abc123", "metrics": metrics or {},
             "data_source": "digits", "notes": f"step {step}", "parent": None}  # fmt: skip
     return Snapshot(step=step, tensors=expected_tensors(step), state=state, meta=meta)
@@ -85,8 +102,8 @@ class DelegatingStore(ObjectStore):
     def put_bytes(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
         self.inner.put_bytes(key, data, overwrite=overwrite)
 
-    def get_bytes(self, key: str) -> bytes:
-        return self.inner.get_bytes(key)
+    def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
+        return self.inner.get_bytes(key, max_bytes=max_bytes)
 
     def delete(self, keys: list[str]) -> None:
         self.inner.delete(keys)
@@ -135,3 +152,22 @@ def remove_key(store: ObjectStore, key: str) -> None:
 
 def manifest_of(store: ObjectStore, step: int) -> dict:
     return json.loads(store.get_bytes(f"step-{step:08d}/manifest.json"))
+
+
+def replace_hash_valid(store: ObjectStore, step: int, name: str, data: bytes) -> None:
+    """Give ``name`` of ``step`` new bytes and update its manifest entry, so every sha256 still matches
+    (a crafted file that only a schema check can catch)."""
+    key = f"step-{step:08d}"
+    manifest = manifest_of(store, step)
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            entry["size"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    store.put_bytes(f"{key}/{name}", data, overwrite=True)
+    store.put_bytes(f"{key}/manifest.json", json.dumps(manifest).encode(), overwrite=True)
+
+
+def store_hashes(store: ObjectStore, *steps: int) -> dict[str, str]:
+    """key -> sha256 of every object of ``steps`` (to prove that good checkpoints were not touched)."""
+    prefixes = tuple(f"step-{s:08d}/" for s in steps)
+    keys = [info.key for info in store.list("") if info.key.startswith(prefixes)]
+    return {key: hashlib.sha256(store.get_bytes(key)).hexdigest() for key in keys}

@@ -89,7 +89,7 @@ def test_gc_dry_run_then_delete(root: str, capsys: pytest.CaptureFixture) -> Non
     code, out, _ = run(capsys, *args, "--dry-run")
     assert code == 0
     assert "keep    step 20 (best)" in out and "keep    step 30 (last)" in out
-    assert "would delete  step 10 (retention: keep_last=1, keep_best=1)" in out
+    assert "would delete  step 10 (retention: keep_last=1, keep_best=1 by accuracy (max))" in out
     assert "would delete  step 40 (uncommitted, no start marker (age unknown))" in out
     assert "dry run: nothing deleted (2 would be)" in out
     assert sorted(p.name for p in Path(root).iterdir()) == [f"step-000000{n}0" for n in (1, 2, 3, 4)]

@@ -1,10 +1,13 @@
 """What a checkpoint root holds: each step folder's state, and the "latest" rule.
 
 A step is *committed* when its ``manifest.json`` exists and parses; it is *intact* when every file the
-manifest lists is present with the listed size. "Latest" is the highest committed, intact step — never
-chosen by modification time. A torn or corrupted newer step is skipped with a warning naming the step and
-what is wrong. Hashes are checked on load (see :mod:`app.checkpoint.reader`), which is where a flipped
-byte is caught.
+manifest lists is present with the listed size. A step whose manifest exists but cannot be read
+(corrupt, an unknown format version, the wrong JSON type, a link out of the root) is *unusable*: it is
+shown, skipped on resume and never deleted automatically; only a folder with no manifest at all can be a
+leftover. An empty step folder is reported like any other folder without a manifest. "Latest" is the
+highest committed, intact step — never chosen by modification time. A torn or corrupted newer step is
+skipped with a warning naming the step and what is wrong. Hashes are checked on load (see
+:mod:`app.checkpoint.reader`), which is where a flipped byte is caught.
 """
 
 from __future__ import annotations
@@ -12,9 +15,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from app.checkpoint.layout import MANIFEST, STARTED, CheckpointRef, Manifest, parse_step_key, sha256_bytes
+from app.checkpoint.layout import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    STARTED,
+    CheckpointRef,
+    Manifest,
+    parse_step_key,
+    sha256_bytes,
+)
 from app.errors import CheckpointError
-from app.store.base import NotFoundError, ObjectInfo, ObjectStore
+from app.store.base import AccessDeniedError, NotFoundError, ObjectInfo, ObjectStore
 
 __all__ = ["StepStatus", "scan", "latest", "committed", "describe_problem"]
 
@@ -30,10 +41,17 @@ class StepStatus:
     ref: CheckpointRef | None = None
     #: None when committed and intact; otherwise what is wrong ("manifest.json missing", ...).
     problem: str | None = None
+    #: A manifest.json object exists (readable or not).
+    has_manifest: bool = False
 
     @property
     def committed(self) -> bool:
         return self.manifest is not None
+
+    @property
+    def unusable(self) -> bool:
+        """A manifest exists but cannot be read: kept, never deleted automatically."""
+        return self.has_manifest and self.manifest is None
 
     @property
     def intact(self) -> bool:
@@ -70,17 +88,20 @@ def _status(store: ObjectStore, step: int, key: str, objects: list[ObjectInfo]) 
     names = {info.key.rsplit("/", 1)[-1] for info in objects}
     if MANIFEST not in names:
         status.problem = f"{MANIFEST} missing (not committed)"
-        if STARTED in names:
+        if not objects:
+            status.problem = f"empty folder, {status.problem}"
+        elif STARTED in names:
             status.problem += ", save started"
         return status
+    status.has_manifest = True
     try:
-        data = store.get_bytes(f"{key}/{MANIFEST}")
+        data = store.get_bytes(f"{key}/{MANIFEST}", max_bytes=MAX_MANIFEST_BYTES)
+        status.manifest = Manifest.parse(data, store.describe(f"{key}/{MANIFEST}"))
     except NotFoundError:  # deleted between list and read
+        status.has_manifest = False
         status.problem = f"{MANIFEST} missing (not committed)"
         return status
-    try:
-        status.manifest = Manifest.parse(data, store.describe(f"{key}/{MANIFEST}"))
-    except CheckpointError as exc:
+    except (CheckpointError, AccessDeniedError) as exc:  # kept: it may be a newer tool's checkpoint
         status.problem = exc.message
         return status
     status.ref = CheckpointRef(step, store.describe(key), sha256_bytes(data), key)
@@ -94,6 +115,10 @@ def _status(store: ObjectStore, step: int, key: str, objects: list[ObjectInfo]) 
 def scan(store: ObjectStore) -> list[StepStatus]:
     """Every step folder under the store's root, oldest first (reads each manifest; no hashing)."""
     groups = _group(store.list(""))
+    for folder in store.list_folders():  # empty step folders are reported too
+        step = parse_step_key(folder)
+        if step is not None and step not in groups:
+            groups[step] = (folder, [])
     return [_status(store, step, key, objs) for step, (key, objs) in sorted(groups.items())]
 
 
@@ -111,6 +136,6 @@ def latest(store: ObjectStore, statuses: list[StepStatus] | None = None) -> Chec
             "skipping checkpoint step %d at %s: %s; falling back to the previous one",
             status.step,
             store.describe(status.key),
-            status.problem,
+            f"{status.problem} (unusable, kept)" if status.unusable else status.problem,
         )
     return None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from app.errors import ConfigError
 from app.store.config import check_uri_scheme
 
-__all__ = ["CheckpointConfig"]
+__all__ = ["CheckpointConfig", "check_policy"]
 
 
 @dataclass
@@ -37,13 +39,37 @@ class CheckpointConfig:
 
     def validate(self, path: str) -> None:
         check_uri_scheme(f"{path}.uri", self.uri)
-        if self.keep_last is not None and self.keep_last < 1:
-            raise ConfigError(f"{path}.keep_last: must be >= 1 or null (keep all), got {self.keep_last}")
-        if self.keep_best < 0:
-            raise ConfigError(f"{path}.keep_best: must be >= 0, got {self.keep_best}")
-        if self.leftover_minutes < 0:
-            raise ConfigError(f"{path}.leftover_minutes: must be >= 0, got {self.leftover_minutes}")
+        check_policy(self, {k: f"{path}.{k}" for k in _POLICY_FIELDS})
         for name in ("every_steps", "every_minutes"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{path}.{name}: must be > 0, got {value}")
+
+
+_POLICY_FIELDS = ("keep_last", "keep_best", "best_mode", "leftover_minutes")
+
+
+def _not_int(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int)
+
+
+def check_policy(cfg: CheckpointConfig, names: Mapping[str, str] | None = None) -> CheckpointConfig:
+    """The one validation of a retention policy, whoever builds it (config load, ``ckpt gc`` flags).
+
+    ``names`` maps fields to how the user spelled them (``{"keep_last": "--keep-last"}``) so the message
+    names what to fix. Raises ConfigError (exit 2) before anything is read or deleted.
+    """
+    name = {field: field for field in _POLICY_FIELDS} | dict(names or {})
+    if cfg.keep_last is not None and (_not_int(cfg.keep_last) or cfg.keep_last < 1):
+        raise ConfigError(
+            f"{name['keep_last']}: must be an integer >= 1 or null (keep all), got {cfg.keep_last}",
+            hint="the newest checkpoints are what a resume needs; gc never deletes all of them",
+        )
+    if _not_int(cfg.keep_best) or cfg.keep_best < 0:
+        raise ConfigError(f"{name['keep_best']}: must be an integer >= 0, got {cfg.keep_best}")
+    if cfg.best_mode not in ("max", "min"):
+        raise ConfigError(f"{name['best_mode']}: must be 'max' or 'min', got {cfg.best_mode!r}")
+    minutes = cfg.leftover_minutes
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0 <= minutes < math.inf:
+        raise ConfigError(f"{name['leftover_minutes']}: must be a finite number >= 0, got {minutes}")
+    return cfg

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.checkpoint.jsonread import json_object, parse_json
+from app.checkpoint.schema import FILE_NAME_RE, SHA256_RE, need, need_int, need_str
 from app.errors import CheckpointError
 
 __all__ = [
@@ -60,7 +62,7 @@ def step_key(step: int) -> str:
 
 def parse_step_key(name: str) -> int | None:
     """The step of a folder name like ``step-00000100``, or None if it is not one."""
-    match = _STEP_RE.match(name)
+    match = _STEP_RE.fullmatch(name)
     return int(match.group(1)) if match else None
 
 
@@ -69,7 +71,7 @@ def tag_key(name: str) -> str:
 
 
 def check_tag_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise CheckpointError(
             f"invalid tag name {name!r}", hint="use letters, digits, '.', '_' or '-' (at most 100)"
         )
@@ -78,7 +80,7 @@ def check_tag_name(name: str) -> str:
 
 def check_group_name(name: str) -> str:
     """Tensor group names become file names (``<group>.safetensors``), so keep them plain."""
-    if not _GROUP_RE.match(name):
+    if not _GROUP_RE.fullmatch(name):
         raise CheckpointError(
             f"invalid tensor group name {name!r}", hint="use lower-case letters, digits, '_'"
         )
@@ -148,19 +150,49 @@ class Manifest:
     @classmethod
     def parse(cls, data: bytes, where: str) -> Manifest:
         """Parse and check a manifest; anything unexpected is a CheckpointError naming ``where``."""
-        try:
-            raw = json.loads(data.decode("utf-8"))
-            if raw.get("format") != FORMAT_NAME:
-                raise ValueError(f"format is {raw.get('format')!r}, expected {FORMAT_NAME!r}")
-            if int(raw.get("version", 0)) > FORMAT_VERSION:
-                raise ValueError(
-                    f"format version {raw['version']} is newer than this tool ({FORMAT_VERSION})"
-                )
-            files = [FileEntry(str(f["name"]), int(f["size"]), str(f["sha256"])) for f in raw["files"]]
-            manifest = cls(int(raw["step"]), str(raw.get("created_utc", "")), files)
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{where}: unreadable manifest: {exc}") from None
-        for entry in files:
-            if "/" in entry.name or entry.name in ("", ".", "..", MANIFEST):
-                raise CheckpointError(f"{where}: manifest lists an invalid file name {entry.name!r}")
-        return manifest
+        raw = json_object(parse_json(data, where, max_bytes=MAX_MANIFEST_BYTES), where)
+        if raw.get("format") != FORMAT_NAME:
+            raise CheckpointError(f"{where}: format is {_shown(raw.get('format'))}, expected {FORMAT_NAME!r}")
+        version = need(raw, "version", where)
+        if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
+            raise CheckpointError(
+                f"{where}: format version {_shown(version)} is not one this tool reads ({FORMAT_VERSION})",
+                hint="a newer warmstart may have written it; it is kept, not deleted",
+            )
+        step = need_int(need(raw, "step", where), where, "step")
+        created = need_str(raw.get("created_utc", ""), where, "created_utc", 64)
+        if not created.isprintable():
+            raise CheckpointError(f"{where}: created_utc holds control characters")
+        listed = need(raw, "files", where)
+        if not isinstance(listed, list) or len(listed) > MAX_FILES:
+            raise CheckpointError(f"{where}: files must be a list of at most {MAX_FILES} entries")
+        files = [_file_entry(item, where) for item in listed]
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            raise CheckpointError(f"{where}: manifest lists a file name twice")
+        return cls(step, created, files)
+
+
+#: A manifest lists a handful of files; 1 MiB and 1000 entries are far beyond anything we write.
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_FILES = 1000
+
+
+def _shown(value: Any) -> str:
+    return repr(value)[:40]
+
+
+def _file_entry(item: Any, where: str) -> FileEntry:
+    if not isinstance(item, dict) or set(item) != {"name", "size", "sha256"}:
+        raise CheckpointError(f"{where}: each file entry must be an object with name, size and sha256")
+    name = item["name"]
+    if not isinstance(name, str) or not FILE_NAME_RE.fullmatch(name) or name in (MANIFEST, STARTED):
+        raise CheckpointError(
+            f"{where}: manifest lists an invalid file name {_shown(name)}",
+            hint="names are plain file names inside the step folder (letters, digits, '.', '_', '-')",
+        )
+    size = need_int(item["size"], where, f"size of {name}")
+    sha = item["sha256"]
+    if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
+        raise CheckpointError(f"{where}: sha256 of {name} must be 64 lower-case hex digits")
+    return FileEntry(name, size, sha)

@@ -9,7 +9,7 @@ are encoded to JSON right away, so later changes to those dicts do not leak into
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from app.checkpoint import catalog, reader, retention
-from app.checkpoint.config import CheckpointConfig
+from app.checkpoint.config import CheckpointConfig, check_policy
 from app.checkpoint.layout import MANIFEST, CheckpointRef, check_group_name, json_bytes, step_key
 from app.checkpoint.lineage import with_lineage
 from app.checkpoint.reader import LoadedCheckpoint
@@ -27,9 +27,12 @@ from app.checkpoint.writer import PreparedSave, write_checkpoint
 from app.errors import AppError, CheckpointError
 from app.store.base import ObjectStore
 
-__all__ = ["Snapshot", "CheckpointManager", "host_copy"]
+__all__ = ["Snapshot", "CheckpointManager", "host_copy", "StateCheck"]
 
 log = logging.getLogger(__name__)
+
+#: Called on a verified, loaded checkpoint; raises CheckpointError to have it skipped.
+StateCheck = Callable[[LoadedCheckpoint], None]
 
 
 @dataclass
@@ -83,7 +86,7 @@ class CheckpointManager:
 
     def __init__(self, store: ObjectStore, cfg: CheckpointConfig, staging_dir: Path) -> None:
         self.store = store
-        self.cfg = cfg
+        self.cfg = check_policy(cfg)  # however the policy was built, it is checked like the config
         self.staging_dir = Path(staging_dir)
         self._protected: set[int] = set()
         #: Committed steps that failed verification when loading: re-saving one replaces it.
@@ -103,21 +106,28 @@ class CheckpointManager:
         """Verify every file's sha256 and read ``ref``; a CheckpointError names a bad file."""
         return reader.load(self.store, ref, self.staging_dir)
 
-    def load_latest(self) -> LoadedCheckpoint | None:
+    def load_latest(self, check: StateCheck | None = None) -> LoadedCheckpoint | None:
         """Load the newest checkpoint that verifies, warning about and skipping any that do not.
 
-        None when nothing is committed. When checkpoints are committed but none verifies, a
-        CheckpointError: starting over silently would discard the run (and its steps could not be re-saved).
+        ``check(loaded)`` may reject a verified checkpoint (e.g. a trainer state a resume cannot use)
+        with a CheckpointError; it is then skipped like one whose sha256 does not match. None when
+        nothing is committed. When checkpoints are committed but none is usable, a CheckpointError:
+        starting over silently would discard the run (and its steps could not be re-saved).
         """
         statuses = catalog.scan(self.store)
-        committed = [s.step for s in statuses if any(o.key.endswith(f"/{MANIFEST}") for o in s.objects)]
-        self._unusable = {s.step for s in statuses if s.step in committed and not s.intact}
+        committed = [s.step for s in statuses if s.has_manifest]
+        # Committed steps that fail verification may be replaced by a re-save; an unreadable manifest
+        # (perhaps a newer tool's) is never replaced.
+        self._unusable = {s.step for s in statuses if s.committed and not s.intact}
         while True:
             ref = catalog.latest(self.store, statuses)
             if ref is None:
                 break
             try:
-                return self.load(ref)
+                loaded = self.load(ref)
+                if check is not None:
+                    check(loaded)
+                return loaded
             except CheckpointError as exc:
                 log.warning(
                     "skipping checkpoint step %d: %s; falling back to the previous one", ref.step, exc.line()
@@ -179,6 +189,7 @@ class CheckpointManager:
         try:
             plan = retention.collect(self.store, self.cfg, self._protected | {ref.step})
             retention.apply(self.store, plan)
-        except AppError as exc:  # the checkpoint is safe; failing to delete old ones is not fatal
-            log.warning("retention after step %d failed: %s", ref.step, exc.line())
+        except Exception as exc:  # noqa: BLE001  (the checkpoint is committed; cleanup failing is not fatal)
+            reason = exc.line() if isinstance(exc, AppError) else repr(exc)
+            log.warning("retention after step %d failed (checkpoint kept): %s", ref.step, reason)
         return ref

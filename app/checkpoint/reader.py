@@ -7,7 +7,6 @@ local store are verified and read in place.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import shutil
@@ -17,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from app.checkpoint.jsonread import MAX_JSON_BYTES, json_object, parse_json, read_json
 from app.checkpoint.layout import (
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     META,
     TENSOR_SUFFIX,
     TRAINER_STATE,
@@ -26,9 +27,10 @@ from app.checkpoint.layout import (
     Manifest,
     sha256_bytes,
 )
+from app.checkpoint.schema import check_meta, check_trainer_state
 from app.checkpoint.tensorio import read_tensors, sha256_file
 from app.errors import CheckpointError
-from app.store.base import NotFoundError, ObjectStore
+from app.store.base import AccessDeniedError, NotFoundError, ObjectStore
 
 __all__ = ["LoadedCheckpoint", "read_manifest", "read_json_file", "verify", "load"]
 
@@ -49,9 +51,11 @@ def read_manifest(store: ObjectStore, ref: CheckpointRef) -> Manifest:
     """The manifest of ``ref``; a CheckpointError if it is gone or is not the one ``ref`` names."""
     where = store.describe(ref.file_key(MANIFEST))
     try:
-        data = store.get_bytes(ref.file_key(MANIFEST))
+        data = store.get_bytes(ref.file_key(MANIFEST), max_bytes=MAX_MANIFEST_BYTES)
     except NotFoundError:
         raise CheckpointError(f"{ref.uri} is not a committed checkpoint: {where} does not exist") from None
+    except AccessDeniedError as exc:  # e.g. a link out of the root: this step is unusable, not the run
+        raise CheckpointError(exc.line()) from None
     found = sha256_bytes(data)
     if ref.manifest_sha256 and found != ref.manifest_sha256:
         raise CheckpointError(
@@ -66,16 +70,18 @@ def read_manifest(store: ObjectStore, ref: CheckpointRef) -> Manifest:
 
 def _fetch(store: ObjectStore, ref: CheckpointRef, name: str, workdir: Path) -> Path:
     key = ref.file_key(name)
-    if store.is_local:
-        path = store.local_path(key)
-        if not path.is_file():
-            raise CheckpointError(f"{store.describe(key)} is missing (listed in the manifest)")
-        return path
-    target = workdir / name
     try:
+        if store.is_local:
+            path = store.local_path(key)
+            if not path.is_file():
+                raise CheckpointError(f"{store.describe(key)} is missing (listed in the manifest)")
+            return path
+        target = workdir / name
         store.download_file(key, target)
     except NotFoundError:
         raise CheckpointError(f"{store.describe(key)} is missing (listed in the manifest)") from None
+    except AccessDeniedError as exc:  # e.g. a link out of the root: this step is unusable, not the run
+        raise CheckpointError(exc.line()) from None
     return target
 
 
@@ -103,24 +109,37 @@ def _workdir(staging_dir: Path, ref: CheckpointRef) -> Path:
 
 
 def verify(store: ObjectStore, ref: CheckpointRef, staging_dir: Path) -> Manifest:
-    """Re-hash every file of ``ref``; a CheckpointError naming the first bad file."""
+    """Re-hash every file of ``ref`` and check the trainer state and meta schemas; a CheckpointError
+    naming the first bad file."""
     workdir = _workdir(staging_dir, ref)
     try:
         manifest = read_manifest(store, ref)
-        _verified_files(store, ref, manifest, workdir)
+        paths = _verified_files(store, ref, manifest, workdir)
+        _read_states(store, ref, manifest, paths)
         return manifest
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _read_json(path: Path, where: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{where} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{where} must hold a JSON object, found {type(data).__name__}")
-    return data
+def _read_json(path: Path, where: str) -> Any:
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_JSON_BYTES + 1)
+    return parse_json(data, where, allow_nan=True)
+
+
+def _read_states(
+    store: ObjectStore, ref: CheckpointRef, manifest: Manifest, paths: dict[str, Path]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Trainer state and meta of verified files, checked against their schemas ({} when absent)."""
+    state: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    if TRAINER_STATE in paths:
+        where = store.describe(ref.file_key(TRAINER_STATE))
+        state = check_trainer_state(_read_json(paths[TRAINER_STATE], where), where, manifest.step)
+    if META in paths:
+        where = store.describe(ref.file_key(META))
+        meta = check_meta(_read_json(paths[META], where), where, manifest.step)
+    return state, meta
 
 
 def load(store: ObjectStore, ref: CheckpointRef, staging_dir: Path) -> LoadedCheckpoint:
@@ -134,12 +153,7 @@ def load(store: ObjectStore, ref: CheckpointRef, staging_dir: Path) -> LoadedChe
             for name, path in paths.items()
             if name.endswith(TENSOR_SUFFIX)
         }
-        state = (
-            _read_json(paths[TRAINER_STATE], store.describe(ref.file_key(TRAINER_STATE)))
-            if TRAINER_STATE in paths
-            else {}
-        )
-        meta = _read_json(paths[META], store.describe(ref.file_key(META))) if META in paths else {}
+        state, meta = _read_states(store, ref, manifest, paths)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     log.info("loaded %s (step %d, %d tensor group(s), sha256-verified)", ref.uri, manifest.step, len(tensors))
@@ -147,13 +161,19 @@ def load(store: ObjectStore, ref: CheckpointRef, staging_dir: Path) -> LoadedChe
 
 
 def read_json_file(store: ObjectStore, ref: CheckpointRef, name: str) -> dict[str, Any]:
-    """One small JSON file of ``ref`` (meta or trainer state) without touching the tensors; {} if absent."""
+    """One small JSON file of ``ref`` (meta or trainer state) without touching the tensors (not hashed):
+    {} if absent; a CheckpointError naming the file if it is unreadable or breaks its schema."""
+    key = ref.file_key(name)
     try:
-        data = store.get_bytes(ref.file_key(name))
+        value = read_json(store, key, allow_nan=True)
     except NotFoundError:
         return {}
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
+    except AccessDeniedError as exc:
+        raise CheckpointError(exc.line()) from None
+    where = store.describe(key)
+    step = ref.step if ref.step >= 0 else None
+    if name == TRAINER_STATE and step is not None:
+        return check_trainer_state(value, where, step)
+    if name == META and step is not None:
+        return check_meta(value, where, step)
+    return json_object(value, where)

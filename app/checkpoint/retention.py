@@ -11,7 +11,6 @@ and is treated as old. A step in flight is never touched.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -19,10 +18,12 @@ from dataclasses import dataclass, field
 
 from app.checkpoint.catalog import StepStatus, scan
 from app.checkpoint.config import CheckpointConfig
+from app.checkpoint.jsonread import json_object, read_json
 from app.checkpoint.layout import MANIFEST, META
 from app.checkpoint.lineage import parse_utc
 from app.checkpoint.tags import tagged_steps
 from app.checkpoint.writer import read_started
+from app.errors import CheckpointError
 from app.store.base import NotFoundError, ObjectStore
 
 __all__ = ["RetentionPlan", "plan_retention", "metric_of", "find_leftovers", "collect", "apply"]
@@ -64,20 +65,29 @@ def plan_retention(
     for step, why in (protected or {}).items():
         if step in metrics:
             reasons.setdefault(step, []).extend(why)
+    if steps and steps[-1] not in reasons:  # whatever the policy says, the newest committed step stays
+        reasons[steps[-1]] = ["newest"]
     keep = sorted(reasons)
     return keep, [s for s in steps if s not in reasons], reasons
 
 
 def metric_of(store: ObjectStore, status: StepStatus, name: str | None) -> float | None:
-    """The named metric from a committed step's meta.json, or None if absent/unreadable."""
+    """The named metric from a committed step's meta.json, or None if absent/unreadable (logged)."""
     if not name:
         return None
+    where = store.describe(f"{status.key}/{META}")
     try:
-        meta = json.loads(store.get_bytes(f"{status.key}/{META}").decode("utf-8"))
-        value = meta.get("metrics", {}).get(name)
-        return float(value) if value is not None else None
-    except (NotFoundError, ValueError, TypeError, AttributeError, UnicodeDecodeError):
+        meta = json_object(read_json(store, f"{status.key}/{META}", allow_nan=True), where)
+        metrics = meta.get("metrics")
+        value = metrics.get(name) if isinstance(metrics, dict) else None
+    except NotFoundError:
         return None
+    except CheckpointError as exc:
+        log.warning("ignoring the metrics of step %d: %s", status.step, exc.line())
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _age_minutes(store: ObjectStore, status: StepStatus, now: dt.datetime) -> float | None:
@@ -94,7 +104,7 @@ def find_leftovers(
     busy = set(in_flight)
     found: dict[int, str] = {}
     for status in statuses:
-        if status.committed or status.step in busy:
+        if status.has_manifest or status.step in busy:  # only a folder without any manifest is a leftover
             continue
         age = _age_minutes(store, status, now)
         if age is None:
@@ -117,6 +127,9 @@ def collect(
     for step in busy:
         guard.setdefault(step, []).append("in flight")
     committed_ = [s for s in statuses if s.committed]
+    intact = [s.step for s in committed_ if s.intact]
+    if intact and intact[-1] != committed_[-1].step:  # a newer step is torn: keep the last whole one too
+        guard.setdefault(intact[-1], []).append("newest intact")
     values = {s.step: metric_of(store, s, cfg.best_metric if cfg.keep_best else None) for s in committed_}
     keep, delete, reasons = plan_retention(values, cfg.keep_last, cfg.keep_best, cfg.best_mode, guard)
     leftovers = find_leftovers(store, statuses, cfg.leftover_minutes, busy)
@@ -124,6 +137,9 @@ def collect(
 
 
 def _delete_step(store: ObjectStore, status: StepStatus) -> None:
+    if not status.objects:  # an empty folder
+        store.remove_empty_folder(status.key)
+        return
     keys = [info.key for info in status.objects]
     manifest = f"{status.key}/{MANIFEST}"
     if manifest in keys:  # un-commit first
@@ -139,8 +155,10 @@ def apply(store: ObjectStore, plan: RetentionPlan) -> list[int]:
     for status in scan(store):
         if status.step not in targets:
             continue
-        if status.step in plan.leftovers and status.committed:
-            continue  # committed since the plan was made
+        if status.step in plan.leftovers and status.has_manifest:
+            continue  # committed (or given a manifest) since the plan was made
+        if status.step in plan.delete and not status.committed:
+            continue  # its manifest became unreadable since the plan was made: unusable, kept
         _delete_step(store, status)
         why = plan.leftovers.get(status.step, "retention")
         log.info("deleted checkpoint step %d at %s (%s)", status.step, store.describe(status.key), why)

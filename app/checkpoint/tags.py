@@ -6,12 +6,13 @@ sha256, so a tag can never silently point at different bytes. Tagged steps are p
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+from app.checkpoint.jsonread import read_json
 from app.checkpoint.layout import (
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     TAGS_PREFIX,
     CheckpointRef,
     json_bytes,
@@ -20,12 +21,16 @@ from app.checkpoint.layout import (
     tag_key,
 )
 from app.checkpoint.lineage import current_user, utc_now
+from app.checkpoint.schema import check_tag
 from app.errors import CheckpointError
-from app.store.base import AlreadyExistsError, NotFoundError, ObjectStore
+from app.store.base import AccessDeniedError, AlreadyExistsError, NotFoundError, ObjectStore
 
 __all__ = ["promote", "read_tag", "resolve_tag", "list_tags", "tagged_steps"]
 
 log = logging.getLogger(__name__)
+
+#: A tag record is a few hundred bytes.
+MAX_TAG_BYTES = 64 << 10
 
 
 def promote(
@@ -54,30 +59,28 @@ def promote(
 
 
 def read_tag(store: ObjectStore, name: str) -> dict[str, Any]:
+    """The record of tag ``name``, checked against the tag schema (bounded read; never trusts types)."""
     key = tag_key(name)
     try:
-        data = store.get_bytes(key)
+        value = read_json(store, key, max_bytes=MAX_TAG_BYTES)
     except NotFoundError:
         known = ", ".join(list_tags(store)) or "none"
         raise CheckpointError(
             f"no tag {name!r} at {store.describe(key)}", hint=f"known tags: {known}"
         ) from None
-    try:
-        record = json.loads(data.decode("utf-8"))
-        int(record["step"]), str(record["manifest_sha256"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{store.describe(key)} is not a valid tag record: {exc}") from None
-    return record
+    except AccessDeniedError as exc:
+        raise CheckpointError(exc.line()) from None
+    return check_tag(value, store.describe(key), name)
 
 
 def resolve_tag(store: ObjectStore, name: str) -> CheckpointRef:
     """The checkpoint tag ``name`` points at, after checking its manifest hash still matches."""
     record = read_tag(store, name)
-    step = int(record["step"])
+    step = record["step"]
     key = step_key(step)
     try:
-        data = store.get_bytes(f"{key}/{MANIFEST}")
-    except NotFoundError:
+        data = store.get_bytes(f"{key}/{MANIFEST}", max_bytes=MAX_MANIFEST_BYTES)
+    except (NotFoundError, AccessDeniedError):
         raise CheckpointError(
             f"tag {name!r} points at step {step}, but {store.describe(key)} is not committed (deleted?)"
         ) from None
@@ -101,7 +104,7 @@ def tagged_steps(store: ObjectStore) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for name in list_tags(store):
         try:
-            out.setdefault(int(read_tag(store, name)["step"]), []).append(name)
+            out.setdefault(read_tag(store, name)["step"], []).append(name)
         except CheckpointError as exc:
             log.warning("ignoring tag %r: %s", name, exc.message)
     return out

@@ -12,12 +12,14 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.checkpoint.jsonread import json_object, parse_json
 from app.checkpoint.sniff import sniff_file
 from app.errors import CheckpointError
 
@@ -43,27 +45,55 @@ def sha256_file(path: Path) -> str:
 
 
 def write_tensors(tensors: dict[str, np.ndarray], path: Path, what: str) -> None:
-    """Serialize one group with safetensors. Only a fresh dict reaches safetensors (it edits in place)."""
-    from safetensors.numpy import save_file
+    """Write one group as a safetensors file whose bytes depend only on the tensors.
 
-    prepared: dict[str, np.ndarray] = {}
-    for name, array in tensors.items():
-        if not isinstance(array, np.ndarray):
-            raise CheckpointError(
-                f"{what}: tensor {name!r} is a {type(array).__name__}, expected numpy.ndarray"
-            )
-        if array.dtype.name.upper() not in _NUMPY_NAMES:
-            raise CheckpointError(
-                f"{what}: tensor {name!r} has dtype {array.dtype} which safetensors cannot hold"
-            )
-        prepared[name] = np.ascontiguousarray(array)
-    save_file(prepared, str(path), metadata={"format": "np", "writer": "warmstart"})
+    The header is canonical JSON (sorted keys, no spaces, tensors in name order, fixed metadata), so the
+    same tensors give the same sha256 in every process, whatever order the dict was built in. The
+    safetensors library is only used to read (its writer emits metadata in hash-map order).
+    """
+    ordered = sorted(tensors.items(), key=lambda item: str(item[0]))
+    arrays = {name: _checked_array(name, array, what) for name, array in ordered}
+    header: dict[str, Any] = {"__metadata__": dict(_METADATA)}
+    offset = 0
+    for name, array in arrays.items():
+        header[name] = {
+            "dtype": _DTYPE_CODES[array.dtype.name],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + array.nbytes],
+        }
+        offset += array.nbytes
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    raw += b" " * (-len(raw) % 8)  # tensor data starts 8-byte aligned
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)) + raw)
+        for array in arrays.values():
+            if array.nbytes:
+                fh.write(memoryview(array).cast("B"))
 
 
-_NUMPY_NAMES = {np.dtype(t).name.upper() for t in _SIMPLE_DTYPES.values()}
+_METADATA = {"format": "np", "writer": "warmstart"}
+#: numpy dtype name -> safetensors dtype code (uint16 also carries bf16 bit patterns, see the docstring).
+_DTYPE_CODES = {np.dtype(t).name: code for code, t in _SIMPLE_DTYPES.items() if code != "BF16"}
+#: Tensor names are parameter names; anything longer is not one.
+_MAX_NAME = 1024
 
 
-def _check_header(path: Path, what: str) -> dict:
+def _checked_array(name: str, array: Any, what: str) -> np.ndarray:
+    """A C-contiguous little-endian array of a dtype safetensors holds, or a CheckpointError."""
+    if not isinstance(array, np.ndarray):
+        raise CheckpointError(f"{what}: tensor {name!r} is a {type(array).__name__}, expected numpy.ndarray")
+    if not isinstance(name, str) or not name or name == "__metadata__":
+        raise CheckpointError(f"{what}: invalid tensor name {name!r}")
+    if array.dtype.name not in _DTYPE_CODES:
+        raise CheckpointError(
+            f"{what}: tensor {name!r} has dtype {array.dtype} which safetensors cannot hold"
+        )
+    return array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)
+
+
+def _check_header(path: Path, what: str) -> dict[str, Any]:
+    """The header of a safetensors file, checked before safetensors sees it (bounded JSON, types,
+    dtypes, shapes and offsets inside the file); anything else is a CheckpointError naming ``what``."""
     size = path.stat().st_size
     if sniff_file(path) in ("pickle", "zip"):  # by content: a safetensors header may start with \x80
         raise CheckpointError(
@@ -82,12 +112,45 @@ def _check_header(path: Path, what: str) -> dict:
             )
         raw = fh.read(length)
     try:
-        header = json.loads(raw.decode("utf-8"))
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{what} is not a safetensors file: garbage header ({exc})") from None
+        header = json_object(parse_json(raw, "the header", max_bytes=MAX_HEADER_BYTES), "the header")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{what} is not a safetensors file: garbage header ({exc.message})") from None
+    for name, info in header.items():
+        if name == "__metadata__":
+            _check_metadata(info, what)
+        else:
+            _check_entry(name, info, size - 8 - length, what)
     return header
+
+
+def _check_metadata(info: Any, what: str) -> None:
+    if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+        raise CheckpointError(f"{what} is not a safetensors file: __metadata__ must map strings to strings")
+
+
+def _check_entry(name: str, info: Any, data_size: int, what: str) -> None:
+    """One tensor entry: a known dtype, a shape of non-negative ints, offsets inside the data area that
+    match the shape's byte count."""
+    bad = f"{what} is not a safetensors file: tensor {name[:80]!r}"
+    if len(name) > _MAX_NAME or not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        raise CheckpointError(f"{bad} must be an entry with dtype, shape and data_offsets")
+    if not isinstance(info["dtype"], str) or info["dtype"] not in _SIMPLE_DTYPES:
+        raise CheckpointError(f"{bad} has unsupported dtype {str(info['dtype'])[:20]!r}")
+    shape, offsets = info["shape"], info["data_offsets"]
+    if not isinstance(shape, list) or not all(_plain_int(d) for d in shape) or len(shape) > 32:
+        raise CheckpointError(f"{bad} has an invalid shape {str(shape)[:60]}")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_plain_int(o) for o in offsets):
+        raise CheckpointError(f"{bad} has invalid data_offsets {str(offsets)[:60]}")
+    start, end = offsets
+    expected = math.prod(shape) * np.dtype(_SIMPLE_DTYPES[info["dtype"]]).itemsize
+    if not start <= end <= data_size or end - start != expected:
+        raise CheckpointError(
+            f"{bad}: data_offsets {offsets} do not hold {expected} bytes inside the {data_size}-byte data area"
+        )
+
+
+def _plain_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def read_tensors(path: Path, what: str) -> dict[str, np.ndarray]:

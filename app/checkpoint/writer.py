@@ -9,7 +9,6 @@ file is in place, and nothing else marks a checkpoint as existing.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -21,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.checkpoint.jsonread import read_json
 from app.checkpoint.layout import (
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     META,
     STARTED,
     TENSOR_SUFFIX,
@@ -36,6 +37,7 @@ from app.checkpoint.layout import (
 )
 from app.checkpoint.lineage import utc_now
 from app.checkpoint.tensorio import sha256_file, write_tensors
+from app.errors import CheckpointError
 from app.store.base import NotFoundError, ObjectStore
 
 __all__ = ["PreparedSave", "write_checkpoint", "staging_path", "read_manifest_ref", "read_started"]
@@ -43,6 +45,9 @@ __all__ = ["PreparedSave", "write_checkpoint", "staging_path", "read_manifest_re
 log = logging.getLogger(__name__)
 
 Fill = Callable[[Path], None]
+
+#: A ``.started`` marker is ~100 bytes.
+MAX_MARKER_BYTES = 64 << 10
 
 
 @dataclass
@@ -125,7 +130,21 @@ def _tensor_fill(group: str, tensors: dict[str, np.ndarray], where: str) -> Fill
 
 
 def read_manifest_ref(store: ObjectStore, key: str, step: int) -> CheckpointRef:
-    data = store.get_bytes(f"{key}/{MANIFEST}")
+    """The ref of an already committed step; its manifest must be one this tool can read.
+
+    A manifest that exists but does not parse (a newer format version, corruption) is never replaced:
+    the save fails loudly instead, so the folder is kept for a person to inspect.
+    """
+    where = store.describe(f"{key}/{MANIFEST}")
+    data = store.get_bytes(f"{key}/{MANIFEST}", max_bytes=MAX_MANIFEST_BYTES)
+    try:
+        Manifest.parse(data, where)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"cannot save step {step}: {store.describe(key)} already holds a manifest this tool cannot "
+            f"read ({exc.message})",
+            hint="it is kept; move that step folder away (or use a newer warmstart) and run again",
+        ) from None
     return CheckpointRef(step, store.describe(key), sha256_bytes(data), key)
 
 
@@ -176,10 +195,10 @@ def write_checkpoint(store: ObjectStore, job: PreparedSave, staging_dir: Path) -
 
 
 def read_started(store: ObjectStore, key: str) -> dict | None:
-    """The ``.started`` marker of a step folder; None when it is missing or not JSON. Store errors raise."""
+    """The ``.started`` marker of a step folder; None when it is missing or not a small JSON object.
+    Store errors raise."""
     try:
-        return json.loads(store.get_bytes(f"{key}/{STARTED}").decode("utf-8"))
-    except NotFoundError:
+        value = read_json(store, f"{key}/{STARTED}", max_bytes=MAX_MARKER_BYTES)
+    except (NotFoundError, CheckpointError):
         return None
-    except (ValueError, UnicodeDecodeError):
-        return None
+    return value if isinstance(value, dict) else None

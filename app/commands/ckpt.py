@@ -17,15 +17,15 @@ from pathlib import Path
 
 from app.checkpoint import catalog, reader, retention
 from app.checkpoint.catalog import StepStatus
-from app.checkpoint.config import CheckpointConfig
-from app.checkpoint.layout import META, TRAINER_STATE, CheckpointRef
+from app.checkpoint.config import CheckpointConfig, check_policy
+from app.checkpoint.layout import META, TRAINER_STATE, CheckpointRef, check_tag_name
 from app.checkpoint.pdparams import IMPORT_HINT, import_pdparams
 from app.checkpoint.report import format_metrics, format_table, human_size, show_lines
 from app.checkpoint.source import local_copy, resolve_ref, split_tag
 from app.checkpoint.tags import promote, tagged_steps
 from app.checkpoint.writer import read_started
 from app.config import load_config
-from app.errors import EXIT_CHECKPOINT, EXIT_OK, CheckpointError
+from app.errors import EXIT_CHECKPOINT, EXIT_OK, CheckpointError, ConfigError
 from app.store import open_store
 from app.store.base import ObjectStore
 
@@ -69,13 +69,22 @@ def _pick(store: ObjectStore, tag: str | None, step: int | None) -> CheckpointRe
 
 
 # -- ls ------------------------------------------------------------------------------------------
+def _metrics_cell(store: ObjectStore, ref: CheckpointRef) -> str:
+    try:
+        return format_metrics(reader.read_json_file(store, ref, META).get("metrics"))
+    except CheckpointError:
+        return f"({META} unreadable)"
+
+
 def _ls_row(
     store: ObjectStore, status: StepStatus, tags: list[str], verify: bool, staging: Path
 ) -> list[str]:
     when, metrics, state = "-", "-", f"TORN: {status.problem}"
-    if status.manifest is not None and status.ref is not None:
+    if status.unusable:
+        state = f"UNUSABLE (kept): {status.problem}"
+    elif status.manifest is not None and status.ref is not None:
         when = status.manifest.created_utc.replace("T", " ").rstrip("Z")
-        metrics = format_metrics(reader.read_json_file(store, status.ref, META).get("metrics"))
+        metrics = _metrics_cell(store, status.ref)
         state = "committed" if status.intact else f"CORRUPT: {status.problem}"
         if verify and status.intact:
             try:
@@ -99,7 +108,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     with _staging() as staging:
         rows = [_ls_row(store, s, tags.get(s.step, []), args.verify, staging) for s in reversed(statuses)]
     print(format_table(["STEP", "TIME (UTC)", "SIZE", "STATUS", "TAGS", "METRICS"], rows))
-    bad = [r for r in rows if r[3].startswith("CORRUPT")]
+    bad = [r for r in rows if r[3].startswith(("CORRUPT", "UNUSABLE"))]
     return EXIT_CHECKPOINT if args.verify and bad else EXIT_OK
 
 
@@ -131,40 +140,62 @@ def _verify_one(store: ObjectStore, ref: CheckpointRef, staging: Path) -> bool:
 def cmd_verify(args: argparse.Namespace) -> int:
     base, tag = split_tag(args.uri)
     store = _open(base)
+    unusable: list[StepStatus] = []
     if args.step is not None or tag or store.exists("manifest.json"):
         refs = [_pick(store, tag, args.step)]
     else:
-        statuses = catalog.committed(store)
+        statuses = [s for s in catalog.scan(store) if s.has_manifest]
         if not statuses:
             raise CheckpointError(f"no committed checkpoint under {store.uri}", hint="check the URI")
+        unusable = [s for s in statuses if s.unusable]
         refs = [s.ref for s in statuses if s.ref is not None]
+    for status in unusable:  # reported, never silently passed over
+        print(f"step {status.step}: UNUSABLE (kept): {status.problem}")
     with _staging() as staging:
         results = [_verify_one(store, ref, staging) for ref in refs]
-    return EXIT_OK if all(results) else EXIT_CHECKPOINT
+    return EXIT_OK if all(results) and not unusable else EXIT_CHECKPOINT
 
 
 # -- gc ------------------------------------------------------------------------------------------
+_GC_FLAGS = {
+    "keep_last": "--keep-last",
+    "keep_best": "--keep-best",
+    "best_metric": "--metric",
+    "best_mode": "--mode",
+    "leftover_minutes": "--leftover-minutes",
+}
+
+
 def _gc_config(args: argparse.Namespace) -> CheckpointConfig:
+    """The config's retention policy with the flags applied, validated like the config (exit 2)."""
     cfg = load_config(None).checkpoint
-    updates = {
-        "keep_last": args.keep_last,
-        "keep_best": args.keep_best,
-        "best_metric": args.metric,
-        "best_mode": args.mode,
-        "leftover_minutes": args.leftover_minutes,
-    }
-    return replace(cfg, **{k: v for k, v in updates.items() if v is not None})
+    updates = {field: getattr(args, flag[2:].replace("-", "_")) for field, flag in _GC_FLAGS.items()}
+    cfg = replace(cfg, **{k: v for k, v in updates.items() if v is not None})
+    check_policy(cfg, {field: flag for field, flag in _GC_FLAGS.items() if updates[field] is not None})
+    if args.keep_best and not cfg.best_metric:
+        raise ConfigError("--keep-best needs --metric NAME (the meta.json metric that ranks checkpoints)")
+    return cfg
+
+
+def _policy_text(cfg: CheckpointConfig) -> str:
+    """What the retention rule is; keep_best is only mentioned when a metric makes it mean something."""
+    text = f"keep_last={cfg.keep_last if cfg.keep_last is not None else 'all'}"
+    if cfg.keep_best and cfg.best_metric:
+        text += f", keep_best={cfg.keep_best} by {cfg.best_metric} ({cfg.best_mode})"
+    return text
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    store = _open(args.uri)
     cfg = _gc_config(args)
+    store = _open(args.uri)
+    if not cfg.best_metric:  # best-K means nothing without a metric: keep only what keep_last says
+        cfg = replace(cfg, keep_best=0)
     plan = retention.collect(store, cfg)
     verb = "would delete" if args.dry_run else "delete"
     for step in plan.keep:
         print(f"keep    step {step} ({', '.join(plan.reasons.get(step, []))})")
     for step in plan.delete:
-        print(f"{verb}  step {step} (retention: keep_last={cfg.keep_last}, keep_best={cfg.keep_best})")
+        print(f"{verb}  step {step} (retention: {_policy_text(cfg)})")
     for step, why in sorted(plan.leftovers.items()):
         print(f"{verb}  step {step} ({why})")
     if args.dry_run:
@@ -194,6 +225,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    _check_tag_arg(args.tag)  # a usage error, found before anything is read or hashed
     store = _open(args.uri)
     ref = _pick(store, None, args.step)
     if not ref.key:
@@ -204,6 +236,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
     print(f"promoted step {ref.step} of {store.uri} as {args.tag!r} (manifest sha256 {ref.manifest_sha256})")
     print(f"start a run from it with: init.from={store.uri.rstrip('/')}#{args.tag}")
     return EXIT_OK
+
+
+def _check_tag_arg(name: str) -> None:
+    try:
+        check_tag_name(name)
+    except CheckpointError as exc:
+        raise ConfigError(f"--tag: {exc.message}", hint=exc.hint) from None
 
 
 # -- parser ----------------------------------------------------------------------------------------
@@ -231,14 +270,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_step(verify, "only this step (default: every committed step)")
     verify.set_defaults(func=cmd_verify)
 
-    gc = verbs.add_parser("gc", help="apply retention and delete old uncommitted leftovers")
+    gc = verbs.add_parser(
+        "gc",
+        help="apply retention and delete old uncommitted leftovers (never the newest committed step, "
+        "never a step whose manifest cannot be read)",
+    )
     gc.add_argument("uri", metavar="URI")
     gc.add_argument("--dry-run", action="store_true", help="print what would be deleted")
-    gc.add_argument("--keep-last", type=int, default=None, metavar="N")
-    gc.add_argument("--keep-best", type=int, default=None, metavar="K")
+    gc.add_argument("--keep-last", type=int, default=None, metavar="N", help="keep the newest N (N >= 1)")
+    gc.add_argument(
+        "--keep-best", type=int, default=None, metavar="K", help="also keep the best K (needs --metric)"
+    )
     gc.add_argument("--metric", default=None, help="metric in meta.json used for --keep-best")
     gc.add_argument("--mode", choices=["max", "min"], default=None, help="is a higher metric better (max)?")
-    gc.add_argument("--leftover-minutes", type=float, default=None, metavar="MIN")
+    gc.add_argument(
+        "--leftover-minutes",
+        type=float,
+        default=None,
+        metavar="MIN",
+        help="age before a folder without a manifest is deleted",
+    )
     gc.set_defaults(func=cmd_gc)
 
     imp = verbs.add_parser(

@@ -94,11 +94,22 @@ class ObjectStore(ABC):
     def put_bytes(self, key: str, data: bytes, *, overwrite: bool = False) -> None: ...
 
     @abstractmethod
-    def get_bytes(self, key: str) -> bytes: ...
+    def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; with ``max_bytes``, at most ``max_bytes + 1`` of them (so a caller can
+        tell an object that is too large without holding all of it)."""
 
     @abstractmethod
     def delete(self, keys: list[str]) -> None:
         """Delete these keys; missing keys are ignored."""
+
+    def list_folders(self) -> list[str]:
+        """Top-level folder names under the root. Object stores only have keys, so folders are the
+        first segments of listed keys; a local store also reports empty folders."""
+        return sorted({info.key.split("/", 1)[0] for info in self.list("") if "/" in info.key})
+
+    def remove_empty_folder(self, key: str) -> None:
+        """Remove the top-level folder ``key`` if it holds nothing (object stores have no folders)."""
+        return None
 
     @property
     def is_local(self) -> bool:

@@ -13,8 +13,10 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from app.errors import StorageError
 from app.store.base import (
@@ -106,8 +108,42 @@ class LocalStore(ObjectStore):
         self.uri = uri if uri is not None else str(root)
 
     # -- helpers -------------------------------------------------------------------------------
-    def _path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
+    def _path(self, key: str, *, follow_last: bool = True) -> Path:
+        """The file behind ``key``; a symlink on the way that leads out of the root is refused.
+
+        With ``follow_last=False`` (deleting) only the folders on the way are checked: unlinking a
+        symlink removes the link itself, never its target.
+        """
+        path = self.root.joinpath(*check_key(key).split("/"))
+        if not self._inside(path if follow_last else path.parent):
+            raise AccessDeniedError(
+                f"{self.describe(key)} is a symlink to {path.resolve()}, outside the store root "
+                f"{self.root}; not followed",
+                hint="replace the link with a regular file or move it away",
+            )
+        return path
+
+    def _inside(self, path: Path) -> bool:
+        """True when ``path``, with every symlink resolved, stays under the (resolved) root."""
+        try:
+            real, root = path.resolve(), self.root.resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            return False
+        return real == root or root in real.parents
+
+    def _open_regular(self, path: Path, key: str) -> BinaryIO:
+        """Open a regular file for reading; a FIFO, device or socket (which could block forever) is refused."""
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise AccessDeniedError(
+                f"{self.describe(key)} is not a regular file; not read", hint="move it away"
+            )
+        return os.fdopen(fd, "rb")
+
+    def _size(self, path: Path) -> int:
+        """A listed file's size; a symlink leading out of the root reports its own (link) size."""
+        return path.stat().st_size if not path.is_symlink() or self._inside(path) else path.lstat().st_size
 
     @contextlib.contextmanager
     def _translate(self, key: str, action: str) -> Iterator[None]:
@@ -161,9 +197,24 @@ class LocalStore(ObjectStore):
                     key = base + name
                     if is_temp_name(name) or not key.startswith(prefix):
                         continue
-                    with contextlib.suppress(FileNotFoundError):  # deleted while listing
-                        found.append(ObjectInfo(key, (Path(folder) / name).stat().st_size))
+                    with contextlib.suppress(FileNotFoundError):  # deleted while listing (or dangling)
+                        found.append(ObjectInfo(key, self._size(Path(folder) / name)))
         return sorted(found, key=lambda info: info.key)
+
+    def list_folders(self) -> list[str]:
+        """Top-level folders, empty ones included (object stores only know folders through keys)."""
+        with self._translate("", "list"):
+            if not self.root.is_dir():
+                return []
+            return sorted(entry.name for entry in os.scandir(self.root) if entry.is_dir())
+
+    def remove_empty_folder(self, key: str) -> None:
+        """Remove the top-level folder ``key`` if it is empty; a symlink is never followed or removed."""
+        path = self.root / check_key(key)
+        if path.is_symlink() or not path.is_dir():
+            return
+        with self._translate(key, "delete"), contextlib.suppress(OSError):
+            path.rmdir()  # fails (and is left alone) when a file appeared meanwhile
 
     def exists(self, key: str) -> bool:
         with self._translate(key, "check"):
@@ -190,7 +241,7 @@ class LocalStore(ObjectStore):
         source = self._path(key)
         local = Path(local)
         with self._translate(key, "download"):
-            with open(source, "rb") as src:  # opened first so a missing key is NotFound
+            with self._open_regular(source, key) as src:  # opened first so a missing key is NotFound
                 tmp = local.with_name(f"{local.name}.part-{secrets.token_hex(6)}")
                 local.parent.mkdir(parents=True, exist_ok=True)
                 try:
@@ -200,13 +251,14 @@ class LocalStore(ObjectStore):
                 finally:
                     tmp.unlink(missing_ok=True)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
         with self._translate(key, "read"):
-            return self._path(key).read_bytes()
+            with self._open_regular(self._path(key), key) as fh:
+                return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            path = self._path(key)
+            path = self._path(key, follow_last=False)
             with self._translate(key, "delete"):
                 path.unlink(missing_ok=True)
             self._prune_empty(path.parent)

@@ -57,6 +57,17 @@ def _if_none_match(params: dict[str, Any], **_: Any) -> None:
     params["IfNoneMatch"] = "*"
 
 
+def _is_folder_marker(key: str) -> bool:
+    """``step-00000050/``: the zero-byte object consoles create for an empty folder."""
+    if not key.endswith("/") or key == "/":
+        return False
+    try:
+        check_key(key[:-1])
+    except ValueError:
+        return False
+    return True
+
+
 class S3Store(ObjectStore):
     """Objects under ``<flavor>://bucket/prefix`` on AWS S3, OSS, MinIO or any S3-compatible server."""
 
@@ -138,10 +149,34 @@ class S3Store(ObjectStore):
                     try:  # a key with '..', '//' or '\\' is never listed, so never fetched or deleted
                         check_key(key)
                     except ValueError:
-                        log.warning("ignoring object %r under %s: not a plain relative key", key, self.uri)
+                        if not _is_folder_marker(key):  # markers are reported through list_folders
+                            log.warning(
+                                "ignoring object %r under %s: not a plain relative key", key, self.uri
+                            )
                         continue
                     found.append(ObjectInfo(key, int(item["Size"])))
         return sorted(found, key=lambda info: info.key)
+
+    def list_folders(self) -> list[str]:
+        """Top-level "folders", including ones that hold only a folder marker (``step-N/``, as consoles
+        create), so an empty step folder is reported on S3 as it is on a local disk."""
+        base = self.prefix + "/" if self.prefix else ""
+        names: set[str] = set()
+        with self._translate("", "list"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base, Delimiter="/"
+            )
+            for page in pages:
+                names.update(p["Prefix"][len(base) :].rstrip("/") for p in page.get("CommonPrefixes", []))
+        return sorted(name for name in names if name and "\\" not in name and name not in (".", ".."))
+
+    def remove_empty_folder(self, key: str) -> None:
+        """Delete the folder marker ``key/`` when nothing else is under it."""
+        marker = self._key(key) + "/"
+        with self._translate(key, "delete"):
+            found = self._client.list_objects_v2(Bucket=self.bucket, Prefix=marker, MaxKeys=2)
+            if [item["Key"] for item in found.get("Contents", [])] == [marker]:
+                self._client.delete_object(Bucket=self.bucket, Key=marker)
 
     def exists(self, key: str) -> bool:
         try:
@@ -201,9 +236,13 @@ class S3Store(ObjectStore):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
         with self._translate(key, "read"):
-            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            try:
+                return body.read() if max_bytes is None else body.read(max_bytes + 1)
+            finally:
+                body.close()
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):

@@ -17,6 +17,8 @@ import numpy as np
 import paddle
 
 from app.checkpoint import CheckpointManager, LoadedCheckpoint, Snapshot, open_source
+from app.checkpoint.layout import TRAINER_STATE
+from app.checkpoint.schema import check_resume_state
 from app.config import config_hash
 from app.config.schema import Config
 from app.config.typed import to_data
@@ -123,16 +125,23 @@ def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_chan
         raise CheckpointError(exc.message, hint=_own_resume_hint(s.mgr_uri)) from None
     st = loaded.state
     s.step = int(st["step"])
-    if batch_changed:
-        for _ in range(s.step):  # the rescaled schedule, fast-forwarded to the same optimizer step
-            s.lr.step()
-    else:
-        s.lr.set_state_dict(st["scheduler"])
-    rng.restore(st["rng"])
-    s.stream.restore(st["data"])
+    try:
+        if batch_changed:
+            for _ in range(s.step):  # the rescaled schedule, fast-forwarded to the same optimizer step
+                s.lr.step()
+        else:
+            s.lr.set_state_dict(st["scheduler"])
+        rng.restore(st["rng"])
+        s.stream.restore(st["data"])
+        if s.scaler is not None and st.get("amp_scaler"):
+            s.scaler.load_state_dict(st["amp_scaler"])
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # the schema passed, this run disagrees
+        raise CheckpointError(
+            f"{source}/{TRAINER_STATE} cannot be restored into this run: {exc!r}",
+            hint="the schedule or AMP settings may differ from the run that saved it; use a new "
+            "checkpoint.uri, or move that step folder away",
+        ) from None
     s.best = dict(st.get("best") or {})
-    if s.scaler is not None and st.get("amp_scaler"):
-        s.scaler.load_state_dict(st["amp_scaler"])
     s.last_saved_step = s.step
     s.parent = source
 
@@ -152,10 +161,19 @@ def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
     s.parent = source
 
 
+def _resumable(loaded: LoadedCheckpoint) -> None:
+    """Reject a checkpoint an exact resume cannot use (its types were checked when it was read)."""
+    check_resume_state(loaded.state, f"{loaded.ref.uri.rstrip('/')}/{TRAINER_STATE}")
+    if "model" not in loaded.tensors:
+        raise CheckpointError(f"{loaded.ref.uri} holds no model tensors (groups: {sorted(loaded.tensors)})")
+
+
 def _find_start(
     cfg: Config, mgr: CheckpointManager, run_dir: Path
 ) -> tuple[str, LoadedCheckpoint | None, str | None]:
-    loaded = mgr.load_latest()  # newest checkpoint that passes sha256; torn ones skipped with a warning
+    # The newest checkpoint that passes sha256 and whose trainer state an exact resume can use; torn or
+    # invalid ones are skipped with a warning.
+    loaded = mgr.load_latest(check=_resumable)
     if loaded is not None:
         mgr.protect(loaded.ref)
         return "resume", loaded, loaded.ref.uri
@@ -164,6 +182,8 @@ def _find_start(
             cfg.init.from_, cfg.store, allow_pickle=cfg.init.allow_pickle, staging_dir=run_dir / "init"
         )
         kind = "resume" if cfg.init.mode == "resume" else "warm_start"
+        if kind == "resume":
+            _resumable(loaded)
         return kind, loaded, cfg.init.from_
     return "cold_start", None, None
 

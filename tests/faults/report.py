@@ -39,8 +39,10 @@ def _rows(r: dict[str, dict]) -> list[str]:
         f"| store down past the retry budget | 1 run | 0 (exit {d.get('exit_code', '-')}, loud) | 0 | "
         f"staged checkpoint kept ({d.get('staged_files', '-')} files) | {d.get('refused_requests', '-')} refused |",
         f"| corrupted checkpoints ({', '.join(c)}) | {len(c)} | 0 | 0 | "
-        f"{sum('fell back' in v for v in c.values())} fall back to the previous step (the bad step is replaced "
-        f"when re-saved), {sum('exit 4' in v for v in c.values())} stop with exit 4 touching nothing | - |",
+        f"{sum('replaced' in v for v in c.values())} fall back to the previous step (the bad step is replaced "
+        f"when re-saved), {sum('kept' in v for v in c.values())} with an unreadable manifest fall back and keep "
+        f"it (exit 4 instead of saving over it), {sum('nothing touched' in v for v in c.values())} stop with "
+        "exit 4 touching nothing | - |",
         f"| bad-input corpus ({b.get('subprocess', '-')} via the real executable) | {b.get('cases', '-')} "
         f"({len(b.get('skipped', []))} skipped: {', '.join(b.get('skipped', [])) or 'none'}) | "
         f"{b.get('cases', 0) - b.get('passed', 0) - len(b.get('skipped', []))} | 0 | "

@@ -54,8 +54,6 @@ CORRUPT = {
         size=_entry(d, "model.safetensors")["size"] + 1)), "manifest says"),
     "manifest lies about a hash": (lambda f: _edit_manifest(f, lambda d: _entry(d, "meta.json").update(
         sha256="0" * 64)), "meta.json: sha256 mismatch (manifest 000000000000"),
-    "manifest unreadable": (lambda f: (f / "manifest.json").write_text('{"format": "warmstart-che'),
-                            "unreadable manifest"),
     "manifest lists a missing file": (lambda f: _edit_manifest(f, lambda d: d["files"].append(
         {"name": "extra.safetensors", "size": 1, "sha256": "0" * 64})), "extra.safetensors missing"),
 }  # fmt: skip
@@ -89,6 +87,37 @@ def test_corrupt_newest_is_reported_skipped_and_replaced(kind, tmp_path, capsys,
     got, want = load_step(root, TOTAL), load_step(reference(), TOTAL)
     assert all(np.array_equal(got["model"][k], want["model"][k]) for k in want["model"])
     _RESULTS[kind] = "fell back to step 35, replaced step 40"
+    record("corruption", {"cases": _RESULTS})
+
+
+UNUSABLE = {
+    "manifest unreadable": lambda f: (f / "manifest.json").write_text('{"format": "warmstart-che'),
+    "manifest of a newer version": lambda f: _edit_manifest(f, lambda d: d.update(version=2)),
+    "manifest is a list": lambda f: (f / "manifest.json").write_text("[]"),
+    "manifest step 1e999": lambda f: (f / "manifest.json").write_text(
+        (f / "manifest.json").read_text().replace(f'"step": {TOTAL}', '"step": 1e999')),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(UNUSABLE))
+def test_unusable_newest_is_skipped_kept_and_never_replaced(kind, tmp_path, capsys, monkeypatch):
+    """A manifest that exists but cannot be read (maybe a newer tool's) is never deleted or replaced: the
+    run resumes from the previous step and stops with exit 4 when it would have to save over it."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    root = _root(tmp_path)
+    UNUSABLE[kind](root / STEP)
+    before = tree_digest(root / STEP)
+    rc = _train(tmp_path, root)
+    err = capsys.readouterr().err
+    assert rc == 4 and "Traceback" not in err, err[-2000:]
+    warning = [x for x in err.splitlines() if "skipping checkpoint step 40" in x]
+    assert len(warning) == 1 and "(unusable, kept)" in warning[0]
+    line = [x for x in err.splitlines() if x.startswith("warmstart: ")]
+    assert len(line) == 1 and line[0].startswith("warmstart: checkpoint: cannot save step 40")
+    assert [e["step"] for e in events(tmp_path / "run" / "log.jsonl", "resume")] == [35]
+    assert tree_digest(root / STEP) == before
+    assert main(["ckpt", "verify", str(root)]) == 4
+    _RESULTS[kind] = "fell back to step 35, kept the unusable step 40, exit 4 at its re-save"
     record("corruption", {"cases": _RESULTS})
 
 
