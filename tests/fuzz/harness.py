@@ -1,0 +1,234 @@
+"""Run one fuzz target in-process and judge the outcome; tally what every target saw.
+
+An outcome is acceptable when the target returned (or exited with) a documented exit code and, on a
+failure, printed exactly one ``warmstart: <kind>: ...`` line as its last stderr line — or raised one of
+our :class:`~app.errors.AppError` subclasses when called as a function. Anything else (a Python
+exception escaping, a traceback printed, a file of the checkpoint root deleted or changed) is a failure.
+
+Failures are recorded under a signature (target, exception type, innermost ``app/`` frame) so the JSON
+``make faults`` reads can say how many distinct ones a run found. By default a failure is re-raised at
+once, so Hypothesis shrinks it and reports it; with ``WS_FUZZ_COLLECT=1`` failures are only recorded and
+each test asserts at its end, which lists every distinct failure of a long run in one go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.errors import EXIT_CHECKPOINT, EXIT_OK, EXIT_PREEMPTED, EXIT_STORAGE, EXIT_TASK, EXIT_USAGE, AppError
+
+__all__ = ["DOCUMENTED", "Tally", "TALLY", "collect_mode", "run_cli", "run_call", "tree_digest", "lost_files"]
+
+#: Exit codes a run may end with on bad input (app/errors.py); 1 is "a bug, traceback shown".
+DOCUMENTED = frozenset({EXIT_OK, EXIT_USAGE, EXIT_STORAGE, EXIT_CHECKPOINT, EXIT_TASK, EXIT_PREEMPTED})
+
+
+def collect_mode() -> bool:
+    return os.environ.get("WS_FUZZ_COLLECT") == "1"
+
+
+class FuzzFailure(AssertionError):
+    """An outcome that breaks the contract without a Python exception (bad exit code, lost file...)."""
+
+
+@dataclass
+class TargetCounts:
+    cases: int = 0
+    ok: int = 0
+    app_errors: Counter = field(default_factory=Counter)
+    tracebacks: int = 0
+    files_lost: int = 0
+    contract: int = 0
+
+
+@dataclass
+class Tally:
+    """Per-target counts plus every distinct failure signature with one example input."""
+
+    targets: dict[str, TargetCounts] = field(default_factory=dict)
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def counts(self, target: str) -> TargetCounts:
+        return self.targets.setdefault(target, TargetCounts())
+
+    def fail(self, target: str, kind: str, signature: str, detail: str, example: str) -> None:
+        key = f"{target} | {kind} | {signature}"
+        entry = self.failures.setdefault(key, {"count": 0, "detail": detail[:400], "example": example[:400]})
+        entry["count"] += 1
+
+    def failures_of(self, prefix: str) -> list[str]:
+        return [k for k in self.failures if k.startswith(prefix)]
+
+    def snapshot(self) -> dict[str, int]:
+        return {k: v["count"] for k, v in self.failures.items()}
+
+    def new_since(self, seen: dict[str, int]) -> list[str]:
+        """Failure signatures recorded (again) since ``seen`` was taken."""
+        return [k for k, v in self.failures.items() if v["count"] > seen.get(k, 0)]
+
+    def as_dict(self) -> dict[str, Any]:
+        targets = {
+            name: {
+                "cases": c.cases,
+                "ok": c.ok,
+                "app_errors": dict(sorted(c.app_errors.items())),
+                "tracebacks": c.tracebacks,
+                "files_lost": c.files_lost,
+                "contract_violations": c.contract,
+            }
+            for name, c in sorted(self.targets.items())
+        }
+        return {
+            "cases": sum(c.cases for c in self.targets.values()),
+            "tracebacks": sum(c.tracebacks for c in self.targets.values()),
+            "files_lost": sum(c.files_lost for c in self.targets.values()),
+            "contract_violations": sum(c.contract for c in self.targets.values()),
+            "distinct_failures": len(self.failures),
+            "targets": targets,
+            "failures": dict(sorted(self.failures.items())),
+        }
+
+
+TALLY = Tally()
+
+
+def _app_frame(exc: BaseException) -> str:
+    """The innermost frame inside ``app/`` (where the bug is), else the innermost frame."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    inside = [f for f in frames if "/app/" in f.filename]
+    f = (inside or frames or [None])[-1]
+    return f"{Path(f.filename).name}:{f.lineno} {f.name}" if f else "?"
+
+
+def _signature(exc: BaseException) -> str:
+    return f"{type(exc).__name__} at {_app_frame(exc)}"
+
+
+def _raise_or_record(target: str, exc: BaseException, example: str) -> None:
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    TALLY.fail(target, "traceback", _signature(exc), detail, example)
+    if not collect_mode():
+        exc.add_note(f"fuzz target {target}; input: {example[:300]}")
+        raise exc
+
+
+def _contract(target: str, what: str, example: str) -> None:
+    TALLY.counts(target).contract += 1
+    TALLY.fail(target, "contract", what.split(":")[0], what, example)
+    if not collect_mode():
+        raise FuzzFailure(f"{target}: {what}; input: {example[:300]}")
+
+
+def _check_lines(target: str, rc: int, out: str, err: str, example: str) -> None:
+    """No traceback; a documented code; an error line, if any, is the one last line of stderr.
+
+    A command may also fail by returning its code after printing its findings (``ckpt verify`` prints
+    ``step N: FAILED: ...`` and exits 4): then stdout must say something.
+    """
+    if "Traceback (most recent call last)" in err:
+        _contract(target, "traceback printed: " + err[-300:], example)
+    if rc == EXIT_OK:
+        return
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    ours = [ln for ln in lines if ln.startswith("warmstart: ")]
+    if rc not in DOCUMENTED:
+        _contract(target, f"exit code {rc} is not a documented one: {err[-200:]}", example)
+    elif len(ours) > 1 or (ours and lines[-1] != ours[0]):
+        _contract(target, f"exit {rc}: the 'warmstart:' line is not one last line: {err[-300:]!r}", example)
+    elif not ours and not out.strip():
+        _contract(target, f"exit {rc} with no message at all", example)
+
+
+def run_cli(target: str, argv: list[str], example: str) -> tuple[int | None, str, str]:
+    """``warmstart <argv>`` in this process: (exit code or None after a recorded failure, stdout, stderr)."""
+    from app.cli import main
+
+    counts = TALLY.counts(target)
+    counts.cases += 1
+    out, err = io.StringIO(), io.StringIO()
+    rc: int | None = None
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(argv)
+    except SystemExit as exc:  # argparse: 0 for --help, 2 with its own usage message
+        rc = exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        counts.app_errors[f"argparse {rc}"] += 1
+        if rc not in (EXIT_OK, EXIT_USAGE):
+            _contract(target, f"argparse exit {rc}", example)
+        return rc, out.getvalue(), err.getvalue()
+    except Exception as exc:  # noqa: BLE001  (the point: nothing else may escape)
+        counts.tracebacks += 1
+        _raise_or_record(target, exc, example)
+        return None, out.getvalue(), err.getvalue()
+    if rc == EXIT_OK:
+        counts.ok += 1
+    else:
+        counts.app_errors[str(rc)] += 1
+    _check_lines(target, rc, out.getvalue(), err.getvalue(), example)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def run_call(target: str, fn: Callable[[], Any], example: str) -> tuple[bool, Any]:
+    """Call ``fn``: (True, result), (False, the AppError) — or a recorded failure, (False, None)."""
+    counts = TALLY.counts(target)
+    counts.cases += 1
+    try:
+        result = fn()
+    except AppError as exc:
+        counts.app_errors[str(exc.exit_code)] += 1
+        if "\n" in exc.line():
+            _contract(target, f"{type(exc).__name__} message spans lines: {exc.line()[:200]!r}", example)
+        return False, exc
+    except Exception as exc:  # noqa: BLE001
+        counts.tracebacks += 1
+        _raise_or_record(target, exc, example)
+        return False, None
+    counts.ok += 1
+    return True, result
+
+
+def contract(target: str, what: str, example: str) -> None:
+    """Record (and, unless collecting, raise) a broken promise found by the caller."""
+    _contract(target, what, example)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under ``root``."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def lost_files(target: str, root: Path, before: dict[str, str], example: str) -> None:
+    """Every file of ``before`` must still be under ``root`` with the same sha256."""
+    after = tree_digest(root)
+    gone = sorted(k for k in before if k not in after)
+    changed = sorted(k for k in before if k in after and after[k] != before[k])
+    if gone or changed:
+        TALLY.counts(target).files_lost += len(gone) + len(changed)
+        steps = sorted({k.split("/")[0] for k in gone + changed})
+        _contract(target, f"files lost: {len(gone)} deleted, {len(changed)} changed in {steps}", example)
+
+
+def write_results() -> Path | None:
+    """Write the tally to $WS_FAULTS_RESULTS/fuzz.json (what tests/faults/report.py reads)."""
+    out = os.environ.get("WS_FAULTS_RESULTS")
+    if not out or not TALLY.targets:
+        return None
+    path = Path(out) / "fuzz.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures = {"profile": os.environ.get("WS_FUZZ_PROFILE", "ci"), **TALLY.as_dict()}
+    path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return path

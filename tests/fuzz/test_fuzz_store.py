@@ -1,0 +1,229 @@
+"""Fuzz every store-side reader: manifest.json, trainer_state.json, meta.json, tags/*.json and the
+safetensors header, through the commands and code paths that read them.
+
+A real tiny digits run (3 steps, a checkpoint at each) is trained once; step 2 is promoted as tag ``v1``.
+For each generated input, a copy of that root gets one file replaced — the newest step's manifest, trainer
+state, meta or model tensors, or the tag record. A replaced file the manifest lists also gets its size
+and sha256 rewritten in the manifest, so the hash check passes and the schema checks are what is tried.
+Then every reader runs on the copy: ``warmstart ckpt ls / ls --verify / show / verify / gc`` (in this
+process), the trainer's resume selection (``CheckpointManager.load_latest`` and the exact restore into a
+live session), ``init.from`` (root, ``#tag``, step folder, tensor file) and retention after a commit.
+
+Each must load or end with our one-line error and a documented exit code; nothing may delete or change
+any file of the root (three committed steps, ``keep_last`` 3: nothing is due for deletion, and a step
+with an unreadable manifest is "unusable, kept"); a resume must restore the step its manifest names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.checkpoint import CheckpointConfig, CheckpointManager, open_source
+from app.checkpoint.layout import CheckpointRef
+from app.checkpoint.tags import promote
+from app.store import open_store
+from app.store.config import StoreConfig
+from tests.fuzz.harness import TALLY, collect_mode, contract, lost_files, run_call, run_cli, tree_digest
+from tests.fuzz.strategies import json_file_bytes, safetensors_bytes
+
+NEWEST = "step-00000003"
+TAGGED = 2
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A committed root of a real tiny run, its tag, and the live session to restore resumes into."""
+    from app.train.start import prepare  # noqa: F401  (paddle import before the first case, not inside)
+    from tests.train_helpers import run_inprocess, tiny_overrides
+
+    run_dir = tmp_path_factory.mktemp("fuzz-run")
+    extra = {"schedule.total_steps": 3, "schedule.warmup.steps": 1, "checkpoint.every_steps": 1,
+             "checkpoint.async_save": "false", "checkpoint.keep_last": "null", "train.eval_every_steps": 2}  # fmt: skip
+    rc, session = run_inprocess(tiny_overrides(run_dir, **extra))
+    assert rc == 0
+    root = run_dir / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["step-00000001", "step-00000002", "step-00000003"]
+    key = f"step-{TAGGED:08d}"
+    digest = hashlib.sha256((root / key / "manifest.json").read_bytes()).hexdigest()
+    promote(open_store(str(root), None), CheckpointRef(TAGGED, str(root / key), digest, key), "v1")
+    return {"root": root, "session": session}
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _rewrite_manifest(step_dir: Path, name: str, data: bytes) -> None:
+    """Record ``name``'s new size and sha256 in the manifest, in the writer's canonical format."""
+    manifest = _read_json(step_dir / "manifest.json")
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            entry["size"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    (step_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _restore(session: Any, loaded: Any) -> None:
+    """What ``prepare`` does with a resumed checkpoint: batch check, then the exact restore."""
+    from app.train.start import _restore_exact
+
+    global_batch = session.cfg.train.batch_size * session.cfg.train.grad_accum_steps * session.dist.world
+    old_batch = int(loaded.state.get("global_batch") or 0)
+    _restore_exact(session, loaded, loaded.ref.uri, bool(old_batch) and old_batch != global_batch)
+
+
+def _resume(label: str, root: Path, staging: Path, session: Any, example: str) -> None:
+    cfg = CheckpointConfig(keep_last=3, keep_best=1, best_metric="accuracy", async_save=False)
+    mgr = CheckpointManager(open_store(str(root), None), cfg, staging)
+    try:
+        ok, loaded = run_call(f"{label} load_latest", mgr.load_latest, example)
+        if not ok or loaded is None:
+            return
+        step = loaded.state.get("step") if isinstance(loaded.state, dict) else None
+        if step != loaded.ref.step or type(step) is not int:
+            # Restoring it would train from the wrong step (and fast-forward a schedule that long).
+            contract(f"{label} restore", f"trainer_state step {step!r} is not the manifest's step", example)
+            return
+        ok, _ = run_call(f"{label} restore", lambda: _restore(session, loaded), example)
+        if ok and session.step != loaded.ref.step:
+            contract(f"{label} restore", f"resumed at step {session.step}, not {loaded.ref.step}", example)
+    finally:
+        mgr.close()
+
+
+Target = tuple[str, Callable[[str, str], Any]]
+
+
+def _targets(root: Path, staging: Path, session: Any, kind: str) -> list[Target]:
+    """(label, run(label, example)) for every reader, read-only ones first, deleting ones last."""
+    r = str(root)
+    cli = [["ls", r], ["ls", "--verify", r], ["show", r], ["show", f"{r}#v1"], ["show", "--step", "3", r],
+           ["verify", r], ["verify", f"{r}#v1"], ["verify", f"{r}/{NEWEST}"], ["gc", "--dry-run", r]]  # fmt: skip
+    out: list[Target] = [
+        ("ckpt " + " ".join(a).replace(r, "ROOT"), lambda lbl, ex, a=a: run_cli(lbl, ["ckpt", *a], ex))
+        for a in cli
+    ]
+    sources = [r, f"{r}#v1", f"{r}/{NEWEST}"]
+    if kind == "safetensors":
+        sources.append(f"{r}/{NEWEST}/model.safetensors")
+    for uri in sources:
+        load = lambda uri=uri: open_source(uri, StoreConfig(), allow_pickle=False, staging_dir=staging)  # noqa: E731
+        out.append(
+            ("init.from " + uri.replace(r, "ROOT"), lambda lbl, ex, load=load: run_call(lbl, load, ex))
+        )
+    out.append(("resume", lambda lbl, ex: _resume(lbl, root, staging, session, ex)))
+    return out
+
+
+def _deleting(root: Path, staging: Path) -> list[Target]:
+    """Readers that may delete: each runs on its own fresh copy so one's loss does not hide another's."""
+    return [
+        ("ckpt gc ROOT", lambda lbl, ex: run_cli(lbl, ["ckpt", "gc", str(root)], ex)),
+        ("retention after commit", lambda lbl, ex: _retention(lbl, root, staging, ex)),
+    ]
+
+
+def _retention(label: str, root: Path, staging: Path, example: str) -> None:
+    """Retention as the manager runs it after each commit (best by accuracy, keep 3)."""
+    cfg = CheckpointConfig(keep_last=3, keep_best=1, best_metric="accuracy", async_save=False)
+    mgr = CheckpointManager(open_store(str(root), None), cfg, staging)
+    try:
+        run_call(label, mgr.gc, example)
+    finally:
+        mgr.close()
+
+
+def _mutated_copy(good: dict[str, Any], root: Path, rel: str, data: bytes) -> None:
+    shutil.copytree(good["root"], root)
+    (root / rel).write_bytes(data)
+    folder, _, name = rel.partition("/")
+    if folder == NEWEST and name != "manifest.json":
+        _rewrite_manifest(root / folder, name, data)
+
+
+def _one(good: dict[str, Any], kind: str, rel: str, data: bytes) -> None:
+    """Replace ``rel`` in a copy of the good root with ``data`` and run every reader on it."""
+    example = json.dumps({"file": rel, "bytes": data[:300].decode("utf-8", "replace"), "len": len(data)})
+    with tempfile.TemporaryDirectory(prefix="ws-fuzz-store-") as tmp:
+        staging = Path(tmp) / "staging"
+        shared = Path(tmp) / "ckpts"
+        _mutated_copy(good, shared, rel, data)
+        runs = [(shared, t) for t in _targets(shared, staging, good["session"], kind)]
+        for i, root in enumerate(Path(tmp) / f"ckpts-{i}" for i in range(2)):
+            _mutated_copy(good, root, rel, data)
+            runs.append((root, _deleting(root, staging)[i]))
+        for root, (target, run) in runs:
+            label = f"{kind}: {target}"
+            before = tree_digest(root)
+            run(label, example)
+            lost_files(label, root, before, example)
+
+
+def _good_bytes(good: dict[str, Any], rel: str) -> bytes:
+    return (good["root"] / rel).read_bytes()
+
+
+def _assert_clean(seen: dict[str, int]) -> None:
+    if collect_mode():
+        found = TALLY.new_since(seen)
+        assert not found, "\n".join(found)
+
+
+_JSON_FILES = {
+    "manifest": f"{NEWEST}/manifest.json",
+    "trainer_state": f"{NEWEST}/trainer_state.json",
+    "meta": f"{NEWEST}/meta.json",
+    "tag": "tags/v1.json",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_JSON_FILES))
+def test_fuzz_store_json(good: dict[str, Any], kind: str) -> None:
+    rel = _JSON_FILES[kind]
+    base = json.loads(_good_bytes(good, rel))
+
+    @given(data=json_file_bytes(base))
+    def run(data: bytes) -> None:
+        _one(good, kind, rel, data)
+
+    seen = TALLY.snapshot()
+    run()
+    _assert_clean(seen)
+
+
+def test_fuzz_store_safetensors(good: dict[str, Any]) -> None:
+    rel = f"{NEWEST}/model.safetensors"
+
+    @given(data=safetensors_bytes(_good_bytes(good, rel)))
+    def run(data: bytes) -> None:
+        _one(good, "safetensors", rel, data)
+
+    seen = TALLY.snapshot()
+    run()
+    _assert_clean(seen)
+
+
+def test_fuzz_store_manifest_names(good: dict[str, Any]) -> None:
+    """File names in the manifest: traversal, separators, NUL, reserved names — with a matching hash."""
+    rel = f"{NEWEST}/manifest.json"
+    base = json.loads(_good_bytes(good, rel))
+    from tests.fuzz.strategies import nasty_names
+
+    @given(index=st.integers(0, len(base["files"]) - 1), name=nasty_names | st.text(max_size=12))
+    def run(index: int, name: str) -> None:
+        doc = json.loads(json.dumps(base))
+        doc["files"][index]["name"] = name
+        _one(good, "manifest", rel, json.dumps(doc, indent=2, sort_keys=True).encode())
+
+    seen = TALLY.snapshot()
+    run()
+    _assert_clean(seen)
