@@ -66,7 +66,7 @@ bench-save: install
 faults: install
 	rm -rf runs/faults
 	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/faults
-	WS_FUZZ_PROFILE=long WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
+	WS_FUZZ_PROFILE=long WS_FUZZ_COLLECT=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 	$(PY) -m tests.faults.report runs/faults docs/reliability.md
 
 # --- ocr ---

@@ -18,16 +18,28 @@ import hashlib
 import io
 import json
 import os
+import re
+import sys
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.errors import EXIT_CHECKPOINT, EXIT_OK, EXIT_PREEMPTED, EXIT_STORAGE, EXIT_TASK, EXIT_USAGE, AppError
 
-__all__ = ["DOCUMENTED", "Tally", "TALLY", "collect_mode", "run_cli", "run_call", "tree_digest", "lost_files"]
+__all__ = [
+    "budget",
+    "DOCUMENTED",
+    "Tally",
+    "TALLY",
+    "collect_mode",
+    "run_cli",
+    "run_call",
+    "tree_digest",
+    "lost_files",
+]
 
 #: Exit codes a run may end with on bad input (app/errors.py); 1 is "a bug, traceback shown".
 DOCUMENTED = frozenset({EXIT_OK, EXIT_USAGE, EXIT_STORAGE, EXIT_CHECKPOINT, EXIT_TASK, EXIT_PREEMPTED})
@@ -35,6 +47,14 @@ DOCUMENTED = frozenset({EXIT_OK, EXIT_USAGE, EXIT_STORAGE, EXIT_CHECKPOINT, EXIT
 
 def collect_mode() -> bool:
     return os.environ.get("WS_FUZZ_COLLECT") == "1"
+
+
+def budget(ci: int) -> int:
+    """Examples per test: ``ci`` in the default profile, 1000 in ``long``; WS_FUZZ_EXAMPLES overrides both."""
+    explicit = os.environ.get("WS_FUZZ_EXAMPLES")
+    if explicit:
+        return int(explicit)
+    return 1000 if os.environ.get("WS_FUZZ_PROFILE") == "long" else ci
 
 
 class FuzzFailure(AssertionError):
@@ -122,9 +142,14 @@ def _raise_or_record(target: str, exc: BaseException, example: str) -> None:
         raise exc
 
 
+def _generic(what: str) -> str:
+    """``what`` without its quoted values and numbers, so one broken promise is one signature."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"|-?\d[\d.e+]*", "_", what).split(":")[0][:100]
+
+
 def _contract(target: str, what: str, example: str) -> None:
     TALLY.counts(target).contract += 1
-    TALLY.fail(target, "contract", what.split(":")[0], what, example)
+    TALLY.fail(target, "contract", _generic(what), what, example)
     if not collect_mode():
         raise FuzzFailure(f"{target}: {what}; input: {example[:300]}")
 
@@ -139,7 +164,7 @@ def _check_lines(target: str, rc: int, out: str, err: str, example: str) -> None
         _contract(target, "traceback printed: " + err[-300:], example)
     if rc == EXIT_OK:
         return
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = [ln for ln in re.split(r"[\r\n]", err) if ln.strip()]  # what terminals and log shippers split on
     ours = [ln for ln in lines if ln.startswith("warmstart: ")]
     if rc not in DOCUMENTED:
         _contract(target, f"exit code {rc} is not a documented one: {err[-200:]}", example)
@@ -147,6 +172,32 @@ def _check_lines(target: str, rc: int, out: str, err: str, example: str) -> None
         _contract(target, f"exit {rc}: the 'warmstart:' line is not one last line: {err[-300:]!r}", example)
     elif not ours and not out.strip():
         _contract(target, f"exit {rc} with no message at all", example)
+
+
+#: Frames a real ``warmstart`` process has used when a command starts (entry point, cli.main, dispatch).
+_CLI_DEPTH = 15
+
+
+def _depth() -> int:
+    frame, n = sys._getframe(), 0
+    while frame is not None:
+        frame, n = frame.f_back, n + 1
+    return n
+
+
+@contextlib.contextmanager
+def real_stack() -> Iterator[None]:
+    """The recursion headroom of a real process (limit 1000), not Hypothesis' raised limit.
+
+    Hypothesis adds ~2000 frames of headroom while it runs a test, which would hide exactly the
+    RecursionErrors (deeply nested JSON/YAML) this suite looks for.
+    """
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(_depth() + 1000 - _CLI_DEPTH)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(saved)
 
 
 def run_cli(target: str, argv: list[str], example: str) -> tuple[int | None, str, str]:
@@ -158,7 +209,7 @@ def run_cli(target: str, argv: list[str], example: str) -> tuple[int | None, str
     out, err = io.StringIO(), io.StringIO()
     rc: int | None = None
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), real_stack():
             rc = main(argv)
     except SystemExit as exc:  # argparse: 0 for --help, 2 with its own usage message
         rc = exc.code if isinstance(exc.code, int) else EXIT_USAGE
@@ -183,10 +234,11 @@ def run_call(target: str, fn: Callable[[], Any], example: str) -> tuple[bool, An
     counts = TALLY.counts(target)
     counts.cases += 1
     try:
-        result = fn()
+        with real_stack():
+            result = fn()
     except AppError as exc:
         counts.app_errors[str(exc.exit_code)] += 1
-        if "\n" in exc.line():
+        if re.search(r"[\r\n]", exc.line()):
             _contract(target, f"{type(exc).__name__} message spans lines: {exc.line()[:200]!r}", example)
         return False, exc
     except Exception as exc:  # noqa: BLE001

@@ -194,8 +194,11 @@ def _mutated_header(draw: st.DrawFn, header: dict[str, Any]) -> dict[str, Any]:
     names = [k for k in doc if k != "__metadata__"]
     for _ in range(draw(st.integers(1, 3))):
         name = draw(st.sampled_from(names + ["__metadata__", "new"]))
-        field = draw(st.sampled_from(["dtype", "shape", "data_offsets", "whole", "drop"]))
-        if field == "whole":
+        field = draw(st.sampled_from(["dtype", "shape", "data_offsets", "whole", "drop", "bf16"]))
+        if field == "bf16" and isinstance(doc.get(name), dict):  # the raw reader (no numpy bf16 dtype)
+            doc[name]["dtype"] = "BF16"
+            doc[name][draw(st.sampled_from(["shape", "data_offsets"]))] = draw(st.one_of(_DIMS, _OFFSETS))
+        elif field == "whole":
             doc[name] = draw(nasty_values)
         elif field == "drop":
             doc.pop(name, None)
@@ -232,3 +235,43 @@ def finite(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return all(finite(v) for v in value)
     return True
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Changes to a valid document, applied when its bytes are known (explicit examples need no fixture).
+
+    ``changes`` is ``((path, value), ...)``; a path element ``"*"`` is the first key that is not
+    ``__metadata__`` (a tensor of a safetensors header); the empty path replaces the whole document.
+    """
+
+    changes: tuple
+
+    def apply_json(self, base: Any) -> bytes:
+        return encode_json(self._edited(base))
+
+    def apply_safetensors(self, good: bytes) -> bytes:
+        (length,) = struct.unpack("<Q", good[:8])
+        header = self._edited(json.loads(good[8 : 8 + length]))
+        raw = header.text.encode() if isinstance(header, Raw) else encode_json(header)
+        return struct.pack("<Q", len(raw)) + raw + good[8 + length :]
+
+    def _edited(self, base: Any) -> Any:
+        doc = json.loads(json.dumps(base))
+        for path, value in self.changes:
+            if not path:
+                doc = value
+                continue
+            parent = doc
+            for part in path[:-1]:
+                parent = parent[_key(parent, part)]
+            parent[_key(parent, path[-1])] = value
+        return doc
+
+
+def _key(node: Any, part: Any) -> Any:
+    return next(k for k in node if k != "__metadata__") if part == "*" else part
+
+
+def edit(*changes: tuple) -> Edit:
+    return Edit(tuple(changes))

@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.config import load_config
 from app.config.load import ENV_VARS
 from app.config.typed import to_data
 from app.errors import EXIT_USAGE
-from tests.fuzz.harness import TALLY, collect_mode, contract, run_call, run_cli
+from tests.fuzz import known
+from tests.fuzz.harness import TALLY, budget, collect_mode, contract, run_call, run_cli
 from tests.fuzz.strategies import Raw, finite, json_values, mutated_document, nasty_names
 from tests.train_helpers import ROOT
 
@@ -169,7 +170,7 @@ def _check_loaded(target: str, cfg: Any, example: str) -> None:
     data = to_data(cfg)
     if not finite(data):
         bad = [k for k in KEYS if not isinstance(_get(data, k), dict) and not finite(_get(data, k))]
-        contract(target, f"NaN/inf accepted: {', '.join(bad[:4])}", example)
+        contract(target, f"{', '.join(bad[:4])} accepted NaN/inf", example)
     clip = data["optim"].get("grad_clip_norm")
     if isinstance(clip, int | float) and clip < 0:
         contract(target, f"negative optim.grad_clip_norm accepted: {clip}", example)
@@ -198,6 +199,17 @@ def _one(target: str, text: bytes | None, sets: list[str], env: dict[str, str]) 
 DEMO_BYTES = (ROOT / "configs" / "demo.yaml").read_bytes()
 
 
+def _examples(name: str, items: list[Any], **fixed: Any) -> Any:
+    """Decorate with one ``@example(name=item, **fixed)`` per known input."""
+
+    def wrap(fn: Any) -> Any:
+        for item in reversed(items):
+            fn = example(**{name: item}, **fixed)(fn)
+        return fn
+
+    return wrap
+
+
 def _assert_clean(prefix: str) -> None:
     if collect_mode():
         found = TALLY.failures_of(prefix)
@@ -205,7 +217,9 @@ def _assert_clean(prefix: str) -> None:
 
 
 def test_fuzz_yaml_file() -> None:
-    @given(yaml_files)
+    @settings(max_examples=budget(40))
+    @given(text=yaml_files)
+    @_examples("text", known.YAML)
     def run(text: bytes) -> None:
         _one("config.yaml", text, [], {})
 
@@ -214,7 +228,9 @@ def test_fuzz_yaml_file() -> None:
 
 
 def test_fuzz_set_overrides() -> None:
-    @given(set_items)
+    @settings(max_examples=budget(60))
+    @given(sets=set_items)
+    @_examples("sets", known.SETS)
     def run(sets: list[str]) -> None:
         _one("config.set", None, sets, {})
 
@@ -223,7 +239,9 @@ def test_fuzz_set_overrides() -> None:
 
 
 def test_fuzz_env_values() -> None:
-    @given(env_values, set_items)
+    @settings(max_examples=budget(60))
+    @given(env=env_values, sets=set_items)
+    @_examples("env", known.ENVS, sets=[])
     def run(env: dict[str, str], sets: list[str]) -> None:
         _one("config.env", None, sets[:1], env)
 
@@ -232,7 +250,9 @@ def test_fuzz_env_values() -> None:
 
 
 def test_fuzz_duplicate_keys_are_refused() -> None:
-    @given(duplicate_key_yaml())
+    @settings(max_examples=budget(20))
+    @given(text=duplicate_key_yaml())
+    @_examples("text", known.DUPLICATES)
     def run(text: str) -> None:
         rc = _one("config.duplicate", text.encode(), [], {})
         if rc is not None and rc != EXIT_USAGE:

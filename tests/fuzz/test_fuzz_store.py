@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.checkpoint import CheckpointConfig, CheckpointManager, open_source
@@ -33,8 +33,18 @@ from app.checkpoint.layout import CheckpointRef
 from app.checkpoint.tags import promote
 from app.store import open_store
 from app.store.config import StoreConfig
-from tests.fuzz.harness import TALLY, collect_mode, contract, lost_files, run_call, run_cli, tree_digest
-from tests.fuzz.strategies import json_file_bytes, safetensors_bytes
+from tests.fuzz import known
+from tests.fuzz.harness import (
+    TALLY,
+    budget,
+    collect_mode,
+    contract,
+    lost_files,
+    run_call,
+    run_cli,
+    tree_digest,
+)
+from tests.fuzz.strategies import Edit, json_file_bytes, nasty_names, safetensors_bytes
 
 NEWEST = "step-00000003"
 TAGGED = 2
@@ -150,8 +160,15 @@ def _mutated_copy(good: dict[str, Any], root: Path, rel: str, data: bytes) -> No
         _rewrite_manifest(root / folder, name, data)
 
 
-def _one(good: dict[str, Any], kind: str, rel: str, data: bytes) -> None:
+def _one(good: dict[str, Any], kind: str, rel: str, data: bytes | Edit) -> None:
     """Replace ``rel`` in a copy of the good root with ``data`` and run every reader on it."""
+    if isinstance(data, Edit):
+        good_bytes = _good_bytes(good, rel)
+        data = (
+            data.apply_safetensors(good_bytes)
+            if kind == "safetensors"
+            else data.apply_json(json.loads(good_bytes))
+        )
     example = json.dumps({"file": rel, "bytes": data[:300].decode("utf-8", "replace"), "len": len(data)})
     with tempfile.TemporaryDirectory(prefix="ws-fuzz-store-") as tmp:
         staging = Path(tmp) / "staging"
@@ -178,6 +195,17 @@ def _assert_clean(seen: dict[str, int]) -> None:
         assert not found, "\n".join(found)
 
 
+def _examples(items: list[bytes | Edit]) -> Callable[[Callable], Callable]:
+    """Decorate with one ``@example(data=...)`` per known input."""
+
+    def wrap(fn: Callable) -> Callable:
+        for item in reversed(items):
+            fn = example(data=item)(fn)
+        return fn
+
+    return wrap
+
+
 _JSON_FILES = {
     "manifest": f"{NEWEST}/manifest.json",
     "trainer_state": f"{NEWEST}/trainer_state.json",
@@ -191,8 +219,10 @@ def test_fuzz_store_json(good: dict[str, Any], kind: str) -> None:
     rel = _JSON_FILES[kind]
     base = json.loads(_good_bytes(good, rel))
 
+    @settings(max_examples=budget(12))
     @given(data=json_file_bytes(base))
-    def run(data: bytes) -> None:
+    @_examples(known.STORE[kind])
+    def run(data: bytes | Edit) -> None:
         _one(good, kind, rel, data)
 
     seen = TALLY.snapshot()
@@ -203,8 +233,10 @@ def test_fuzz_store_json(good: dict[str, Any], kind: str) -> None:
 def test_fuzz_store_safetensors(good: dict[str, Any]) -> None:
     rel = f"{NEWEST}/model.safetensors"
 
+    @settings(max_examples=budget(12))
     @given(data=safetensors_bytes(_good_bytes(good, rel)))
-    def run(data: bytes) -> None:
+    @_examples(known.STORE["safetensors"])
+    def run(data: bytes | Edit) -> None:
         _one(good, "safetensors", rel, data)
 
     seen = TALLY.snapshot()
@@ -216,8 +248,8 @@ def test_fuzz_store_manifest_names(good: dict[str, Any]) -> None:
     """File names in the manifest: traversal, separators, NUL, reserved names — with a matching hash."""
     rel = f"{NEWEST}/manifest.json"
     base = json.loads(_good_bytes(good, rel))
-    from tests.fuzz.strategies import nasty_names
 
+    @settings(max_examples=budget(10))
     @given(index=st.integers(0, len(base["files"]) - 1), name=nasty_names | st.text(max_size=12))
     def run(index: int, name: str) -> None:
         doc = json.loads(json.dumps(base))
@@ -226,4 +258,80 @@ def test_fuzz_store_manifest_names(good: dict[str, Any]) -> None:
 
     seen = TALLY.snapshot()
     run()
+    _assert_clean(seen)
+
+
+_FLOATS = st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1e999", "0.5", "60", "x"])
+
+
+@settings(max_examples=budget(30))
+@given(
+    keep_last=st.none() | st.integers(-3, 4),
+    keep_best=st.none() | st.integers(-2, 3),
+    leftover=st.none() | _FLOATS,
+    metric=st.none() | st.sampled_from(["accuracy", "eval_loss", "nope", "", "../x"]),
+    mode=st.none() | st.sampled_from(["max", "min"]),
+    dry_run=st.booleans(),
+)
+def _gc_flags(good, keep_last, keep_best, leftover, metric, mode, dry_run) -> None:  # noqa: ANN001
+    flags = [f"--keep-last={keep_last}"] * (keep_last is not None) + [f"--keep-best={keep_best}"] * (
+        keep_best is not None
+    )
+    flags += [f"--leftover-minutes={leftover}"] * (leftover is not None) + [f"--metric={metric}"] * (
+        metric is not None
+    )
+    flags += [f"--mode={mode}"] * (mode is not None) + ["--dry-run"] * dry_run
+    example = " ".join(flags)
+    with tempfile.TemporaryDirectory(prefix="ws-fuzz-gc-") as tmp:
+        root = Path(tmp) / "ckpts"
+        shutil.copytree(good["root"], root)
+        before = tree_digest(root)
+        rc, _, _ = run_cli("gc flags: ckpt gc", ["ckpt", "gc", str(root), *flags], example)
+        after = tree_digest(root)
+        kept = {k for k in before if k.startswith((NEWEST, f"step-{TAGGED:08d}", "tags/"))}
+        if rc != 0 or dry_run:
+            lost_files("gc flags: ckpt gc", root, before, example)
+        elif not kept <= set(after):
+            contract("gc flags: ckpt gc", "the newest or a tagged committed step was deleted", example)
+        if keep_last is not None and keep_last < 1 and rc != 2:
+            contract(
+                "gc flags: ckpt gc", f"--keep-last {keep_last} accepted (exit {rc}), expected exit 2", example
+            )
+        if keep_best is not None and keep_best < 0 and rc != 2:
+            contract(
+                "gc flags: ckpt gc", f"--keep-best {keep_best} accepted (exit {rc}), expected exit 2", example
+            )
+
+
+def test_fuzz_gc_flags(good: dict[str, Any]) -> None:
+    """Every retention policy built from gc flags is validated like the config's; the newest step stays."""
+    seen = TALLY.snapshot()
+    _gc_flags(good)
+    _assert_clean(seen)
+
+
+@settings(max_examples=budget(20))
+@given(name=(nasty_names | st.text(max_size=20)).filter(lambda n: n != "v1"))
+def _promote_names(good, name: str) -> None:  # noqa: ANN001
+    with tempfile.TemporaryDirectory(prefix="ws-fuzz-tag-") as tmp:
+        root = Path(tmp) / "ckpts"
+        shutil.copytree(good["root"], root)
+        before = tree_digest(root)
+        rc, _, _ = run_cli(
+            "promote: ckpt promote", ["ckpt", "promote", str(root), f"--tag={name}"], repr(name)
+        )
+        lost_files("promote: ckpt promote", root, before, repr(name))
+        if rc not in (0, 2):
+            contract(
+                "promote: ckpt promote", f"tag name {name!r}: exit {rc}, expected 0 or 2 (usage)", repr(name)
+            )
+        outside = [p for p in Path(tmp).rglob("*") if p.is_file() and root not in p.parents]
+        if outside:
+            contract("promote: ckpt promote", f"wrote outside the root: {outside}", repr(name))
+
+
+def test_fuzz_promote_tag_names(good: dict[str, Any]) -> None:
+    """A bad tag name is a usage error (exit 2) found before any work; nothing is written elsewhere."""
+    seen = TALLY.snapshot()
+    _promote_names(good)
     _assert_clean(seen)
