@@ -54,7 +54,11 @@ def _rows(r: dict[str, dict]) -> list[str]:
 
 _FUZZ_GROUPS = (
     ("config loader: YAML, --set, WARMSTART_* env", True),
-    ("store readers: manifest, trainer state, meta, tags, safetensors header", False),
+    (
+        "checkpoint store: manifest, trainer state, meta, tags, safetensors header; gc flags, tag names, "
+        "tensor bytes",
+        False,
+    ),
 )
 
 

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import sys
@@ -200,6 +201,18 @@ def real_stack() -> Iterator[None]:
         sys.setrecursionlimit(saved)
 
 
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    """``cli.main`` points the root logger at this run's stderr; put the test session's back after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def run_cli(target: str, argv: list[str], example: str) -> tuple[int | None, str, str]:
     """``warmstart <argv>`` in this process: (exit code or None after a recorded failure, stdout, stderr)."""
     from app.cli import main
@@ -209,7 +222,7 @@ def run_cli(target: str, argv: list[str], example: str) -> tuple[int | None, str
     out, err = io.StringIO(), io.StringIO()
     rc: int | None = None
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), real_stack():
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), real_stack(), _logging_kept():
             rc = main(argv)
     except SystemExit as exc:  # argparse: 0 for --help, 2 with its own usage message
         rc = exc.code if isinstance(exc.code, int) else EXIT_USAGE

@@ -92,8 +92,11 @@ def _restore(session: Any, loaded: Any) -> None:
 
 
 def _resume(label: str, root: Path, staging: Path, session: Any, example: str) -> None:
+    from app.train import rng
+
     cfg = CheckpointConfig(keep_last=3, keep_best=1, best_metric="accuracy", async_save=False)
     mgr = CheckpointManager(open_store(str(root), None), cfg, staging)
+    saved = rng.capture()  # a restore sets the process-wide generators; later tests must not see that
     try:
         ok, loaded = run_call(f"{label} load_latest", mgr.load_latest, example)
         if not ok or loaded is None:
@@ -107,6 +110,7 @@ def _resume(label: str, root: Path, staging: Path, session: Any, example: str) -
         if ok and session.step != loaded.ref.step:
             contract(f"{label} restore", f"resumed at step {session.step}, not {loaded.ref.step}", example)
     finally:
+        rng.restore(saved)
         mgr.close()
 
 
