@@ -120,9 +120,13 @@ Target = tuple[str, Callable[[str, str], Any]]
 def _targets(root: Path, staging: Path, session: Any, kind: str) -> list[Target]:
     """(label, run(label, example)) for every reader, read-only ones first, deleting ones last."""
     r = str(root)
-    cli = [["ls", r], ["ls", "--verify", r], ["show", r], ["show", f"{r}#v1"], ["show", "--step", "3", r],
-           ["verify", r], ["verify", f"{r}#v1"], ["verify", f"{r}/{NEWEST}"], ["gc", "--dry-run", r]]  # fmt: skip
+    cli = [["ls", "--verify", r], ["show", r], ["show", f"{r}#v1"], ["show", "--step", "3", r],
+           ["verify", f"{r}#v1"], ["verify", f"{r}/{NEWEST}"], ["gc", "--dry-run", r]]  # fmt: skip
     out: list[Target] = [
+        ("ckpt ls ROOT", lambda lbl, ex: _ls_all(lbl, r, ex)),
+        ("ckpt verify ROOT", lambda lbl, ex: _verify_all(lbl, r, ex)),
+    ]
+    out += [
         ("ckpt " + " ".join(a).replace(r, "ROOT"), lambda lbl, ex, a=a: run_cli(lbl, ["ckpt", *a], ex))
         for a in cli
     ]
@@ -136,6 +140,22 @@ def _targets(root: Path, staging: Path, session: Any, kind: str) -> list[Target]
         )
     out.append(("resume", lambda lbl, ex: _resume(lbl, root, staging, session, ex)))
     return out
+
+
+def _ls_all(label: str, root: str, example: str) -> None:
+    """``ckpt ls`` shows every step folder, usable or not (an unreadable one is not hidden)."""
+    rc, out, _ = run_cli(label, ["ckpt", "ls", root], example)
+    shown = {line.split()[0] for line in out.splitlines() if line.split()}
+    if rc == 0 and not {"1", "2", "3"} <= shown:
+        contract(label, f"step folders missing from the listing: {sorted({'1', '2', '3'} - shown)}", example)
+
+
+def _verify_all(label: str, root: str, example: str) -> None:
+    """``ckpt verify ROOT`` exits 0 only when it verified every step folder (none silently skipped)."""
+    rc, out, _ = run_cli(label, ["ckpt", "verify", root], example)
+    missing = [step for step in (1, 2, 3) if f"step {step}: OK" not in out]
+    if rc == 0 and missing:
+        contract(label, f"exit 0 but step(s) {missing} not reported OK", example)
 
 
 def _deleting(root: Path, staging: Path) -> list[Target]:
@@ -179,9 +199,10 @@ def _one(good: dict[str, Any], kind: str, rel: str, data: bytes | Edit) -> None:
         shared = Path(tmp) / "ckpts"
         _mutated_copy(good, shared, rel, data)
         runs = [(shared, t) for t in _targets(shared, staging, good["session"], kind)]
-        for i, root in enumerate(Path(tmp) / f"ckpts-{i}" for i in range(2)):
-            _mutated_copy(good, root, rel, data)
-            runs.append((root, _deleting(root, staging)[i]))
+        for i in range(len(_deleting(shared, staging))):
+            own = Path(tmp) / f"ckpts-{i}"
+            _mutated_copy(good, own, rel, data)
+            runs.append((own, _deleting(own, staging)[i]))
         for root, (target, run) in runs:
             label = f"{kind}: {target}"
             before = tree_digest(root)
