@@ -218,7 +218,7 @@ def _assert_clean(prefix: str) -> None:
 
 
 def test_fuzz_yaml_file() -> None:
-    @settings(max_examples=budget(40))
+    @settings(max_examples=budget(30))
     @given(text=yaml_files)
     @_examples("text", known.YAML)
     def run(text: bytes) -> None:
@@ -229,7 +229,7 @@ def test_fuzz_yaml_file() -> None:
 
 
 def test_fuzz_set_overrides() -> None:
-    @settings(max_examples=budget(60))
+    @settings(max_examples=budget(40))
     @given(sets=set_items)
     @_examples("sets", known.SETS)
     def run(sets: list[str]) -> None:
@@ -240,7 +240,7 @@ def test_fuzz_set_overrides() -> None:
 
 
 def test_fuzz_env_values() -> None:
-    @settings(max_examples=budget(60))
+    @settings(max_examples=budget(40))
     @given(env=env_values, sets=set_items)
     @_examples("env", known.ENVS, sets=[])
     def run(env: dict[str, str], sets: list[str]) -> None:

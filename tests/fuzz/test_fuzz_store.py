@@ -244,7 +244,7 @@ def test_fuzz_store_json(good: dict[str, Any], kind: str) -> None:
     rel = _JSON_FILES[kind]
     base = json.loads(_good_bytes(good, rel))
 
-    @settings(max_examples=budget(12))
+    @settings(max_examples=budget(10))
     @given(data=json_file_bytes(base))
     @_examples(known.STORE[kind])
     def run(data: bytes | Edit) -> None:
@@ -258,7 +258,7 @@ def test_fuzz_store_json(good: dict[str, Any], kind: str) -> None:
 def test_fuzz_store_safetensors(good: dict[str, Any]) -> None:
     rel = f"{NEWEST}/model.safetensors"
 
-    @settings(max_examples=budget(12))
+    @settings(max_examples=budget(10))
     @given(data=safetensors_bytes(_good_bytes(good, rel)))
     @_examples(known.STORE["safetensors"])
     def run(data: bytes | Edit) -> None:
@@ -289,7 +289,7 @@ def test_fuzz_store_manifest_names(good: dict[str, Any]) -> None:
 _FLOATS = st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1e999", "0.5", "60", "x"])
 
 
-@settings(max_examples=budget(30))
+@settings(max_examples=budget(20))
 @given(
     keep_last=st.none() | st.integers(-3, 4),
     keep_best=st.none() | st.integers(-2, 3),
@@ -335,7 +335,7 @@ def test_fuzz_gc_flags(good: dict[str, Any]) -> None:
     _assert_clean(seen)
 
 
-@settings(max_examples=budget(20))
+@settings(max_examples=budget(12))
 @given(name=(nasty_names | st.text(max_size=20)).filter(lambda n: n != "v1"))
 def _promote_names(good, name: str) -> None:  # noqa: ANN001
     with tempfile.TemporaryDirectory(prefix="ws-fuzz-tag-") as tmp:

@@ -28,7 +28,7 @@ _GROUPS = st.dictionaries(
 _TARGET = "tensors: write_tensors"
 
 
-@settings(max_examples=budget(25))
+@settings(max_examples=budget(15))
 @given(tensors=_GROUPS)
 def _same_bytes(tensors: dict[str, np.ndarray]) -> None:
     example = repr({k: (v.dtype.name, v.shape) for k, v in tensors.items()})
