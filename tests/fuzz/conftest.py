@@ -10,10 +10,16 @@ at the first (``make faults`` sets it, so the figures list all of them).
 
 from __future__ import annotations
 
+import hashlib
 import os
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from app.checkpoint.layout import CheckpointRef
+from app.checkpoint.tags import promote
+from app.store import open_store
 from tests.fuzz.harness import write_results
 
 #: In make test a failure is reported as drawn: shrinking would re-run every reader hundreds of times.
@@ -28,6 +34,30 @@ _COMMON = {
 settings.register_profile("ci", derandomize=True, phases=_NO_SHRINK, **_COMMON)
 settings.register_profile("long", derandomize=False, **_COMMON)
 settings.load_profile(os.environ.get("WS_FUZZ_PROFILE", "ci"))
+
+
+#: The fixture run's newest step (the one the store fuzz rewrites) and the step tagged ``v1``.
+NEWEST = "step-00000003"
+TAGGED = 2
+
+
+@pytest.fixture(scope="session")
+def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A committed root of a real tiny run, its tag, and the live session to restore resumes into."""
+    from app.train.start import prepare  # noqa: F401  (paddle import before the first case, not inside)
+    from tests.train_helpers import run_inprocess, tiny_overrides
+
+    run_dir = tmp_path_factory.mktemp("fuzz-run")
+    extra = {"schedule.total_steps": 3, "schedule.warmup.steps": 1, "checkpoint.every_steps": 1,
+             "checkpoint.async_save": "false", "checkpoint.keep_last": "null", "train.eval_every_steps": 2}  # fmt: skip
+    rc, session = run_inprocess(tiny_overrides(run_dir, **extra))
+    assert rc == 0
+    root = run_dir / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["step-00000001", "step-00000002", "step-00000003"]
+    key = f"step-{TAGGED:08d}"
+    digest = hashlib.sha256((root / key / "manifest.json").read_bytes()).hexdigest()
+    promote(open_store(str(root), None), CheckpointRef(TAGGED, str(root / key), digest, key), "v1")
+    return {"root": root, "session": session}
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from tests.fuzz.strategies import Raw, deep_json_text, edit
 
-__all__ = ["STORE", "YAML", "SETS", "ENVS", "DUPLICATES"]
+__all__ = ["UNCHANGED", "STORE", "YAML", "SETS", "ENVS", "DUPLICATES"]
 
 _DEEP = Raw(deep_json_text(1000))
 _DEEP_OBJ = Raw(deep_json_text(1000, "{"))
+
+#: The valid file unchanged: every reader must succeed on it (guards the harness against false alarms).
+UNCHANGED = edit()
 
 #: file kind -> examples (an Edit of the valid file, or raw bytes).
 STORE = {
@@ -23,6 +26,8 @@ STORE = {
         edit((("files", 0, "name"), "..\\..\\x")),
         edit((("files", 0, "size"), Raw("1e999"))),
         edit((("files", 0, "name"), {"a": 1})),
+        edit((("files", 0, "name"), "a" * 300)),
+        edit((("files", 0, "name"), "model\n.safetensors")),
         edit(((), _DEEP)),
         edit(((), [])),
         edit(((), "manifest")),

@@ -29,11 +29,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.checkpoint import CheckpointConfig, CheckpointManager, open_source
-from app.checkpoint.layout import CheckpointRef
-from app.checkpoint.tags import promote
 from app.store import open_store
 from app.store.config import StoreConfig
 from tests.fuzz import known
+from tests.fuzz.conftest import NEWEST, TAGGED
 from tests.fuzz.harness import (
     TALLY,
     budget,
@@ -45,28 +44,6 @@ from tests.fuzz.harness import (
     tree_digest,
 )
 from tests.fuzz.strategies import Edit, json_file_bytes, nasty_names, safetensors_bytes
-
-NEWEST = "step-00000003"
-TAGGED = 2
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A committed root of a real tiny run, its tag, and the live session to restore resumes into."""
-    from app.train.start import prepare  # noqa: F401  (paddle import before the first case, not inside)
-    from tests.train_helpers import run_inprocess, tiny_overrides
-
-    run_dir = tmp_path_factory.mktemp("fuzz-run")
-    extra = {"schedule.total_steps": 3, "schedule.warmup.steps": 1, "checkpoint.every_steps": 1,
-             "checkpoint.async_save": "false", "checkpoint.keep_last": "null", "train.eval_every_steps": 2}  # fmt: skip
-    rc, session = run_inprocess(tiny_overrides(run_dir, **extra))
-    assert rc == 0
-    root = run_dir / "checkpoints"
-    assert sorted(p.name for p in root.iterdir()) == ["step-00000001", "step-00000002", "step-00000003"]
-    key = f"step-{TAGGED:08d}"
-    digest = hashlib.sha256((root / key / "manifest.json").read_bytes()).hexdigest()
-    promote(open_store(str(root), None), CheckpointRef(TAGGED, str(root / key), digest, key), "v1")
-    return {"root": root, "session": session}
 
 
 def _read_json(path: Path) -> Any:
