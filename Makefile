@@ -60,7 +60,7 @@ bench-save: install
 
 # --- faults ---
 # The fault-injection suite at full counts (50 kill -9, 20 SIGTERM) and the fuzz suite's long profile
-# (thousands of generated configs and store files per target), then docs/reliability.md from their figures.
+# (1000 generated inputs per fuzz test, ~30 min on 2 cores), then docs/reliability.md from their figures.
 # `make test` runs both reduced (the fuzz suite's derandomized "ci" profile, well under a minute).
 .PHONY: faults
 faults: install

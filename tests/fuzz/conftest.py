@@ -5,7 +5,9 @@ to stay well under a minute on 2 cores. ``long`` (``WS_FUZZ_PROFILE=long``, what
 thousands of examples per target, drawn afresh each run (a failure prints the blob that replays it).
 Each test sets its number of examples with :func:`tests.fuzz.harness.budget` (small in ``ci``, 1000 in
 ``long``); ``WS_FUZZ_EXAMPLES=N`` overrides it. ``WS_FUZZ_COLLECT=1`` records every failure instead of stopping
-at the first (``make faults`` sets it, so the figures list all of them).
+at the first (``make faults`` sets it, so the figures list all of them). To list every distinct failure of
+a run: ``WS_FUZZ_COLLECT=1 WS_FAULTS_RESULTS=DIR pytest tests/fuzz``, then read ``DIR/fuzz.json``
+(``failures``: target | kind | signature -> count, first message, first input).
 """
 
 from __future__ import annotations
