@@ -59,11 +59,14 @@ bench-save: install
 	$(PY) deploy/bench_save.py
 
 # --- faults ---
-# The fault-injection suite at full counts (50 kill -9, 20 SIGTERM), then docs/reliability.md from its figures.
+# The fault-injection suite at full counts (50 kill -9, 20 SIGTERM) and the fuzz suite's long profile
+# (1000 generated inputs per fuzz test, ~30 min on 2 cores), then docs/reliability.md from their figures.
+# `make test` runs both reduced (the fuzz suite's derandomized "ci" profile, well under a minute).
 .PHONY: faults
 faults: install
 	rm -rf runs/faults
 	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/faults
+	WS_FUZZ_PROFILE=long WS_FUZZ_COLLECT=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 	$(PY) -m tests.faults.report runs/faults docs/reliability.md
 
 # --- ocr ---

@@ -50,7 +50,32 @@ def _rows(r: dict[str, dict]) -> list[str]:
         f"| security: pickles, path traversal, container user | {len(sec)} | 0 | 0 | - | - |",
         f"| credentials scan ({cred.get('places_scanned', '-')} logs, objects, meta, printed config) | 1 | "
         f"{cred.get('leaks', '-')} leaks | - | - | - |",
+        *_fuzz_rows(r.get("fuzz", {})),
     ]
+
+
+_FUZZ_GROUPS = (
+    ("config loader: YAML, --set, WARMSTART_* env", True),
+    (
+        "checkpoint store: manifest, trainer state, meta, tags, safetensors header; gc flags, tag names, "
+        "tensor bytes",
+        False,
+    ),
+)
+
+
+def _fuzz_rows(f: dict) -> list[str]:
+    """One row for the config loader, one for the store readers (tests/fuzz, Hypothesis)."""
+    rows = []
+    for label, is_config in _FUZZ_GROUPS if f else ():
+        t = [v for k, v in f.get("targets", {}).items() if k.startswith("config.") == is_config]
+        cases, tb = sum(v["cases"] for v in t), sum(v["tracebacks"] for v in t)
+        broken, lost = sum(v["contract_violations"] for v in t), sum(v["files_lost"] for v in t)
+        rows.append(
+            f"| fuzz ({f.get('profile', '-')} profile): {label}; {len(t)} targets | {cases} | "
+            f"{tb} tracebacks, {broken} broken promises | - | {lost} files lost | - |"
+        )
+    return rows
 
 
 def render(results: dict[str, dict]) -> str:
@@ -65,6 +90,17 @@ def render(results: dict[str, dict]) -> str:
         "|---|---|---|---|---|---|",
     ]
     tail = ["", f"Random seeds: {json.dumps(seeds, sort_keys=True)} (re-run one with `WS_FAULTS_SEED`).", ""]
+    fuzz = results.get("fuzz", {})
+    if fuzz:
+        found = fuzz.get("failures", {})
+        tail += [
+            f"Fuzz suite (`tests/fuzz`, Hypothesis, `WS_FUZZ_PROFILE={fuzz.get('profile', '-')}`): "
+            f"{fuzz.get('cases', 0)} cases, {len(found)} distinct failure(s)" + (":" if found else "."),
+            "",
+        ]
+        tail += [f"- {k} (x{v['count']}): {v['detail'][:160]}" for k, v in found.items()] + (
+            [""] if found else []
+        )
     sec = results.get("security", {})
     if sec:
         tail += ["Security cases:", ""] + [f"- {k}: {v}" for k, v in sec.items()] + [""]
