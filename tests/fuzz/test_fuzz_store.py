@@ -60,7 +60,8 @@ def _rewrite_manifest(step_dir: Path, name: str, data: bytes) -> None:
 
 
 def _restore(session: Any, loaded: Any) -> None:
-    """What ``prepare`` does with a resumed checkpoint: batch check, then the exact restore."""
+    """What ``prepare`` does with a resumed checkpoint (selected with ``check=_resumable``, as
+    ``_find_start`` does): batch check, then the exact restore."""
     from app.train.start import _restore_exact
 
     global_batch = session.cfg.train.batch_size * session.cfg.train.grad_accum_steps * session.dist.world
@@ -70,12 +71,13 @@ def _restore(session: Any, loaded: Any) -> None:
 
 def _resume(label: str, root: Path, staging: Path, session: Any, example: str) -> None:
     from app.train import rng
+    from app.train.start import _resumable
 
     cfg = CheckpointConfig(keep_last=3, keep_best=1, best_metric="accuracy", async_save=False)
     mgr = CheckpointManager(open_store(str(root), None), cfg, staging)
     saved = rng.capture()  # a restore sets the process-wide generators; later tests must not see that
     try:
-        ok, loaded = run_call(f"{label} load_latest", mgr.load_latest, example)
+        ok, loaded = run_call(f"{label} load_latest", lambda: mgr.load_latest(check=_resumable), example)
         if not ok or loaded is None:
             return
         step = loaded.state.get("step") if isinstance(loaded.state, dict) else None
