@@ -61,7 +61,7 @@ def _setup_logging(verbose: bool) -> None:
 def _stopped_line(command: str | None, stop: signals.StartupSignal) -> str:
     if command is None or command in _TRAINING_COMMANDS:
         return PreemptedBeforeStart(f"signal {stop.name}").report()
-    return f"warmstart: stopped: signal {stop.name} before `warmstart {command}` finished (run it again)"
+    return f"warmstart: stopped: signal {stop.name} before warmstart {command} finished (run it again)"
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -91,6 +91,7 @@ class _Libc:
             self.ok = hasattr(self.lib, "sigaction")
         except OSError:
             self.lib, self.ok = None, False
+        self.buf = ctypes.create_string_buffer(_SIGACTION_SIZE)  # reused: read in the main thread, per step
 
 
 _libc: _Libc | None = None
@@ -109,7 +110,7 @@ def os_handler(sig: int) -> int | None:
     libc = _get_libc()
     if not libc.ok:
         return None
-    buf = ctypes.create_string_buffer(_SIGACTION_SIZE)
+    buf = libc.buf if _main_thread() else ctypes.create_string_buffer(_SIGACTION_SIZE)
     if libc.lib.sigaction(int(sig), None, buf) != 0:
         return None
     return ctypes.c_size_t.from_buffer(buf).value

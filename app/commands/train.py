@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = f"""Train from the run's own latest committed checkpoint if one exists (exact resume), else
 warm-start from init.from (mode weights|partial|resume), else cold-start; checkpoint while training and
-publish the final checkpoint. SIGTERM/SIGINT or a spot notice: finish the step, save, exit {EXIT_PREEMPTED}.
-Running the same command again always continues where the work stopped."""
+publish the final checkpoint. SIGTERM/SIGINT or a spot notice: finish the step, save, exit {EXIT_PREEMPTED};
+before the first step (start-up): exit {EXIT_PREEMPTED} with nothing to save. Running the same command again
+always continues where the work stopped."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
