@@ -77,7 +77,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     restore = signals.install(signals.startup_handler)  # first, before anything slow
-    command = None
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), None)  # parsed properly below
     try:
         with signals.held("while importing the command modules"):
             parser = build_parser()

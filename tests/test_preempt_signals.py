@@ -167,17 +167,30 @@ def test_sigterm_mid_run_saves_exits_143_and_resumes_bit_identically(name, tmp_p
     assert_same_tensors(final_model(cut, config=kind.config), final_model(ref, config=kind.config))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_during_cli_start_up_exits_143_with_one_line(signum, tmp_path):
+@pytest.mark.parametrize(
+    ("command", "signum", "line"),
+    [
+        ("train", signal.SIGTERM, BEFORE_START.format("SIGTERM")),
+        ("train", signal.SIGINT, BEFORE_START.format("SIGINT")),
+        (
+            "ckpt",
+            signal.SIGTERM,
+            "warmstart: stopped: signal SIGTERM before warmstart ckpt finished (run it again)",
+        ),
+    ],
+)
+def test_signal_during_cli_start_up_exits_143_with_one_line(command, signum, line, tmp_path):
     """Sent as soon as the process catches SIGTERM: the CLI's first act, before paddle is imported."""
-    proc = start(train_cmd("configs/demo.yaml", tiny_overrides(tmp_path / "run")))
+    run = tmp_path / "run"
+    cmd = train_cmd("configs/demo.yaml", tiny_overrides(run))
+    proc = start(cmd if command == "train" else [cmd[0], "ckpt", "ls", str(run / "checkpoints")])
     wait_until(proc, catches_sigterm(proc.pid), "a SIGTERM handler", timeout=60)
     code, err = stop(proc, signum)
     assert code == 143, err[-3000:]
     assert "Traceback" not in err and "C++" not in err
-    assert last_line(err) == BEFORE_START.format(signal.Signals(signum).name)
-    assert not (tmp_path / "run" / "checkpoints").exists()
-    assert not [r for r in records(tmp_path / "run" / "log.jsonl") if r.get("kind") == "train"]
+    assert last_line(err) == line
+    assert not (run / "checkpoints").exists()
+    assert not [r for r in records(run / "log.jsonl") if r.get("kind") == "train"]
 
 
 class _FirstPoll(BaseHTTPRequestHandler):
