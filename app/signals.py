@@ -154,11 +154,19 @@ def _describe_python(handler: object) -> str:
     return f"Python handler {module}.{getattr(handler, '__qualname__', repr(handler))}"
 
 
+def _route(sig: int, handler: Handler) -> None:
+    signal.signal(sig, handler)
+    # Restart interrupted system calls (SA_RESTART): Python's own calls retry EINTR anyway (PEP 475),
+    # but C++ ones do not. Paddle's TCP store raised "TCP receive error ... Interrupted system call" when
+    # a SIGTERM came while a rank waited at a barrier; our handler still runs once Python code resumes.
+    signal.siginterrupt(sig, False)
+    _routing.native[sig] = os_handler(sig)
+
+
 def _set(handler: Handler) -> None:
     _routing.handler = handler
     for sig in SIGNALS:
-        signal.signal(sig, handler)
-        _routing.native[sig] = os_handler(sig)
+        _route(sig, handler)
 
 
 def install(handler: Handler) -> Callable[[], None]:
@@ -204,8 +212,7 @@ def check(level: int = logging.WARNING, during: str = "") -> list[str]:
         by = _replaced_by(sig, handler)
         if by is None:
             continue
-        signal.signal(sig, handler)
-        _routing.native[sig] = os_handler(sig)
+        _route(sig, handler)
         name = signal.Signals(sig).name
         where = f" {during}" if during else ""
         log.log(level, "%s handler was replaced%s by %s; re-installed warmstart's", name, where, by)

@@ -207,3 +207,29 @@ def test_catches_sigterm_reads_the_process_status():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_signal_while_paddle_waits_on_its_tcp_store_does_not_break_the_wait():
+    """Ranks wait at barriers on Paddle's TCP store (C++): a SIGTERM then must not fail the wait with
+    "Interrupted system call" (our handlers restart system calls); the handler still runs."""
+    from paddle.base import core  # before our handler: importing paddle installs glog's
+
+    caught: list[int] = []
+    restore = signals.install(lambda signum, _frame: caught.append(signum))
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        store = core.TCPStore("127.0.0.1", port, True, 1, 60)
+
+        def signal_then_set() -> None:
+            time.sleep(0.5)  # let the main thread block in get()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+            store.set("key", b"value")
+
+        threading.Thread(target=signal_then_set, daemon=True).start()
+        assert store.get("key") == b"value"
+        assert caught == [signal.SIGTERM]
+    finally:
+        restore()

@@ -84,3 +84,21 @@ def test_launch_without_a_command_is_a_usage_error(capsys):
         capsys.readouterr().err.strip()
         == "warmstart: config: warmstart launch: nothing to run (add -- train -c FILE)"
     )
+
+
+def test_the_launcher_runs_in_its_own_session_so_a_terminal_ctrl_c_reaches_the_workers_once(monkeypatch):
+    """A Ctrl-C goes to the terminal's whole foreground process group; if the launcher and workers were
+    in it, each worker would get SIGINT three times, and a second SIGINT means "interrupt, do not save"."""
+    import signal
+    import sys
+
+    from app.train import supervise
+
+    script = "import os, sys; sys.exit(0 if os.getsid(0) != os.getsid(os.getppid()) else 1)"
+    monkeypatch.setattr(supervise, "launch_command", lambda *_: [sys.executable, "-c", script])
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert supervise.supervise(2, "log", ["train"]) == 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -98,7 +98,10 @@ def supervise(nproc: int, log_dir: str, args: Sequence[str]) -> int:
     forwarder = _Forwarder()
     signals.install(forwarder.handler)
     log.info("launching %d processes: %s", nproc, " ".join(cmd))
-    launcher = subprocess.Popen(cmd, env=dict(os.environ))
+    # Its own session: a Ctrl-C in a terminal (SIGINT to the whole foreground process group) would
+    # otherwise reach each worker three times (terminal, launcher, supervisor), and the second SIGINT
+    # means "interrupt now, do not save". Now only the supervisor gets it, and forwards it once.
+    launcher = subprocess.Popen(cmd, env=dict(os.environ), start_new_session=True)
     while True:
         try:
             code = launcher.wait(timeout=POLL_S)
