@@ -2,6 +2,12 @@
 
 Each module in :mod:`app.commands` exposes ``register(subparsers)``, which adds its subcommand and sets
 ``func`` to a function ``(args) -> int``. No work happens here.
+
+Signals: the first thing :func:`main` does is route SIGTERM/SIGINT to a start-up handler, so a stop
+before the command has its own handler ends with one line and exit 143, not death by signal. Importing
+the command modules imports paddle, which installs its own C++ SIGTERM handler; that happens with both
+signals held (:func:`app.signals.held`), and ours is put back before they are released. ``train`` and
+``launch`` then install their own handlers; :func:`main` restores the ones it found when it returns.
 """
 
 from __future__ import annotations
@@ -11,29 +17,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from app import __version__
-from app.errors import (
-    EXIT_CHECKPOINT,
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_PREEMPTED,
-    EXIT_STORAGE,
-    EXIT_TASK,
-    EXIT_USAGE,
-    AppError,
-)
+from app import __version__, signals
+from app.commands.common import EXIT_CODES_HELP
+from app.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, AppError, PreemptedBeforeStart
 
-__all__ = ["main", "build_parser", "EXIT_CODES_HELP"]
+__all__ = ["main", "build_parser"]
 
-EXIT_CODES_HELP = f"""exit codes:
-  {EXIT_OK}    success
-  {EXIT_FAILURE}    unexpected internal error (a bug: a traceback is printed)
-  {EXIT_USAGE}    usage or configuration error (fix the command line or config; retrying will not help)
-  {EXIT_STORAGE}    storage error (bucket/URI missing, access denied, store down after retries)
-  {EXIT_CHECKPOINT}    checkpoint error (none usable, verification failed, does not match the model)
-  {EXIT_TASK}    task or data error (missing files, bad columns, unknown labels)
-  {EXIT_PREEMPTED}  preempted and saved (SIGTERM/SIGINT or a spot notice): safe to run again, it resumes
-"""
+#: Commands whose early stop is a preemption before training (the others are simply stopped).
+_TRAINING_COMMANDS = ("train", "launch")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,19 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_config_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """The ``--config FILE --set KEY=VALUE`` pair shared by every command that reads a config."""
-    parser.add_argument("--config", "-c", required=required, metavar="FILE", help="YAML config file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (repeatable), e.g. --set schedule.base_lr=0.01",
-    )
-
-
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -80,18 +58,39 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+def _stopped_line(command: str | None, stop: signals.StartupSignal) -> str:
+    if command is None or command in _TRAINING_COMMANDS:
+        return PreemptedBeforeStart(f"signal {stop.name}").report()
+    return f"warmstart: stopped: signal {stop.name} before warmstart {command} finished (run it again)"
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or EXIT_OK)
     except AppError as exc:
-        print(f"warmstart: {exc.kind}: {exc.line()}", file=sys.stderr, flush=True)
+        print(exc.report(), file=sys.stderr, flush=True)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C while training: no save
         print("warmstart: interrupted", file=sys.stderr)
         return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    restore = signals.install(signals.startup_handler)  # first, before anything slow
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), None)  # parsed properly below
+    try:
+        with signals.held("while importing the command modules"):
+            parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        _setup_logging(args.verbose)
+        return _dispatch(args)
+    except signals.StartupSignal as stop:
+        print(_stopped_line(command, stop), file=sys.stderr, flush=True)
+        return EXIT_PREEMPTED
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ __all__ = [
     "CheckpointError",
     "TaskError",
     "Preempted",
+    "PreemptedBeforeStart",
+    "PREEMPTED_BEFORE_START",
 ]
 
 EXIT_OK = 0
@@ -47,6 +49,10 @@ class AppError(Exception):
     def line(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def report(self) -> str:
+        """The one line the CLI prints: ``warmstart: <kind>: <what, where> (<what to do>)``."""
+        return f"warmstart: {self.kind}: {self.line()}"
+
 
 class ConfigError(AppError):
     exit_code = EXIT_USAGE
@@ -73,3 +79,17 @@ class Preempted(AppError):
 
     exit_code = EXIT_PREEMPTED
     kind = "preempted"
+
+
+#: What a stop request before the first training step of this process prints (exit 143).
+PREEMPTED_BEFORE_START = "preempted before training started, nothing to save"
+
+
+class PreemptedBeforeStart(Preempted):
+    """A stop request (signal or spot notice) came during start-up: nothing was trained, nothing saved."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{PREEMPTED_BEFORE_START} ({reason}); run the same command again")
+
+    def report(self) -> str:
+        return f"warmstart: {self.line()}"

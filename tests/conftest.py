@@ -158,3 +158,16 @@ def open_test_store(request: pytest.FixtureRequest) -> Callable[[str], ObjectSto
         return open_store(uri, None)
 
     return _open
+
+
+@pytest.fixture(scope="session")
+def two_process_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of one uninterrupted `warmstart launch` of ``LAUNCH_LONG`` (shared: ~20 s)."""
+    from tests.signal_helpers import launch_cmd
+    from tests.train_helpers import ROOT, clean_env
+
+    root = tmp_path_factory.mktemp("two_process_reference")
+    done = subprocess.run(launch_cmd(root / "run", root / "log"), cwd=ROOT, env=clean_env(),
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "run"

@@ -20,6 +20,7 @@ import pytest
 
 from app.errors import ConfigError
 from app.train.dist import Dist, init_dist, world_from_env
+from tests.signal_helpers import launch_overrides
 from tests.train_helpers import (
     ROOT,
     assert_same_tensors,
@@ -34,7 +35,6 @@ VENV_BIN = Path(sys.executable).parent
 #: 2 x batch 8 = global batch 16, the same as the 1-process reference; dropout off so the two agree.
 DIST = {"train.batch_size": 8, "task.options.dropout": 0.0, "schedule.total_steps": 40,
         "checkpoint.every_steps": 10, "train.eval_every_steps": 15}  # fmt: skip
-LONG = {**DIST, "schedule.total_steps": 600, "checkpoint.every_steps": 25, "train.eval_every_steps": 100}
 
 
 def _launch(overrides: list[str], log_dir: Path) -> subprocess.Popen:
@@ -188,8 +188,10 @@ def test_two_processes_train_like_one_with_twice_the_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_launcher_stops_both_ranks_and_the_same_command_resumes_exactly(tmp_path):
-    ov = tiny_overrides(tmp_path / "run", **LONG)
+def test_sigterm_to_the_launcher_stops_both_ranks_and_the_same_command_resumes_exactly(
+    tmp_path, two_process_reference
+):
+    ov = launch_overrides(tmp_path / "run")
     log = tmp_path / "run" / "log.jsonl"
     proc = _launch(ov, tmp_path / "launch1")
     _wait_for_step(proc, log, 30)
@@ -197,7 +199,7 @@ def test_sigterm_to_the_launcher_stops_both_ranks_and_the_same_command_resumes_e
     # The 2.6 launcher forwards SIGTERM to every worker and then exits with the signal number, not 143.
     assert _finish(proc, tmp_path / "launch1") == 15, _worker_logs(tmp_path / "launch1")
     stopped = _events(log, "preempted")[0]["step"]
-    assert 30 <= stopped < 600
+    assert 30 <= stopped < 300
     assert _events(tmp_path / "run" / "rank1" / "log.jsonl", "preempted")[0]["step"] == stopped
     for worker in ("workerlog.0", "workerlog.1"):
         tail = (tmp_path / "launch1" / worker).read_text().strip().splitlines()[-1]
@@ -209,19 +211,14 @@ def test_sigterm_to_the_launcher_stops_both_ranks_and_the_same_command_resumes_e
     assert _events(log, "resume")[0]["step"] == stopped
     assert _events(tmp_path / "run" / "rank1" / "log.jsonl", "resume")[0]["step"] == stopped
 
-    ref = tiny_overrides(tmp_path / "ref", **LONG)
-    proc = _launch(ref, tmp_path / "launch3")
-    assert _finish(proc, tmp_path / "launch3") == 0, _worker_logs(tmp_path / "launch3")
-    assert_same_tensors(final_model(ov), final_model(ref))
-    assert (
-        _events(log, "done")[0]["params_sha256"]
-        == _events(tmp_path / "ref" / "log.jsonl", "done")[0]["params_sha256"]
-    )
+    ref = two_process_reference  # the same settings launched through `warmstart launch`, never stopped
+    assert_same_tensors(final_model(ov), final_model(launch_overrides(ref)))
+    assert _events(log, "done")[0]["params_sha256"] == _events(ref / "log.jsonl", "done")[0]["params_sha256"]
 
 
 @pytest.mark.slow
 def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
-    ov = tiny_overrides(tmp_path / "run", **LONG)
+    ov = launch_overrides(tmp_path / "run")
     proc = _launch(ov, tmp_path / "launch")
     _wait_for_step(proc, tmp_path / "run" / "log.jsonl", 30)
     workers = [int(p) for p in subprocess.check_output(["pgrep", "-P", str(proc.pid)]).split()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from app.commands.common import add_config_args
 from app.config import config_hash, config_to_yaml, load_config
 from app.config.typed import to_data
 
@@ -12,8 +13,6 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from app.cli import add_config_args
-
     p = sub.add_parser(
         "config",
         help="validate a config and print the resolved result",

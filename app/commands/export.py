@@ -6,14 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
+from app.commands.common import add_config_args
+
 __all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from app.cli import add_config_args
-
     p = sub.add_parser(
         "export",
         help="export a trained checkpoint for inference (task-specific formats)",
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import paddle
 
+    from app import signals
     from app.checkpoint import open_source
     from app.config import load_config
     from app.errors import ConfigError
@@ -42,14 +43,15 @@ def run(args: argparse.Namespace) -> int:
     from app.train.warmstart import load_weights
 
     cfg = load_config(args.config, args.overrides)
-    task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
+    with signals.held("while building the task"):  # toolkits take SIGTERM at import (app/signals.py)
+        task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
     if not hasattr(task, "export"):
         raise ConfigError(f"task.kind {cfg.task.kind!r} has no export format")
     source = args.source or checkpoint_uri(cfg)
     loaded = open_source(
         source, cfg.store, allow_pickle=cfg.init.allow_pickle, staging_dir=Path(cfg.run.dir) / "export"
     )
-    with paddle.utils.unique_name.guard():
+    with signals.held("while building the model"), paddle.utils.unique_name.guard():
         model = task.build_model()
     load_weights(
         model, loaded.tensors["model"], "weights", cfg.init, loaded.ref.uri if loaded.ref else source

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 
+from app.commands.common import add_config_args
 from app.config import load_config
 from app.schedule import BuiltSchedule, build_schedule
 
@@ -19,8 +20,6 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from app.cli import add_config_args
-
     p = sub.add_parser(
         "plan",
         help="print (and plot) the learning-rate schedule a config produces",
@@ -133,8 +132,10 @@ def _uses_epochs(sched) -> bool:  # noqa: ANN001  (ScheduleConfig)
 
 def _count_steps_per_epoch(cfg) -> int:  # noqa: ANN001  (Config)
     """What ``warmstart train`` would use on one process: builds the task to count its training data."""
+    from app import signals
     from app.tasks.base import build_task
     from app.train.data import steps_per_epoch
 
-    task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
+    with signals.held("while building the task"):  # toolkits take SIGTERM at import (app/signals.py)
+        task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
     return steps_per_epoch(task.train_size(), cfg.train.batch_size, 1, cfg.train.grad_accum_steps)

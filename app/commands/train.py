@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from app.commands.common import EXIT_CODES_HELP, add_config_args
 from app.errors import EXIT_PREEMPTED
 
 __all__ = ["register", "run"]
@@ -13,13 +14,12 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = f"""Train from the run's own latest committed checkpoint if one exists (exact resume), else
 warm-start from init.from (mode weights|partial|resume), else cold-start; checkpoint while training and
-publish the final checkpoint. SIGTERM/SIGINT or a spot notice: finish the step, save, exit {EXIT_PREEMPTED}.
-Running the same command again always continues where the work stopped."""
+publish the final checkpoint. SIGTERM/SIGINT or a spot notice: finish the step, save, exit {EXIT_PREEMPTED};
+before the first step (start-up): exit {EXIT_PREEMPTED} with nothing to save. Running the same command again
+always continues where the work stopped."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from app.cli import EXIT_CODES_HELP, add_config_args
-
     p = sub.add_parser(
         "train",
         help="train (resume / warm start / cold start), checkpoint, publish",
@@ -32,31 +32,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Until :func:`install_signal_handlers` runs, a signal ends the CLI's start-up (exit 143, nothing
+    to save). From then on it is a stop request: one during :func:`prepare` is honoured before the first
+    step (exit 143, nothing saved), one later after the current step (save, exit 143). The handlers stay
+    installed until the CLI's ``main`` returns, so a late signal cannot meet the start-up handler."""
     from app.config import load_config
     from app.train.preempt import StopRequest, install_signal_handlers
 
     cfg = load_config(args.config, args.overrides)
     stop = StopRequest()
-    restore_signals = install_signal_handlers(stop)
-    try:
-        return _train(cfg, stop)
-    finally:
-        restore_signals()
+    install_signal_handlers(stop)
+    return _train(cfg, stop)
 
 
 def _train(cfg, stop) -> int:  # noqa: ANN001
-    from app.train.loop import run_loop
-    from app.train.spot import start_spot_watcher
-    from app.train.start import prepare
+    from app import signals
+
+    with signals.held("while importing the trainer"):
+        from app.train.loop import run_loop
+        from app.train.spot import SpotKeeper, start_spot_watcher
+        from app.train.start import prepare
 
     watcher = start_spot_watcher(cfg.preempt.spot, stop.request)
+    keeper = SpotKeeper(watcher, stop.request) if watcher is not None else None
+    if keeper is not None:
+        stop.add_check(keeper.check)
     session = None
     try:
-        session = prepare(cfg, stop)
+        session = prepare(cfg, stop)  # imports and builds the task with the signals held
+        signals.check(during="while preparing the run")  # e.g. by a library imported while loading
         return run_loop(session)
     finally:
-        if watcher is not None:
-            watcher.stop()
+        if keeper is not None:
+            keeper.stop()
         if session is not None:
             _close(session)
 

@@ -16,7 +16,7 @@ import paddle
 
 from app.checkpoint import CheckpointManager
 from app.config.schema import Config
-from app.errors import Preempted, TaskError
+from app.errors import Preempted, PreemptedBeforeStart, TaskError
 from app.schedule import BuiltSchedule
 from app.tasks.base import Task
 from app.train import dist, rng
@@ -149,7 +149,10 @@ def _due(s: Session, last_save_time: float) -> bool:
     return bool(ck.every_minutes and time.monotonic() - last_save_time >= 60 * ck.every_minutes)
 
 
-def _preempt(s: Session) -> None:
+def _preempt(s: Session, first_step: int) -> None:
+    if s.step == first_step:  # asked to stop during start-up: nothing trained in this process
+        s.runlog.event(s.step, "preempted", reason=s.stop.reason, saved=False)
+        raise PreemptedBeforeStart(s.stop.reason)
     t0 = time.monotonic()
     s.runlog.event(s.step, "preempted", reason=s.stop.reason)
     save(s, sync=True, reason="preempted")
@@ -173,9 +176,11 @@ def run_loop(s: Session) -> int:
     last_save_time = time.monotonic()
     interval_loss, interval_n, interval_samples = 0.0, 0, 0
     global_batch = cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world
+    first_step = s.step
     while s.step < total:
+        s.stop.keep_sources()  # a library may have taken SIGTERM back (app/signals.py)
         if dist.stop_agreed(s.stop, s.dist):
-            _preempt(s)
+            _preempt(s, first_step)
         lr_used = s.lr.get_lr()
         loss = train_step(s)
         interval_loss, interval_n = interval_loss + loss, interval_n + 1
@@ -192,7 +197,7 @@ def run_loop(s: Session) -> int:
             save(s, sync=not cfg.checkpoint.async_save, reason="best" if new_best else "interval")
             last_save_time = time.monotonic()
     if dist.stop_agreed(s.stop, s.dist):
-        _preempt(s)
+        _preempt(s, first_step)
     evaluate(s)
     save(s, sync=True, reason="final")
     s.mgr.flush()

@@ -1,8 +1,13 @@
 """Stop requests: SIGTERM/SIGINT and spot notices all set one flag the loop checks after every step.
 
 The loop then finishes the current step, saves synchronously within ``preempt.grace_seconds`` and exits
-with :data:`app.errors.EXIT_PREEMPTED` (143), which Kubernetes and PaddleJob policies retry.
-A second Ctrl-C (SIGINT) interrupts immediately.
+with :data:`app.errors.EXIT_PREEMPTED` (143), which Kubernetes and PaddleJob policies retry. A request
+that arrives before the first step of this process (during start-up: imports, task build, loading the
+checkpoint) ends the run at the first step boundary with exit 143 and nothing saved, since nothing new
+was trained. A second Ctrl-C (SIGINT) interrupts immediately.
+
+Libraries may take the signals back (see :mod:`app.signals`); the sources of stop requests register a
+check with :meth:`StopRequest.add_check`, and the loop runs :meth:`StopRequest.keep_sources` every step.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from types import FrameType
+
+from app import signals
 
 __all__ = ["StopRequest", "install_signal_handlers"]
 
@@ -21,6 +29,7 @@ class StopRequest:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.reason = ""
+        self._checks: list[Callable[[], object]] = []
 
     def request(self, reason: str) -> None:
         if self._event.is_set():
@@ -34,23 +43,24 @@ class StopRequest:
     def requested(self) -> bool:
         return self._event.is_set()
 
+    def add_check(self, check: Callable[[], object]) -> None:
+        """Run ``check`` at every step: it keeps one source of stop requests wired (signals, spot watcher)."""
+        self._checks.append(check)
+
+    def keep_sources(self) -> None:
+        for check in self._checks:
+            check()
+
 
 def install_signal_handlers(stop: StopRequest) -> Callable[[], None]:
-    """Route SIGTERM and SIGINT to ``stop``; returns a function restoring the previous handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    """Route SIGTERM and SIGINT to ``stop`` and keep them there (checked with the other sources every
+    step); returns a function restoring the previous handlers."""
 
-    def handler(signum: int, _frame: object) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGINT and stop.requested:
             raise KeyboardInterrupt
         stop.request(f"signal {signal.Signals(signum).name}")
 
-    for sig in previous:
-        signal.signal(sig, handler)
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
+    restore = signals.install(handler)
+    stop.add_check(signals.check)
     return restore

@@ -15,13 +15,17 @@ then takes the same save-and-exit path as for SIGTERM. Provider formats:
 An unreachable endpoint (a laptop, a non-cloud machine) is expected: it is logged at DEBUG when the
 problem first appears or changes, never once per poll, and polling continues. Answers that are neither
 "no notice" nor a well-formed notice are logged once as warnings and never trigger a preemption, so a
-misconfigured endpoint cannot make every restart exit at once.
+misconfigured endpoint cannot make every restart exit at once. Nothing a probe raises ends the thread
+(a malformed HTTP answer raises ``http.client.HTTPException``, which is not an ``OSError``), and
+:class:`SpotKeeper`, checked by the training loop every step, restarts a watcher that ended anyway.
+The watcher thread holds SIGTERM/SIGINT so that the main thread, where Python runs handlers, gets them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 import time
 import urllib.error
@@ -40,6 +44,7 @@ __all__ = [
     "AlibabaProbe",
     "ProbeProblem",
     "SpotWatcher",
+    "SpotKeeper",
     "make_probe",
     "start_spot_watcher",
 ]
@@ -223,6 +228,8 @@ class SpotWatcher(threading.Thread):
         return self._stop_event.is_set()
 
     def run(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
         while not self._stop_event.is_set():
             reason = self._poll_once()
             if reason is not None and not self._stop_event.is_set():
@@ -239,6 +246,10 @@ class SpotWatcher(threading.Thread):
             return None
         except OSError as exc:  # URLError, timeouts, refused connections: not on this cloud, or a blip
             self._note_problem(f"{self.probe.base} unreachable ({_short(exc)})", logging.DEBUG)
+            return None
+        except Exception as exc:  # e.g. http.client.BadStatusLine from a garbled answer: keep polling
+            self._note_problem(f"{self.probe.base} answered unreadably ({type(exc).__name__}: {exc})",
+                               logging.WARNING)  # fmt: skip
             return None
         if self._last_problem is not None:
             log.debug("spot metadata (%s) reachable again", self.probe.provider)
@@ -259,6 +270,32 @@ class SpotWatcher(threading.Thread):
             self.on_notice(reason)
         except Exception:  # the callback's failure must not vanish silently in a daemon thread
             log.exception("spot notice callback failed")
+
+
+class SpotKeeper:
+    """Keeps one watcher polling and wired to ``on_notice`` for the whole run (:meth:`check` every step)."""
+
+    def __init__(self, watcher: SpotWatcher, on_notice: Callable[[str], None]) -> None:
+        self.watcher = watcher
+        self.on_notice = on_notice
+        self.restarts = 0
+
+    def check(self) -> None:
+        w = self.watcher
+        if w.on_notice != self.on_notice:
+            log.warning("spot watcher was no longer wired to the stop request; re-wired it")
+            w.on_notice = self.on_notice
+        if w.stopped or w.is_alive():  # stopped: it fired (or the run is ending) as it should
+            return
+        log.warning(
+            "spot watcher thread had ended after %d polls without a notice; started a new one", w.polls
+        )
+        self.watcher = SpotWatcher(w.probe, w.interval_s, self.on_notice)
+        self.watcher.start()
+        self.restarts += 1
+
+    def stop(self) -> None:
+        self.watcher.stop()
 
 
 def _short(exc: OSError) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 
+from app import signals
 from app.checkpoint import CheckpointManager, LoadedCheckpoint, Snapshot, open_source
 from app.checkpoint.layout import TRAINER_STATE
 from app.checkpoint.schema import check_resume_state
@@ -189,13 +190,16 @@ def _find_start(
 
 
 def prepare(cfg: Config, stop: StopRequest) -> Session:
-    dist = init_dist()
-    run_dir = Path(cfg.run.dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
-    rng.seed_all(cfg.run.seed, dist.rank)
-    with paddle.utils.unique_name.guard():
-        net = task.build_model()
+    # Joining the group and building the task import toolkits that take SIGTERM (paddlenlp resets it to
+    # the default action): hold the signals meanwhile, so one arriving now waits for our handler.
+    with signals.held("while building the task"):
+        dist = init_dist()
+        run_dir = Path(cfg.run.dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
+        rng.seed_all(cfg.run.seed, dist.rank)
+        with paddle.utils.unique_name.guard():
+            net = task.build_model()
     accum = cfg.train.grad_accum_steps
     stream = DataStream(task.train_size(), cfg.train.batch_size, cfg.run.seed, dist.world, dist.rank)
     global_batch = cfg.train.batch_size * accum * dist.world

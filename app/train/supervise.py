@@ -3,7 +3,8 @@
 Paddle 2.6's ``paddle.distributed.launch`` answers a SIGTERM aimed at itself by forwarding it and then
 exiting with 15, which Kubeflow's ``restartPolicy: ExitCode`` treats as a permanent failure. This
 supervisor starts the launcher as a child and, on SIGTERM/SIGINT, signals the *workers* directly: they
-agree on a step, rank 0 commits, every rank exits 143, and the launcher then reports 143 as well.
+agree on a step, rank 0 commits, every rank exits 143, and the launcher then reports 143 as well. A
+signal that comes before the workers can handle it is kept and forwarded once they can.
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 import psutil
 
+from app import signals
 from app.errors import ConfigError
 
 __all__ = ["launch_command", "supervise"]
 
 log = logging.getLogger(__name__)
+
+#: How often the supervisor forwards pending signals and checks its own handlers while waiting.
+POLL_S = 0.1
 
 
 def _warmstart_script() -> str:
@@ -42,38 +48,67 @@ def launch_command(nproc: int, log_dir: str, args: Sequence[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def _signal_workers(launcher: subprocess.Popen, signum: int) -> int:
-    try:
-        workers = psutil.Process(launcher.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return 0
-    for worker in workers:
+class _Forwarder:
+    """Passes every SIGTERM/SIGINT the supervisor gets to each worker once that worker can take it.
+
+    The handler only records the signal; :meth:`forward`, called from the wait loop, sends it. A worker
+    that does not catch SIGTERM yet (a Python still starting) would die of it, so it gets the signals
+    it missed as soon as it does (:func:`app.signals.catches_sigterm`); so does a worker the launcher
+    starts after the signal came.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.sent: dict[int, int] = {}  # worker pid -> how many of ``received`` it was sent
+
+    def handler(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+    def forward(self, launcher: subprocess.Popen) -> None:
+        if not self.received:
+            return
         try:
-            worker.send_signal(signum)
+            workers = psutil.Process(launcher.pid).children(recursive=True)
         except psutil.NoSuchProcess:
-            pass
-    return len(workers)
+            return
+        sent: dict[int, int] = {}
+        for worker in workers:
+            done = self.sent.get(worker.pid, 0)
+            if done == len(self.received) or not signals.catches_sigterm(worker.pid):
+                continue
+            try:
+                for signum in self.received[done:]:
+                    worker.send_signal(signum)
+            except psutil.NoSuchProcess:
+                continue
+            self.sent[worker.pid] = len(self.received)
+            for signum in self.received[done:]:
+                sent[signum] = sent.get(signum, 0) + 1
+        for signum, count in sent.items():
+            log.warning("%s: forwarded to %d worker process(es)", signal.Signals(signum).name, count)
 
 
 def supervise(nproc: int, log_dir: str, args: Sequence[str]) -> int:
-    """Run the launcher until it ends; returns its exit code (143 after a forwarded stop)."""
+    """Run the launcher until it ends; returns its exit code (143 after a forwarded stop).
+
+    Our handler is in place before the launcher starts, so no signal meets the CLI's start-up handler
+    while workers run; it stays until the CLI's ``main`` returns.
+    """
     cmd = launch_command(nproc, log_dir, args)
+    forwarder = _Forwarder()
+    signals.install(forwarder.handler)
     log.info("launching %d processes: %s", nproc, " ".join(cmd))
-    launcher = subprocess.Popen(cmd, env=dict(os.environ))
-    stopping = False
-
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        count = _signal_workers(launcher, signum)
-        log.warning("%s: forwarded to %d worker process(es)", signal.Signals(signum).name, count)
-        stopping = True
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        code = launcher.wait()
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-    if stopping and code == 0:
+    # Its own session: a Ctrl-C in a terminal (SIGINT to the whole foreground process group) would
+    # otherwise reach each worker three times (terminal, launcher, supervisor), and the second SIGINT
+    # means "interrupt now, do not save". Now only the supervisor gets it, and forwards it once.
+    launcher = subprocess.Popen(cmd, env=dict(os.environ), start_new_session=True)
+    while True:
+        try:
+            code = launcher.wait(timeout=POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            signals.check()
+            forwarder.forward(launcher)
+    if forwarder.received and code == 0:
         log.info("workers finished before the stop took effect")
     return code
