@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 
 from app import __version__, signals
 from app.commands.common import EXIT_CODES_HELP
-from app.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_USAGE, AppError, PreemptedBeforeStart
+from app.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PREEMPTED, AppError, PreemptedBeforeStart
 
 __all__ = ["main", "build_parser"]
 
@@ -64,6 +66,17 @@ def _stopped_line(command: str | None, stop: signals.StartupSignal) -> str:
     return f"warmstart: stopped: signal {stop.name} before warmstart {command} finished (run it again)"
 
 
+def _exit_now_if_saving(code: int) -> None:
+    """End the process at once if a checkpoint save thread is still running: the interpreter would wait for
+    it at exit, and a second Ctrl-C means "stop now". Safe: a save commits its manifest last, so one cut
+    short stays an uncommitted leftover (the same as a kill -9 mid-save)."""
+    if any(t.name.startswith("ckpt-save") and t.is_alive() for t in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or EXIT_OK)
@@ -71,8 +84,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C while training: no save
-        print("warmstart: interrupted", file=sys.stderr)
-        return EXIT_USAGE
+        print(
+            "warmstart: interrupted: stopped at once without saving (a second Ctrl-C); run the same "
+            "command again to resume from the last committed checkpoint",
+            file=sys.stderr,
+            flush=True,
+        )
+        _exit_now_if_saving(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

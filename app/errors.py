@@ -14,6 +14,7 @@ __all__ = [
     "EXIT_CHECKPOINT",
     "EXIT_TASK",
     "EXIT_PREEMPTED",
+    "EXIT_INTERRUPTED",
     "AppError",
     "ConfigError",
     "StorageError",
@@ -33,6 +34,9 @@ EXIT_TASK = 5  # task/data problem: missing files, bad columns, unknown labels
 # 143 = 128 + SIGTERM: what a process killed by SIGTERM reports. Kubernetes podFailurePolicy and
 # PaddleJob's ExitCode policy (128-255 retried) both treat it as retryable, and it is not a config error.
 EXIT_PREEMPTED = 143
+# 130 = 128 + SIGINT: a second Ctrl-C while training stops at once WITHOUT saving. Retryable (the run
+# resumes from its last committed checkpoint), unlike 2, which means "fix the command line".
+EXIT_INTERRUPTED = 130
 
 
 class AppError(Exception):

@@ -10,6 +10,7 @@ to the default action, and ``import paddle`` installs glog's C++ handler for it.
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +32,8 @@ from tests.signal_helpers import (
     wait_until,
 )
 from tests.train_helpers import (
+    ROOT,
+    VENV_BIN,
     assert_same_tensors,
     clean_env,
     final_model,
@@ -232,3 +235,56 @@ def test_sigterm_while_the_nlp_task_is_built_is_honoured_before_the_first_step(t
     ]
     assert not [r for r in records(log) if r.get("kind") == "train"]
     assert committed_steps(tmp_path / "run" / "checkpoints") == []
+
+
+def _committed_on_s3(endpoint: str, bucket: str, step_prefix: str) -> bool:
+    import boto3
+
+    listing = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket, Prefix=step_prefix)
+    return any(o["Key"].endswith("/manifest.json") for o in listing.get("Contents", []))
+
+
+def test_second_ctrl_c_while_training_stops_at_once_with_exit_130(tmp_path, s3_server, s3_bucket):
+    """First SIGINT: finish the step and save. A second one while that save is held up (a proxy in front of
+    the S3 server stalls every upload once asked) interrupts at once: exit 130 (not 2, which means "fix
+    the command line"), one line saying nothing was saved, and the steps committed before stay intact."""
+    from tests.fault_proxy import FaultProxy
+
+    stall, stalled, release = Event(), Event(), Event()
+
+    def rule(seen):  # noqa: ANN001, ANN202
+        if stall.is_set() and seen.method in ("PUT", "POST"):
+            stalled.set()
+            release.wait(120)
+        return None
+
+    proxy = FaultProxy(s3_server, rule).start()
+    run = tmp_path / "run"
+    uri = f"s3://{s3_bucket}/ctrl-c"
+    env = clean_env(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
+    overrides = _digits(run, None, **{"checkpoint.uri": uri, "store.endpoint_url": proxy.url,
+                                      "store.addressing_style": "path"})  # fmt: skip
+    proc = start(train_cmd("configs/demo.yaml", overrides), env)
+    try:
+        wait_until(proc, trained_to(run / "log.jsonl", 60), "step 60")
+        wait_until(proc, lambda: _committed_on_s3(s3_server, s3_bucket, "ctrl-c/step-00000050"), "step 50")
+        stall.set()
+        proc.send_signal(signal.SIGINT)
+        wait_until(proc, stalled.is_set, "an upload of the preemption save")
+        code, err = stop(proc, signal.SIGINT)
+    finally:
+        release.set()
+        proxy.stop()
+    assert code == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert last_line(err).startswith("warmstart: interrupted: stopped at once without saving")
+    env.update(WARMSTART_S3_ENDPOINT_URL=s3_server, WARMSTART_S3_ADDRESSING_STYLE="path")
+    verify = subprocess.run(
+        [str(VENV_BIN / "warmstart"), "ckpt", "verify", uri],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "step 50: OK" in verify.stdout  # the last periodic save before the interrupt
+    assert not _committed_on_s3(s3_server, s3_bucket, "ctrl-c/step-0000006")  # the cut-short save: none

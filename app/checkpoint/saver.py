@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from app.checkpoint.layout import CheckpointRef, step_key
@@ -24,6 +25,9 @@ from app.errors import AppError, CheckpointError
 __all__ = ["SaveWorker"]
 
 log = logging.getLogger(__name__)
+
+#: How long the training thread blocks at a time while it waits for a save (signals run in between).
+_WAIT_SLICE_S = 0.2
 
 Job = Callable[[PreparedSave], CheckpointRef]
 
@@ -92,7 +96,17 @@ class SaveWorker:
         future, self._future = self._future, None
         if future is None:
             return None
-        return future.result()  # re-raises the worker's error, once
+        # Wait in slices: our signal handlers restart interrupted system calls (app/signals.py), so an
+        # untimed wait would keep Python from running a handler (a second Ctrl-C) until the save ends.
+        while True:
+            try:
+                return future.result(timeout=_WAIT_SLICE_S)  # re-raises the worker's error, once
+            except FutureTimeout:
+                continue
+            except BaseException:
+                if not future.done():  # interrupted (e.g. KeyboardInterrupt): the save is still ours
+                    self._future = future
+                raise
 
     def _run(self, prepared: PreparedSave) -> CheckpointRef:
         try:

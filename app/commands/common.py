@@ -10,6 +10,7 @@ import argparse
 from app.errors import (
     EXIT_CHECKPOINT,
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PREEMPTED,
     EXIT_STORAGE,
@@ -28,6 +29,8 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_TASK}    task or data error (missing files, bad columns, unknown labels)
   {EXIT_PREEMPTED}  preempted (SIGTERM/SIGINT or a spot notice): saved if training had started, else nothing
        to save; safe to run again, it resumes
+  {EXIT_INTERRUPTED}  interrupted by a second Ctrl-C while training: stopped at once, NOT saved; run again to
+       resume from the last committed checkpoint
 """
 
 

@@ -74,6 +74,12 @@ def _close(session) -> None:  # noqa: ANN001
     import sys
 
     failing = sys.exc_info()[0] is not None
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):  # a second Ctrl-C: stop now, do not wait
+        step = session.mgr.in_flight
+        if step is not None:
+            log.warning("not waiting for checkpoint step %d, still being saved: it stays uncommitted", step)
+        session.runlog.close()
+        return
     try:
         session.mgr.close()
     except Exception:
