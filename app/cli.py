@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from app import __version__
+from app import __version__, redact
 from app.errors import (
     EXIT_CHECKPOINT,
     EXIT_FAILURE,
@@ -75,6 +75,7 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
         force=True,  # paddle installs its own root handler at import
     )
+    redact.install()  # no credential in a URL reaches stderr, whichever module logs it
     # Paddle and botocore are chatty at INFO.
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -40,8 +40,10 @@ class AppError(Exception):
     kind: str = "error"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = hint
+        from app.redact import redact_text  # a URL in a message never carries its credentials
+
+        self.message = redact_text(message)
+        self.hint = redact_text(hint) if hint else hint
         super().__init__(self.line())
 
     def line(self) -> str:

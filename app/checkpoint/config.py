@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from app.config.typed import limits
 from app.errors import ConfigError
 from app.store.config import check_uri_scheme
 
-__all__ = ["CheckpointConfig"]
+__all__ = ["CheckpointConfig", "MAX_MINUTES"]
+
+#: Upper bound of the minute fields (a year): larger ones overflow date arithmetic.
+MAX_MINUTES = 525_600.0
 
 
 @dataclass
@@ -17,15 +21,15 @@ class CheckpointConfig:
     #: Empty = ``<run.dir>/checkpoints``.
     uri: str = ""
     #: Save every this many optimizer steps (null = not by steps).
-    every_steps: int | None = None
+    every_steps: int | None = field(default=None, metadata=limits(gt=0))
     #: Save when this many minutes passed since the last save (null = not by time).
-    every_minutes: float | None = None
+    every_minutes: float | None = field(default=None, metadata=limits(gt=0, le=MAX_MINUTES))
     #: Serialize/hash/upload in a background worker (training continues after a host snapshot).
     async_save: bool = True
     #: Keep the newest N committed checkpoints; None keeps all.
-    keep_last: int | None = 3
+    keep_last: int | None = field(default=3, metadata=limits(ge=1))
     #: Also keep the best K by ``best_metric`` (0 = none).
-    keep_best: int = 1
+    keep_best: int = field(default=1, metadata=limits(ge=0))
     #: Metric (a key of meta.json's ``metrics``) used for best-K retention and best tracking; None = the
     #: task's metric (the trainer fills it in; left None, best-K retention is off).
     best_metric: str | None = None
@@ -33,7 +37,7 @@ class CheckpointConfig:
     best_mode: Literal["max", "min"] = "max"
     #: Uncommitted leftovers (no manifest) whose save started longer ago than this are deleted by gc and
     #: by retention after each commit. Age comes from the folder's ``.started`` marker, not mtimes.
-    leftover_minutes: float = 60.0
+    leftover_minutes: float = field(default=60.0, metadata=limits(ge=0, le=MAX_MINUTES))
 
     def validate(self, path: str) -> None:
         check_uri_scheme(f"{path}.uri", self.uri)

@@ -3,22 +3,88 @@
 Supports nested dataclasses, ``X | None``, ``Literal[...]``, ``list[X]``, ``dict[str, X]`` and the scalar
 types. Unknown keys are errors with a "did you mean" suggestion. Each dataclass may define
 ``validate(self, path)`` for cross-field rules; it is called after its fields are converted.
+
+Numbers: a float must be finite, an int must fit in 64 bits, a bool is never a number; a field's allowed
+range is declared next to it with :func:`limits` (``field(default=0.1, metadata=limits(gt=0))``) and
+checked here, for every element of a list field too, so each error names the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from app.errors import ConfigError
 
-__all__ = ["from_data", "to_data", "suggest", "field_names"]
+__all__ = ["from_data", "to_data", "suggest", "field_names", "Range", "limits", "field_range"]
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+#: Every int is stored as int64 somewhere (numpy, Paddle, JSON readers): larger ones are input errors.
+INT_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric field: any of ``ge`` (>=), ``gt`` (>), ``le`` (<=), ``lt`` (<)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def text(self) -> str:
+        low, high = _first(self.ge, self.gt), _first(self.le, self.lt)
+        if low is not None and high is not None:
+            left = "[" if self.ge is not None else "("
+            right = "]" if self.le is not None else ")"
+            return f"within {left}{_num(low)}, {_num(high)}{right}"
+        parts = [
+            f"{op} {_num(bound)}"
+            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if bound is not None
+        ]
+        return " and ".join(parts)
+
+    def check(self, value: Any, path: str) -> None:
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self.check(item, f"{path}[{i}]")
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return  # None, "auto", ...: not a number, nothing to bound
+        ok = (
+            (self.ge is None or value >= self.ge)
+            and (self.gt is None or value > self.gt)
+            and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
+        )
+        if not ok:
+            raise ConfigError(f"{path}: must be {self.text()}, got {_describe(value)}")
+
+
+def _first(a: float | None, b: float | None) -> float | None:
+    return a if a is not None else b
+
+
+def _num(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e15 else repr(bound)
+
+
+def limits(
+    *, ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None
+) -> dict[str, Range]:
+    """Field metadata declaring a numeric range, e.g. ``field(default=0.9, metadata=limits(ge=0, lt=1))``."""
+    return {"range": Range(ge=ge, gt=gt, le=le, lt=lt)}
+
+
+def field_range(f: dataclasses.Field) -> Range | None:
+    return f.metadata.get("range")
 
 
 def suggest(name: str, choices: typing.Iterable[str]) -> str:
@@ -32,6 +98,8 @@ def field_names(cls: type) -> list[str]:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 200:  # repr of a 5000-digit int raises ValueError
+        return f"an integer of {value.bit_length()} bits"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -89,22 +157,38 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             return value
         raise ConfigError(f"{path}: expected true or false, got {_describe(value)}")
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{path}: expected an integer, got {_describe(value)}")
+        return _to_int(value, path)
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-            return float(value)  # PyYAML (YAML 1.1) leaves "1e-5" (no dot) as a string
-        raise ConfigError(f"{path}: expected a number, got {_describe(value)}")
+        return _to_float(value, path)
     if tp is str:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{path}: expected a string, got {_describe(value)}")
     raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in a schema, not user input
+
+
+def _to_int(value: Any, path: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{path}: expected an integer, got {_describe(value)}")
+    if abs(value) > INT_MAX:
+        raise ConfigError(f"{path}: integer out of range (at most {INT_MAX} in size), got {_describe(value)}")
+    return value
+
+
+def _to_float(value: Any, path: str) -> float:
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)  # PyYAML (YAML 1.1) leaves "1e-5" (no dot) as a string
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConfigError(f"{path}: expected a number, got {_describe(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{path}: must be a finite number, got {_describe(value)}")
+    return number
 
 
 def from_data(cls: type, data: Any, path: str = "") -> Any:
@@ -118,6 +202,10 @@ def from_data(cls: type, data: Any, path: str = "") -> Any:
     # A field may be spelled differently in YAML (``init.from`` is the field ``from_``).
     known = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls) if f.init}
     for key in data:
+        if not isinstance(key, str):
+            raise ConfigError(
+                f"{path + '.' if path else ''}{_describe(key)}: keys must be strings, got a {type(key).__name__}"
+            )
         if key not in known:
             raise ConfigError(
                 f"{path + '.' if path else ''}{key}: unknown key{suggest(str(key), known)}"
@@ -128,6 +216,9 @@ def from_data(cls: type, data: Any, path: str = "") -> Any:
         sub = f"{path}.{name}" if path else name
         if name in data:
             kwargs[f.name] = _convert(data[name], hints[f.name], sub)
+            bounds = field_range(f)
+            if bounds is not None:
+                bounds.check(kwargs[f.name], sub)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{sub}: required key is missing")
     obj = cls(**kwargs)
