@@ -257,6 +257,47 @@ def test_every_int_field_rejects_bools_and_huge_ints_naming_it(bad):
         assert err.value.line().startswith(_shown(parts)), err.value.line()
 
 
+@pytest.mark.parametrize(
+    ("sets", "words"),
+    [
+        (["task.options.dropout=.nan"], ["task.options.dropout", "finite"]),
+        (["task.options.eval_fraction=1.5"], ["task.options.eval_fraction", "within (0, 1)"]),
+        (["task.options.classes=[1, 99]"], ["task.options.classes[1]", "within [0, 9]"]),
+        (["task.kind=ocr_rec", "task.options.augment.rotate_prob=2"], ["task.options.augment.rotate_prob"]),
+        (["task.kind=ocr_rec", "task.options.model.dropout=.inf"], ["task.options.model.dropout", "finite"]),
+        (["task.kind=nlp_seq_cls", "task.options.max_seq_len=-1"], ["task.options.max_seq_len", ">= 8"]),
+        (["task.kind=detection", "task.options.max_eval_images=0"], ["task.options.max_eval_images", "> 0"]),
+    ],
+)
+def test_task_options_are_checked_when_the_config_loads(cfg, capsys, sets, words):
+    args = ["-c", str(cfg)]
+    for item in sets:
+        args += ["--set", item]
+    code, _, err = _run(capsys, args)
+    _one_config_error(code, err, *words)
+
+
+def test_every_numeric_task_option_declares_a_range():
+    from app.tasks.registry import TASK_OPTIONS, TASKS, resolve
+
+    assert set(TASK_OPTIONS) == set(TASKS) - {"synth"}
+    missing = []
+    for target in TASK_OPTIONS.values():
+        pending = [resolve(target)]
+        while pending:
+            cls = pending.pop()
+            hints = typing.get_type_hints(cls)
+            for f in dataclasses.fields(cls):
+                flat = {hints[f.name], *typing.get_args(hints[f.name])}
+                flat |= {x for a in flat for x in typing.get_args(a)}
+                pending += [
+                    a for a in flat if dataclasses.is_dataclass(a) and a.__module__.startswith("app.tasks")
+                ]
+                if (int in flat or float in flat) and field_range(f) is None:
+                    missing.append(f"{cls.__name__}.{f.name}")
+    assert missing == []
+
+
 # -- local output folders -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("item", "field"),

@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from app.checkpoint.config import CheckpointConfig
 from app.config.paths import local_path_of, resolve_output_dir
-from app.config.typed import limits, suggest
+from app.config.typed import from_data, limits, suggest
 from app.errors import ConfigError
 from app.schedule.config import ScheduleConfig
 from app.store.config import StoreConfig, check_endpoint, check_uri_scheme
-from app.tasks.registry import TASKS  # plain data: no task module is imported
+from app.tasks.registry import TASK_OPTIONS, TASKS, resolve  # plain data: no task module is imported
 
 __all__ = [
     "RunConfig",
@@ -52,7 +52,7 @@ class TaskConfig:
 
     #: Registered task adapter, e.g. "digits" (the demo classifier).
     kind: str = "digits"
-    #: Task-specific options, validated by the task adapter.
+    #: Task-specific options (types and ranges: the task's docs), checked when the config loads.
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, path: str) -> None:
@@ -61,6 +61,9 @@ class TaskConfig:
                 f"{path}.kind: unknown task {self.kind!r}{suggest(self.kind, TASKS)} "
                 f"(known: {', '.join(sorted(TASKS))})"
             )
+        options_cls = TASK_OPTIONS.get(self.kind)
+        if options_cls is not None:  # types and ranges now; "required" rules when the task is built
+            from_data(resolve(options_cls), self.options, f"{path}.options", hooks=False)
 
 
 @dataclass

@@ -110,7 +110,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, path: str) -> Any:
+def _convert(value: Any, tp: Any, path: str, hooks: bool = True) -> Any:
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = get_args(tp)
@@ -121,7 +121,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _convert(value, option, path)
+                return _convert(value, option, path, hooks)
             except ConfigError as exc:
                 errors.append(exc)
         if len(errors) == 1:
@@ -142,14 +142,14 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{path}: expected a list, got {_describe(value)}")
         (item_tp,) = get_args(tp)
-        return [_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_convert(v, item_tp, f"{path}[{i}]", hooks) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {_describe(value)}")
         _, val_tp = get_args(tp)
-        return {str(k): _convert(v, val_tp, f"{path}.{k}") for k, v in value.items()}
+        return {str(k): _convert(v, val_tp, f"{path}.{k}", hooks) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
-        return from_data(tp, value, path)
+        return from_data(tp, value, path, hooks=hooks)
     if tp is Any:
         return value
     if tp is bool:
@@ -191,8 +191,12 @@ def _to_float(value: Any, path: str) -> float:
     return number
 
 
-def from_data(cls: type, data: Any, path: str = "") -> Any:
-    """Build dataclass ``cls`` from ``data`` (a mapping), validating types and unknown keys."""
+def from_data(cls: type, data: Any, path: str = "", *, hooks: bool = True) -> Any:
+    """Build dataclass ``cls`` from ``data`` (a mapping), validating types, ranges and unknown keys.
+
+    ``hooks=False`` skips the classes' ``validate`` methods (cross-field and "required" rules): used to
+    check a section's types and ranges early, before it is complete.
+    """
     where = path or "config"
     if data is None:
         data = {}
@@ -215,14 +219,14 @@ def from_data(cls: type, data: Any, path: str = "") -> Any:
     for name, f in known.items():
         sub = f"{path}.{name}" if path else name
         if name in data:
-            kwargs[f.name] = _convert(data[name], hints[f.name], sub)
+            kwargs[f.name] = _convert(data[name], hints[f.name], sub, hooks)
             bounds = field_range(f)
             if bounds is not None:
                 bounds.check(kwargs[f.name], sub)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{sub}: required key is missing")
     obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
+    validate = getattr(obj, "validate", None) if hooks else None
     if callable(validate):
         validate(path)
     return obj

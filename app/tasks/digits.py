@@ -14,7 +14,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from app.config.typed import from_data
+from app.config.typed import from_data, limits
 from app.errors import ConfigError
 
 __all__ = ["DigitsOptions", "DigitsNet", "DigitsTask"]
@@ -22,11 +22,11 @@ __all__ = ["DigitsOptions", "DigitsNet", "DigitsTask"]
 
 @dataclass
 class DigitsOptions:
-    classes: list[int] = field(default_factory=lambda: list(range(10)))
-    num_classes: int | None = None
-    width: int = 16
-    dropout: float = 0.1
-    eval_fraction: float = 0.25
+    classes: list[int] = field(default_factory=lambda: list(range(10)), metadata=limits(ge=0, le=9))
+    num_classes: int | None = field(default=None, metadata=limits(gt=0))
+    width: int = field(default=16, metadata=limits(gt=0))
+    dropout: float = field(default=0.1, metadata=limits(ge=0, lt=1))
+    eval_fraction: float = field(default=0.25, metadata=limits(gt=0, lt=1))
 
     def validate(self, path: str) -> None:
         if not self.classes or any(not 0 <= c <= 9 for c in self.classes):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["TASKS", "CONFIG_TRANSLATORS", "resolve", "translate_config"]
+__all__ = ["TASKS", "TASK_OPTIONS", "CONFIG_TRANSLATORS", "resolve", "translate_config"]
 
 #: name -> "module:factory"; the factory takes the task options dict and returns a Task.
 TASKS: dict[str, str] = {
@@ -19,6 +19,16 @@ TASKS: dict[str, str] = {
     "detection": "app.tasks.det.task:DetectionTask",
     "nlp_seq_cls": "app.tasks.nlp.task:SeqClsTask",
     "nlp_token_cls": "app.tasks.nlp.task:TokenClsTask",
+}
+
+#: name -> "module:Class" of the typed ``task.options`` dataclass, checked when the config loads (so a bad
+#: option fails `warmstart config` too, not only when the task is built).
+TASK_OPTIONS: dict[str, str] = {
+    "digits": "app.tasks.digits:DigitsOptions",
+    "ocr_rec": "app.tasks.ocr.options:OcrRecOptions",
+    "detection": "app.tasks.det.task:DetectionOptions",
+    "nlp_seq_cls": "app.tasks.nlp.options:SeqClsOptions",
+    "nlp_token_cls": "app.tasks.nlp.options:TokenClsOptions",
 }
 
 #: name -> "module:function"; ``function(data: dict) -> dict`` rewrites the raw (merged YAML/env/--set)

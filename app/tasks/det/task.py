@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import paddle
 
-from app.config.typed import from_data
+from app.config.typed import from_data, limits
 from app.errors import ConfigError
 from app.tasks.det.data import DatasetPaths, Pipeline, load_records, to_tensors
 from app.tasks.det.ema import Ema
@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 class SynthOptions:
     """Write the synthetic shapes set (app.tasks.det.synth) to ``dataset_dir`` if it is not there yet."""
 
-    n_train: int = 64
-    n_eval: int = 16
-    size: int = 96
-    seed: int = 0
+    n_train: int = field(default=64, metadata=limits(gt=0))
+    n_eval: int = field(default=16, metadata=limits(gt=0))
+    size: int = field(default=96, metadata=limits(gt=0))
+    seed: int = field(default=0, metadata=limits(ge=0))
 
 
 @dataclass
@@ -53,11 +53,11 @@ class DetectionOptions:
     #: Overrides EvalDataset ``anno_path`` (relative to dataset_dir).
     eval_anno: str | None = None
     #: Overrides the config's ``num_classes`` (a new head: warm-start it with init.mode=partial).
-    num_classes: int | None = None
+    num_classes: int | None = field(default=None, metadata=limits(gt=0))
     #: Generate the synthetic shapes set into dataset_dir when its annotations are missing.
     synthetic: SynthOptions | None = None
     #: Evaluate on at most this many images (None = all).
-    max_eval_images: int | None = None
+    max_eval_images: int | None = field(default=None, metadata=limits(gt=0))
     #: Raw ppdet keys merged over the loaded config, e.g. {"LCNet": {"scale": 0.5}}.
     overrides: dict[str, Any] = field(default_factory=dict)
 
