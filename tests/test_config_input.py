@@ -93,6 +93,11 @@ def _laughs() -> str:
         ("schedule: {base_lr: -.inf}\n", ["schedule.base_lr", "finite"]),
         ("schedule: {base_lr: 1.0e309}\n", ["schedule.base_lr", "finite"]),
         ("run: !!python/object:os.system {}\n", ["line"]),
+        (
+            "task: {kind: ocr_rec}\nOptimizer: {lr: {learning_rate: 0.1}}\nschedule: [1]\n",
+            ["schedule: expected a mapping"],
+        ),
+        ("task: {kind: detection, options: just-a-string}\n", ["task.options: expected a mapping"]),
     ],
 )
 def test_bad_yaml_files_are_one_config_error(tmp_path, capsys, text, words):

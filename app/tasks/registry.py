@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from app.errors import ConfigError
+
 __all__ = ["TASKS", "TASK_OPTIONS", "CONFIG_TRANSLATORS", "resolve", "translate_config"]
 
 #: name -> "module:factory"; the factory takes the task options dict and returns a Task.
@@ -54,4 +56,14 @@ def translate_config(data: dict[str, Any]) -> dict[str, Any]:
     task = data.get("task")
     kind = task.get("kind") if isinstance(task, dict) else None
     target = CONFIG_TRANSLATORS.get(kind) if isinstance(kind, str) else None
-    return resolve(target)(data) if target else data
+    if not target:
+        return data
+    try:
+        return resolve(target)(data)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        # A translator reads raw, unvalidated input: a value of the wrong shape is a config error.
+        raise ConfigError(
+            f"task.kind {kind}: a {kind} section of the config has an unexpected shape "
+            f"({type(exc).__name__}: {str(exc)[:120]})",
+            hint="check the types of the toolkit sections you set (mappings, lists, numbers)",
+        ) from None
