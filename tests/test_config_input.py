@@ -98,6 +98,10 @@ def _laughs() -> str:
             ["schedule: expected a mapping"],
         ),
         ("task: {kind: detection, options: just-a-string}\n", ["task.options: expected a mapping"]),
+        ('init: {from: "a\\0b"}\n', ["init.from", "control character"]),
+        ('checkpoint: {uri: "s3://bucket/a\\nb"}\n', ["checkpoint.uri", "control character"]),
+        ('run: {dir: "runs/a\\0b"}\n', ["run.dir", "not a usable folder path"]),
+        ("checkpoint: {uri: 's3://admin:pw@bucket/x'}\n", ["checkpoint.uri", "s3://***@bucket/x"]),
     ],
 )
 def test_bad_yaml_files_are_one_config_error(tmp_path, capsys, text, words):

@@ -76,6 +76,8 @@ def parse_uri(uri: str) -> StoreURI:
     if not isinstance(uri, str) or not uri.strip():
         raise _bad(str(uri), "empty")
     uri = uri.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in unquote(uri)):
+        raise _bad(uri, "contains a control character (e.g. a NUL byte or a newline)")
     scheme, sep, rest = uri.partition("://")
     if not sep:
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", uri):
