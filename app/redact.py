@@ -133,8 +133,31 @@ def _redacting_excepthook(exc_type: type[BaseException], exc: BaseException, tb:
     sys.stderr.flush()
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _redacting_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every log record's message is redacted when it is created, whichever handler later writes it."""
+    record = _base_factory(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a broken format string is logging's to report, as usual
+        return record
+    redacted = redact_text(message)
+    if redacted != message:
+        record.msg, record.args = redacted, ()
+    if record.exc_info and record.exc_info[0] is not None:  # formatters reuse a cached exc_text
+        record.exc_text = redact_text(_PLAIN.formatException(record.exc_info))
+    return record
+
+
+_PLAIN = logging.Formatter()
+
+
 def install() -> None:
-    """Redact every record the root logger's handlers write, and tracebacks of uncaught errors."""
+    """Redact every log record (any logger, any handler, e.g. ones a library adds later), the root
+    handlers' output including tracebacks, and tracebacks of uncaught errors."""
+    logging.setLogRecordFactory(_redacting_record)
     for handler in logging.getLogger().handlers:
         current = handler.formatter or logging.Formatter()
         formatter = RedactingFormatter(current._fmt, current.datefmt)  # noqa: SLF001 (copy its format)

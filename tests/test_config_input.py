@@ -366,3 +366,16 @@ def test_the_real_cli_prints_one_line_for_deep_yaml_and_etc(tmp_path):
         env=env, capture_output=True, text=True, timeout=300, cwd=os.path.join(str(tmp_path)),
     )  # fmt: skip
     assert proc.returncode == 2 and "checkpoint.uri" in proc.stderr and "/etc" in proc.stderr, proc.stderr
+
+
+def test_start_summary_prints_absolute_run_and_checkpoint_folders(tmp_path, monkeypatch, caplog):
+    from tests.train_helpers import run_inprocess, tiny_overrides
+
+    monkeypatch.chdir(tmp_path)
+    overrides = tiny_overrides(Path("rel/run"), **{"schedule.total_steps": 4, "schedule.warmup.steps": 1})
+    with caplog.at_level("INFO", logger="app.train.start"):
+        rc, _ = run_inprocess([*overrides, "checkpoint.uri=rel/ck"], config=str(ROOT / "configs/demo.yaml"))
+    assert rc == 0
+    text = caplog.text
+    assert f"in {tmp_path.resolve()}/rel/run (seed" in text
+    assert f"checkpoints: {tmp_path.resolve()}/rel/ck;" in text

@@ -72,6 +72,30 @@ def test_errors_logs_and_lineage_are_redacted() -> None:
     assert redact_data({"a": [f"http://u:{SECRET}@h", 1]}) == {"a": ["http://***@h", 1]}
 
 
+def test_installed_redaction_covers_handlers_added_later_and_tracebacks() -> None:
+    import io
+
+    from app import redact
+
+    redact.install()  # what the CLI does at start-up
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    lib = logging.getLogger("a_library_added_after_start")
+    lib.addHandler(handler)
+    lib.propagate = False
+    try:
+        lib.warning("connecting to %s", f"http://u:{SECRET}@h:1")
+        try:
+            raise ValueError(f"http://u:{SECRET}@h:1")
+        except ValueError:
+            lib.exception("failed")
+    finally:
+        lib.removeHandler(handler)
+    assert "http://***@h:1" in stream.getvalue() and "Traceback" in stream.getvalue()
+    assert SECRET not in stream.getvalue()
+
+
 def test_config_hash_does_not_depend_on_the_password() -> None:
     one = load_config(None, [f"store.endpoint_url=http://admin:{SECRET}@127.0.0.1:9000"], env={})
     two = load_config(None, ["store.endpoint_url=http://admin:other@127.0.0.1:9000"], env={})
