@@ -204,6 +204,7 @@ def test_bad_env_values_are_one_config_error(cfg, capsys, monkeypatch, var, valu
 
 def test_invalid_yaml_in_set_is_still_a_plain_string(cfg):
     assert load_config(cfg, ["run.notes=[not yaml"], env={}).run.notes == "[not yaml"
+    assert load_config(cfg, ["run.notes=*bold*"], env={}).run.notes == "*bold*"
 
 
 # -- every numeric field has a declared range and rejects non-finite values ---------------------------

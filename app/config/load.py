@@ -59,10 +59,11 @@ def _scalar(text: str, source: str) -> Any:
     if text == "":
         return ""
     try:
-        for _ in yaml.parse(text, Loader=yaml.SafeLoader):  # syntax only; iterative, never recursive
-            pass
+        yaml.compose(text, Loader=yaml.SafeLoader)  # syntax and aliases only: nothing is expanded
     except yaml.YAMLError:
-        return text  # not YAML: taken as a plain string, as before
+        return text  # not YAML (e.g. "*bold*", an unknown alias): taken as a plain string, as before
+    except RecursionError:
+        pass  # too deep: parse_yaml says so in one line
     return parse_yaml(text, source)
 
 
