@@ -324,10 +324,12 @@ def test_every_numeric_task_option_declares_a_range():
         ("run.dir=/var", "run.dir"),
         ("run.dir=/home", "run.dir"),
         ("run.dir=/usr", "run.dir"),
+        ("task.kind=nlp_seq_cls", "task.options.cache_dir"),
     ],
 )
 def test_system_directories_are_refused(cfg, capsys, item, field):
-    code, _, err = _run(capsys, ["-c", str(cfg), "--set", item])
+    extra = ["--set", "task.options.cache_dir=/etc/models"] if field.endswith("cache_dir") else []
+    code, _, err = _run(capsys, ["-c", str(cfg), "--set", item, *extra])
     line = _one_config_error(code, err, field, "system directory")
     assert "docs/config.md" in line
 

@@ -78,6 +78,8 @@ def _section(cls: type, path: str, out: list[str], nested: list[tuple[type, str]
             continue
         allowed = field_range(f)
         shown = allowed.text().replace("<", "&lt;") if allowed is not None else ""
+        if f.metadata.get("output_folder") or (path == "checkpoint" and key == "uri"):
+            shown = "not `/` or a system folder"
         out.append(f"| `{key}` | {_type_text(tp)} | {_default(f)} | {shown} | {notes.get(f.name, '')} |")
     out.append("")
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from app.checkpoint.config import CheckpointConfig
 from app.config.paths import local_path_of, resolve_output_dir
-from app.config.typed import from_data, limits, suggest
+from app.config.typed import from_data, limits, output_folder, suggest
 from app.errors import ConfigError
 from app.schedule.config import ScheduleConfig
 from app.store.config import StoreConfig, check_endpoint, check_uri_scheme
@@ -37,7 +37,7 @@ class RunConfig:
     #: Run name (logs, lineage).
     name: str = "run"
     #: Local run folder: logs, metrics, local staging of checkpoints.
-    dir: str = "runs/run"
+    dir: str = field(default="runs/run", metadata=output_folder())
     #: Seeds data order, initialisation and every step's randomness (with the step and rank).
     seed: int = field(default=42, metadata=limits(ge=0))
     #: Free text recorded in every checkpoint's meta.json.
@@ -190,8 +190,7 @@ class Config:
     preempt: PreemptConfig = field(default_factory=PreemptConfig)
 
     def validate(self, path: str) -> None:
-        """The local folders a run writes to follow the output-path rule (app.config.paths)."""
-        resolve_output_dir("run.dir", self.run.dir)
+        """A local checkpoint folder follows the output-folder rule (app.config.paths), as run.dir does."""
         _check_store_uri("checkpoint.uri", self.checkpoint.uri)
         _check_store_uri("init.from", (self.init.from_ or "").split("#", 1)[0])
         local = local_path_of(self.checkpoint.uri) if self.checkpoint.uri else None

@@ -20,9 +20,19 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
+from app.config.paths import resolve_output_dir
 from app.errors import ConfigError
 
-__all__ = ["from_data", "to_data", "suggest", "field_names", "Range", "limits", "field_range"]
+__all__ = [
+    "from_data",
+    "to_data",
+    "suggest",
+    "field_names",
+    "Range",
+    "limits",
+    "field_range",
+    "output_folder",
+]
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 #: Every int is stored as int64 somewhere (numpy, Paddle, JSON readers): larger ones are input errors.
@@ -85,6 +95,11 @@ def limits(
 
 def field_range(f: dataclasses.Field) -> Range | None:
     return f.metadata.get("range")
+
+
+def output_folder() -> dict[str, bool]:
+    """Field metadata for a local folder we write to: it must pass the rule of :mod:`app.config.paths`."""
+    return {"output_folder": True}
 
 
 def suggest(name: str, choices: typing.Iterable[str]) -> str:
@@ -223,6 +238,8 @@ def from_data(cls: type, data: Any, path: str = "", *, hooks: bool = True) -> An
             bounds = field_range(f)
             if bounds is not None:
                 bounds.check(kwargs[f.name], sub)
+            if f.metadata.get("output_folder") and isinstance(kwargs[f.name], str):
+                resolve_output_dir(sub, kwargs[f.name])
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{sub}: required key is missing")
     obj = cls(**kwargs)

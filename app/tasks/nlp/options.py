@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.config.typed import limits
+from app.config.typed import limits, output_folder
 from app.errors import ConfigError
 from app.store.config import StoreConfig
 
@@ -41,7 +41,7 @@ class NlpOptions:
     #: Batch size of the evaluation pass.
     eval_batch_size: int = field(default=64, metadata=limits(gt=0))
     #: Where a ``model_dir`` URI is downloaded; the config translator fills in ``<run.dir>/pretrained``.
-    cache_dir: str | None = None
+    cache_dir: str | None = field(default=None, metadata=output_folder())
     #: Store settings for a ``model_dir`` URI; the config translator copies the top-level ``store:``.
     store: StoreConfig | None = None
 
