@@ -202,9 +202,28 @@ def test_bad_env_values_are_one_config_error(cfg, capsys, monkeypatch, var, valu
     _one_config_error(code, err, *words)
 
 
-def test_invalid_yaml_in_set_is_still_a_plain_string(cfg):
-    assert load_config(cfg, ["run.notes=[not yaml"], env={}).run.notes == "[not yaml"
-    assert load_config(cfg, ["run.notes=*bold*"], env={}).run.notes == "*bold*"
+@pytest.mark.parametrize("text", ["[not yaml", "*bold*", "=", "!foo bar", "&a [*a]", "2024-01-01"])
+def test_text_that_is_not_plain_yaml_data_stays_a_string(cfg, text):
+    assert load_config(cfg, [f"run.notes={text}"], env={}).run.notes == text
+
+
+@pytest.mark.parametrize(
+    ("item", "words"),
+    [
+        ("task.options.x=!!binary aGVsbG8=", ["binary", "not supported"]),
+        ("task.options.x=!!set {a, b}", ["set", "not supported"]),
+        ("task.options=[1, .inf]", ["task.options[1]", "finite"]),
+        ("task.options.deep={a: {b: [1, .nan]}}", ["task.options.deep.a.b[1]", "finite"]),
+    ],
+)
+def test_free_form_values_are_plain_finite_data(cfg, capsys, item, words):
+    code, _, err = _run(capsys, ["-c", str(cfg), "--set", item])
+    _one_config_error(code, err, *words)
+
+
+def test_dates_in_free_form_options_stay_strings(tmp_path):
+    path = _yaml(tmp_path, "task: {kind: digits}\nrun: {notes: 2024-01-01}\n")
+    assert load_config(path, env={}).run.notes == "2024-01-01"
 
 
 # -- every numeric field has a declared range and rejects non-finite values ---------------------------

@@ -18,7 +18,7 @@ import yaml
 
 from app.config.schema import Config
 from app.config.typed import from_data, to_data
-from app.config.yamlsafe import MAX_BYTES, check_depth, parse_yaml
+from app.config.yamlsafe import MAX_BYTES, YamlSyntaxError, check_depth, parse_yaml
 from app.errors import ConfigError
 from app.redact import has_credentials, redact_data
 from app.tasks.registry import translate_config
@@ -59,12 +59,9 @@ def _scalar(text: str, source: str) -> Any:
     if text == "":
         return ""
     try:
-        yaml.compose(text, Loader=yaml.SafeLoader)  # syntax and aliases only: nothing is expanded
-    except yaml.YAMLError:
-        return text  # not YAML (e.g. "*bold*", an unknown alias): taken as a plain string, as before
-    except RecursionError:
-        pass  # too deep: parse_yaml says so in one line
-    return parse_yaml(text, source)
+        return parse_yaml(text, source)
+    except YamlSyntaxError:
+        return text  # not YAML (e.g. "[x", "*bold*", "="): taken as a plain string, as before
 
 
 def parse_set(item: str, source: str = "--set") -> tuple[str, Any]:

@@ -13,6 +13,7 @@ On top of PyYAML's ``SafeLoader`` (no Python objects are ever built):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -27,7 +28,7 @@ from yaml.nodes import MappingNode
 
 from app.errors import ConfigError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_BYTES", "parse_yaml", "check_depth"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_BYTES", "YamlSyntaxError", "parse_yaml", "check_depth"]
 
 #: Deepest nesting of mappings/lists accepted anywhere in a config (ours is about 5 deep).
 MAX_DEPTH = 32
@@ -68,6 +69,28 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _plain_string(loader: _StrictLoader, node: Any) -> str:
+    """A date such as 2024-01-01 (or a bare "=") stays the text it is: config values are plain JSON data."""
+    return loader.construct_scalar(node)
+
+
+def _unsupported(loader: _StrictLoader, node: Any) -> Any:
+    raise ConfigError(
+        f"YAML tag {node.tag!r} at {_line(node.start_mark)} is not supported in a config "
+        "(use strings, numbers, booleans, null, lists and mappings)"
+    )
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _plain_string)
+_StrictLoader.add_constructor("tag:yaml.org,2002:value", _plain_string)  # a bare "=" (YAML 1.1)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _unsupported)
+
+
+class YamlSyntaxError(ConfigError):
+    """The text is not valid YAML (as opposed to valid YAML that breaks a limit)."""
+
+
 def _too_big(source: str, what: str, event: Any) -> ConfigError:
     return ConfigError(f"{source}: {what} at {_line(getattr(event, 'start_mark', None))}")
 
@@ -95,8 +118,9 @@ def _check_events(text: str, source: str) -> None:
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, AliasEvent):
             if event.anchor not in anchors:
-                raise _too_big(
-                    source, f"alias *{event.anchor} refers to an unfinished or unknown anchor", event
+                raise YamlSyntaxError(
+                    f"{source}: alias *{event.anchor} at {_line(event.start_mark)} refers to an unknown "
+                    "anchor or to one it is inside of"
                 )
             add(event, *anchors[event.anchor])
         elif isinstance(event, ScalarEvent):
@@ -131,7 +155,7 @@ def parse_yaml(text: str, source: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{source}: {problem}{where}") from None
+        raise YamlSyntaxError(f"{source}: {problem}{where}") from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
         raise ConfigError(f"{source}: a value cannot be read: {str(exc)[:120]}") from None
     except RecursionError:  # pragma: no cover - the depth check runs first; a last line of defence
@@ -139,16 +163,21 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 def check_depth(data: Any, where: str) -> None:
-    """Refuse plain data nested deeper than :data:`MAX_DEPTH` (iteratively: deep input cannot recurse)."""
-    pending: list[tuple[Any, int]] = [(data, 0)]
+    """Refuse plain data nested deeper than :data:`MAX_DEPTH` (iteratively: deep input cannot recurse),
+    and a NaN or infinite number anywhere (also in free-form sections such as ``task.options``)."""
+    pending: list[tuple[Any, int, str]] = [(data, 0, "")]
     seen = 0
     while pending:
-        node, depth = pending.pop()
+        node, depth, path = pending.pop()
         seen += 1
         if seen > MAX_NODES:
             raise ConfigError(f"{where}: more than {MAX_NODES} values")
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"{path or where}: must be a finite number, got {node!r}")
         if isinstance(node, dict | list):
             if depth >= MAX_DEPTH:
                 raise ConfigError(f"{where}: nesting deeper than {MAX_DEPTH} levels")
-            children = node.values() if isinstance(node, dict) else node
-            pending.extend((child, depth + 1) for child in children)
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, child in items:
+                sub = f"{path}[{key}]" if isinstance(node, list) else (f"{path}.{key}" if path else str(key))
+                pending.append((child, depth + 1, sub))
