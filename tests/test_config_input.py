@@ -93,6 +93,7 @@ def _laughs() -> str:
         ("schedule: {base_lr: -.inf}\n", ["schedule.base_lr", "finite"]),
         ("schedule: {base_lr: 1.0e309}\n", ["schedule.base_lr", "finite"]),
         ("run: !!python/object:os.system {}\n", ["line"]),
+        ("schedule: {base_lr: !!float ''}\n", ["cannot be read"]),
         (
             "task: {kind: ocr_rec}\nOptimizer: {lr: {learning_rate: 0.1}}\nschedule: [1]\n",
             ["schedule: expected a mapping"],
@@ -174,6 +175,8 @@ def test_anchors_and_merge_keys_still_work(tmp_path):
         ("preempt.spot.interval_s=-5", ["preempt.spot.interval_s"]),
         ("init.min_loaded_fraction=.nan", ["init.min_loaded_fraction", "finite"]),
         ("store.endpoint_url=ftp://host", ["store.endpoint_url", "not an endpoint URL"]),
+        ("store.endpoint_url=http://[::1", ["store.endpoint_url", "not an endpoint URL"]),
+        ("checkpoint.uri=~no-such-user-4711/ck", ["checkpoint.uri", "no such user"]),
         ("store.endpoint_url=http://host:99999", ["store.endpoint_url"]),
         ("preempt.spot.endpoint=not a url", ["preempt.spot.endpoint"]),
     ],

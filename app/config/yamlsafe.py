@@ -156,8 +156,11 @@ def parse_yaml(text: str, source: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise YamlSyntaxError(f"{source}: {problem}{where}") from None
-    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
-        raise ConfigError(f"{source}: a value cannot be read: {str(exc)[:120]}") from None
+    except (ValueError, OverflowError, IndexError, TypeError, KeyError) as exc:
+        # PyYAML's constructors on odd scalars: a 5000-digit integer, an empty "!!float ''", ...
+        raise YamlSyntaxError(
+            f"{source}: a value cannot be read ({type(exc).__name__}: {str(exc)[:100]})"
+        ) from None
     except RecursionError:  # pragma: no cover - the depth check runs first; a last line of defence
         raise ConfigError(f"{source}: nesting too deep") from None
 

@@ -33,15 +33,11 @@ def check_endpoint(where: str, url: str) -> None:
     full = url if "://" in url else "https://" + url
     try:
         parts = urlsplit(full)
-        port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        port_ok = False
-    if (
-        parts.scheme.lower() not in ("http", "https")
-        or not parts.hostname
-        or not port_ok
-        or any(c.isspace() for c in url)
-    ):
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        ok = ok and (parts.port is None or 0 < parts.port < 65536)
+    except ValueError:  # e.g. a bad port or an unclosed "[" (IPv6)
+        ok = False
+    if not ok or any(c.isspace() or ord(c) < 32 for c in url):
         raise ConfigError(
             f"{where}: {redact_text(url)!r} is not an endpoint URL",
             hint="write http(s)://host[:port], e.g. http://127.0.0.1:9000 or https://oss-cn-hangzhou.aliyuncs.com",

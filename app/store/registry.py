@@ -84,7 +84,10 @@ def parse_uri(uri: str) -> StoreURI:
             raise _bad(
                 uri, f"malformed or unsupported scheme {uri.split(':', 1)[0] + ':'!r} (expected 'scheme://')"
             )
-        return StoreURI(scheme="file", path=Path(uri).expanduser())
+        try:
+            return StoreURI(scheme="file", path=Path(uri).expanduser())
+        except RuntimeError:  # "~name" of a user that does not exist
+            raise _bad(uri, f"{uri.split('/', 1)[0]!r}: no such user's home folder") from None
     scheme = scheme.lower()
     if scheme == "file":
         return _parse_file(uri)
