@@ -66,7 +66,7 @@ def test_every_documented_env_var_reaches_its_key(cfg_file):
         (["optim.name=adamm"], "optim.name: 'adamm' is not one of 'sgd', 'momentum', 'adam', 'adamw'; did you mean 'adam'?"),
         (["train.batch_size=abc"], "train.batch_size: expected an integer, got 'abc'"),
         (["train.batch_size=0"], "train.batch_size: must be > 0, got 0"),
-        (["schedule.base_lr=-1"], "schedule.base_lr: must be > 0, got -1.0"),
+        (["schedule.base_lr=-1"], "schedule.base_lr: must be within (0, 1000], got -1.0"),
         (["train.amp=yes"], "train.amp: True is not one of 'auto', 'off', 'fp16', 'bf16'"),
         (["init.min_loaded_fraction=2"], "init.min_loaded_fraction: must be within [0, 1], got 2.0"),
         (["freeze=notalist"], "freeze: expected a list, got 'notalist'"),

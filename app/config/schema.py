@@ -144,7 +144,7 @@ class FreezeStage:
     #: First optimizer step at which the parameters train again.
     until_step: int = field(default=0, metadata=limits(ge=0))
     #: Multiply the scheduled LR by this from the unfreeze step on.
-    lr_factor: float = field(default=1.0, metadata=limits(ge=0))
+    lr_factor: float = field(default=1.0, metadata=limits(ge=0, le=1000))
     #: Short linear re-warmup (in steps) after unfreezing.
     rewarmup_steps: int = field(default=0, metadata=limits(ge=0))
 

@@ -38,6 +38,12 @@ DecayKind = Literal[
 ]
 
 
+#: Upper bound of every learning rate (far above any useful one; keeps LR arithmetic finite).
+MAX_LR = 1000.0
+#: Upper bound of every length in epochs (converted to steps, which must fit in 64 bits).
+MAX_EPOCHS = 1e9
+
+
 def _prefix(path: str) -> str:
     return f"{path}." if path else ""
 
@@ -68,9 +74,9 @@ class WarmupConfig:
     #: Neither ``steps`` nor ``epochs`` set means no warmup.
     steps: int | Literal["auto"] | None = field(default=None, metadata=limits(ge=0))
     #: Warmup length in epochs; converted once to steps (rounded up) from the optimizer steps per epoch.
-    epochs: float | None = field(default=None, metadata=limits(ge=0))
+    epochs: float | None = field(default=None, metadata=limits(ge=0, le=MAX_EPOCHS))
     #: LR at step 0.
-    start_lr: float = field(default=0.0, metadata=limits(ge=0))
+    start_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
     #: Sharpness of the exponential warmup: lr(t) = start + (base - start) * (e^(p t/W) - 1) / (e^p - 1).
     #: Larger = slower start.
     power: float = field(default=5.0, metadata=limits(gt=0, le=100))
@@ -103,19 +109,19 @@ class DecayConfig:
     #: Decay curve after warmup (formulas in docs/schedule.md).
     kind: DecayKind = "cosine"
     #: Floor reached by cosine, linear and warmup_stable_decay; floor of exponential and inverse_sqrt.
-    min_lr: float = field(default=0.0, metadata=limits(ge=0))
+    min_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
     #: Final LR of polynomial.
-    end_lr: float = field(default=0.0, metadata=limits(ge=0))
+    end_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
     #: Exponent of polynomial.
     power: float = field(default=1.0, metadata=limits(gt=0, le=100))
     #: piecewise: steps (from the decay start) where the LR switches to the next value.
     boundaries: list[int] = field(default_factory=list, metadata=limits(gt=0))
     #: piecewise: absolute LRs, one more than ``boundaries``.
-    values: list[float] = field(default_factory=list, metadata=limits(ge=0))
+    values: list[float] = field(default_factory=list, metadata=limits(ge=0, le=MAX_LR))
     #: multistep: steps (from the decay start) where the LR is multiplied by ``gamma``.
     milestones: list[int] = field(default_factory=list, metadata=limits(gt=0))
     #: multistep: factor per milestone; exponential: factor per step.
-    gamma: float = field(default=0.1, metadata=limits(gt=0))
+    gamma: float = field(default=0.1, metadata=limits(gt=0, le=1))
     #: warmup_stable_decay: fraction of the decay phase spent in the final linear decay to ``min_lr``.
     decay_fraction: float = field(default=0.1, metadata=limits(ge=0, le=1))
     #: inverse_sqrt: lr = peak * sqrt(tau / (tau + t)); None = the warmup length (or 1 without warmup).
@@ -154,7 +160,7 @@ class StageConfig:
     #: Stage length in optimizer steps; None (last stage only) = until ``total_steps``.
     steps: int | None = field(default=None, metadata=limits(gt=0))
     #: Stage length in epochs, converted once to steps (rounded up). Set at most one of steps/epochs.
-    epochs: float | None = field(default=None, metadata=limits(gt=0))
+    epochs: float | None = field(default=None, metadata=limits(gt=0, le=MAX_EPOCHS))
 
     def validate(self, path: str) -> None:
         p = _prefix(path)
@@ -188,11 +194,11 @@ class ScheduleConfig:
     """The whole schedule: warmup to ``base_lr``, then ``decay`` (or the ``stages`` chain)."""
 
     #: Peak LR reached at the end of warmup (before the opt-in scaling rule).
-    base_lr: float = field(default=0.001, metadata=limits(gt=0))
+    base_lr: float = field(default=0.001, metadata=limits(gt=0, le=MAX_LR))
     #: Length of the run in optimizer steps. Set exactly one of total_steps / epochs.
     total_steps: int | None = field(default=None, metadata=limits(gt=0))
     #: Length of the run in epochs; converted once to steps (rounded up).
-    epochs: float | None = field(default=None, metadata=limits(gt=0))
+    epochs: float | None = field(default=None, metadata=limits(gt=0, le=MAX_EPOCHS))
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     decay: DecayConfig = field(default_factory=DecayConfig)
     #: Optional chain of decay stages after warmup; when set, ``decay`` is not used.
