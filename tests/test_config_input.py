@@ -407,3 +407,9 @@ def test_start_summary_prints_absolute_run_and_checkpoint_folders(tmp_path, monk
     text = caplog.text
     assert f"in {tmp_path.resolve()}/rel/run (seed" in text
     assert f"checkpoints: {tmp_path.resolve()}/rel/ck;" in text
+
+
+def test_export_refuses_a_system_folder_before_any_work(capsys):
+    code = main(["export", "-c", str(ROOT / "configs/demo.yaml"), "--out", "/etc/warmstart-export"])
+    _, err = capsys.readouterr()
+    _one_config_error(code, err, "--out", "/etc")
