@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -133,6 +134,15 @@ def _redacting_excepthook(exc_type: type[BaseException], exc: BaseException, tb:
     sys.stderr.flush()
 
 
+def _redacting_thread_hook(args: threading.ExceptHookArgs) -> None:
+    """An uncaught error in a background thread: its traceback, redacted."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    sys.stderr.write(f"Exception in thread {name}:\n")
+    _redacting_excepthook(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+
+
 _base_factory = logging.getLogRecordFactory()
 
 
@@ -163,3 +173,4 @@ def install() -> None:
         formatter = RedactingFormatter(current._fmt, current.datefmt)  # noqa: SLF001 (copy its format)
         handler.setFormatter(formatter)
     sys.excepthook = _redacting_excepthook
+    threading.excepthook = _redacting_thread_hook

@@ -96,6 +96,25 @@ def test_installed_redaction_covers_handlers_added_later_and_tracebacks() -> Non
     assert SECRET not in stream.getvalue()
 
 
+def test_uncaught_errors_in_threads_are_redacted(capsys, monkeypatch) -> None:
+    import threading
+
+    from app import redact
+
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # restored after the test
+    monkeypatch.setattr("sys.excepthook", __import__("sys").excepthook)
+    redact.install()
+
+    def fail() -> None:
+        raise RuntimeError(f"cannot reach http://u:{SECRET}@h:1")
+
+    worker = threading.Thread(target=fail)
+    worker.start()
+    worker.join()
+    err = capsys.readouterr().err
+    assert "RuntimeError: cannot reach http://***@h:1" in err and SECRET not in err
+
+
 def test_config_hash_does_not_depend_on_the_password() -> None:
     one = load_config(None, [f"store.endpoint_url=http://admin:{SECRET}@127.0.0.1:9000"], env={})
     two = load_config(None, ["store.endpoint_url=http://admin:other@127.0.0.1:9000"], env={})
