@@ -413,3 +413,20 @@ def test_export_refuses_a_system_folder_before_any_work(capsys):
     code = main(["export", "-c", str(ROOT / "configs/demo.yaml"), "--out", "/etc/warmstart-export"])
     _, err = capsys.readouterr()
     _one_config_error(code, err, "--out", "/etc")
+
+
+def test_loading_a_config_of_any_task_kind_does_not_import_paddle():
+    """Importing Paddle replaces the SIGTERM handler, so checking a config (task options included) must not."""
+    code = (
+        "import sys\n"
+        "from app.config import load_config\n"
+        "for kind in ('digits', 'ocr_rec', 'detection', 'nlp_seq_cls', 'nlp_token_cls'):\n"
+        "    load_config(None, ['task.kind=' + kind], env={})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp', 'ppdet', 'paddleocr')))\n"
+    )
+    proc = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", code], env=clean_env(PYTHONPATH=str(ROOT)), cwd=ROOT,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

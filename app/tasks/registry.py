@@ -24,11 +24,12 @@ TASKS: dict[str, str] = {
 }
 
 #: name -> "module:Class" of the typed ``task.options`` dataclass, checked when the config loads (so a bad
-#: option fails `warmstart config` too, not only when the task is built).
+#: option fails `warmstart config` too, not only when the task is built). These modules must not import
+#: Paddle: loading a config must not replace the SIGTERM handler.
 TASK_OPTIONS: dict[str, str] = {
-    "digits": "app.tasks.digits:DigitsOptions",
+    "digits": "app.tasks.digits_options:DigitsOptions",
     "ocr_rec": "app.tasks.ocr.options:OcrRecOptions",
-    "detection": "app.tasks.det.task:DetectionOptions",
+    "detection": "app.tasks.det.options:DetectionOptions",
     "nlp_seq_cls": "app.tasks.nlp.options:SeqClsOptions",
     "nlp_token_cls": "app.tasks.nlp.options:TokenClsOptions",
 }
