@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from app import __version__, signals
+from app import __version__, redact, signals
 from app.commands.common import EXIT_CODES_HELP
 from app.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PREEMPTED, AppError, PreemptedBeforeStart
 
@@ -55,6 +55,7 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
         force=True,  # paddle installs its own root handler at import
     )
+    redact.install()  # no credential in a URL reaches stderr, whichever module logs it
     # Paddle and botocore are chatty at INFO.
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

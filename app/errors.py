@@ -6,6 +6,8 @@ line (``warmstart: error: <message>``) and exits with the class's code; no trace
 
 from __future__ import annotations
 
+from app.redact import redact_text
+
 __all__ = [
     "EXIT_OK",
     "EXIT_FAILURE",
@@ -46,8 +48,8 @@ class AppError(Exception):
     kind: str = "error"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = hint
+        self.message = redact_text(message)  # a URL in a message never carries its credentials
+        self.hint = redact_text(hint) if hint else hint
         super().__init__(self.line())
 
     def line(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
+from app.redact import redact_data
 
 __all__ = ["utc_now", "parse_utc", "current_user", "code_version", "paddle_version", "with_lineage"]
 
@@ -74,8 +75,12 @@ def paddle_version() -> str | None:
 
 
 def with_lineage(meta: dict[str, Any], step: int) -> dict[str, Any]:
-    """A copy of the trainer's ``meta`` with time, user, code and Paddle versions added."""
-    out = dict(meta)
+    """A copy of the trainer's ``meta`` with time, user, code and Paddle versions added.
+
+    Every string is redacted (:mod:`app.redact`): credentials in an endpoint URL, a presigned
+    ``init.from`` or a parent URI never reach a checkpoint's meta.json.
+    """
+    out = redact_data(dict(meta))
     out.setdefault("metrics", {})
     out["step"] = step
     out["utc_time"] = utc_now()

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.checkpoint.layout import Manifest
+from app.redact import redact_data
 
 __all__ = ["human_size", "format_metrics", "format_table", "show_lines"]
 
@@ -66,6 +67,7 @@ def show_lines(
     state: Mapping[str, Any],
     tags: Sequence[str],
 ) -> list[str]:
+    meta = redact_data(dict(meta))  # a checkpoint written elsewhere (or before redaction) may hold secrets
     code = meta.get("code_version") or {}
     lines = [
         f"checkpoint:     {uri}",

@@ -37,12 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from app import signals
     from app.checkpoint import open_source
     from app.config import load_config
+    from app.config.paths import resolve_output_dir
     from app.errors import ConfigError
     from app.tasks.base import build_task
     from app.train.start import checkpoint_uri
     from app.train.warmstart import load_weights
 
     cfg = load_config(args.config, args.overrides)
+    out_dir = resolve_output_dir("--out", args.out)  # never / or a system folder (docs/config.md)
     with signals.held("while building the task"):  # toolkits take SIGTERM at import (app/signals.py)
         task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
     if not hasattr(task, "export"):
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         model, loaded.tensors["model"], "weights", cfg.init, loaded.ref.uri if loaded.ref else source
     )
     model.eval()
-    written = task.export(model, Path(args.out))
+    written = task.export(model, out_dir)
     for path in written:
         print(path)
     log.info("exported step %s of %s to %s", loaded.state.get("step", "?"), source, args.out)

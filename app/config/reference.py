@@ -13,6 +13,7 @@ import typing
 from typing import Any, Literal, get_args, get_origin
 
 from app.config.schema import Config
+from app.config.typed import field_range
 
 __all__ = ["render"]
 
@@ -64,7 +65,7 @@ def _section(cls: type, path: str, out: list[str], nested: list[tuple[type, str]
     if doc.startswith(f"{cls.__name__}("):  # dataclasses' generated signature, not a description
         doc = ""
     out += [f"## `{path}`", "", doc, ""] if doc else [f"## `{path}`", ""]
-    out += ["| key | type | default | description |", "|---|---|---|---|"]
+    out += ["| key | type | default | allowed | description |", "|---|---|---|---|---|"]
     hints = typing.get_type_hints(cls)
     notes = _comments(cls)
     for f in dataclasses.fields(cls):
@@ -73,9 +74,13 @@ def _section(cls: type, path: str, out: list[str], nested: list[tuple[type, str]
         inner = get_args(tp)[0] if get_origin(tp) is list and get_args(tp) else tp
         if dataclasses.is_dataclass(inner):
             nested.append((inner, f"{path}.{key}" + ("[]" if inner is not tp else "")))
-            out.append(f"| `{key}` | see `{path}.{key}` | | {notes.get(f.name, '')} |")
+            out.append(f"| `{key}` | see `{path}.{key}` | | | {notes.get(f.name, '')} |")
             continue
-        out.append(f"| `{key}` | {_type_text(tp)} | {_default(f)} | {notes.get(f.name, '')} |")
+        allowed = field_range(f)
+        shown = allowed.text().replace("<", "&lt;") if allowed is not None else ""
+        if f.metadata.get("output_folder") or (path == "checkpoint" and key == "uri"):
+            shown = "not `/` or a system folder"
+        out.append(f"| `{key}` | {_type_text(tp)} | {_default(f)} | {shown} | {notes.get(f.name, '')} |")
     out.append("")
 
 
@@ -85,6 +90,8 @@ def render() -> str:
         "",
         "Generated from the config dataclasses by `python -m app.config.reference`; do not edit by hand.",
         "Precedence: defaults < YAML file < `WARMSTART_*` env vars < `--set key=value`.",
+        "Numbers must be finite; *allowed* is each number's range, checked when the config loads. Local",
+        "folders (`run.dir`, a local `checkpoint.uri`) follow the output-folder rule in docs/config.md.",
         "",
     ]
     queue: list[tuple[type, str]] = []

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.checkpoint.config import CheckpointConfig
-from app.config.typed import suggest
+from app.config.paths import local_path_of, resolve_output_dir
+from app.config.typed import from_data, limits, output_folder, suggest
 from app.errors import ConfigError
 from app.schedule.config import ScheduleConfig
-from app.store.config import StoreConfig, check_uri_scheme
+from app.store.config import StoreConfig, check_endpoint, check_uri_scheme
+from app.tasks.registry import TASK_OPTIONS, TASKS, resolve  # plain data: no task module is imported
 
 __all__ = [
     "RunConfig",
@@ -21,7 +23,11 @@ __all__ = [
     "SpotConfig",
     "PreemptConfig",
     "Config",
+    "MAX_SECONDS",
 ]
+
+#: Upper bound of every duration in seconds (a day): larger values overflow timers and sleeps.
+MAX_SECONDS = 86_400.0
 
 
 @dataclass
@@ -31,9 +37,9 @@ class RunConfig:
     #: Run name (logs, lineage).
     name: str = "run"
     #: Local run folder: logs, metrics, local staging of checkpoints.
-    dir: str = "runs/run"
+    dir: str = field(default="runs/run", metadata=output_folder())
     #: Seeds data order, initialisation and every step's randomness (with the step and rank).
-    seed: int = 42
+    seed: int = field(default=42, metadata=limits(ge=0))
     #: Free text recorded in every checkpoint's meta.json.
     notes: str = ""
     #: Where the training data came from (recorded in meta.json lineage).
@@ -46,17 +52,18 @@ class TaskConfig:
 
     #: Registered task adapter, e.g. "digits" (the demo classifier).
     kind: str = "digits"
-    #: Task-specific options, validated by the task adapter.
+    #: Task-specific options (types and ranges: the task's docs), checked when the config loads.
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, path: str) -> None:
-        from app.tasks.base import TASKS  # the registry is a plain dict: no task module is imported
-
         if self.kind not in TASKS:
             raise ConfigError(
                 f"{path}.kind: unknown task {self.kind!r}{suggest(self.kind, TASKS)} "
                 f"(known: {', '.join(sorted(TASKS))})"
             )
+        options_cls = TASK_OPTIONS.get(self.kind)
+        if options_cls is not None:  # types and ranges now; "required" rules when the task is built
+            from_data(resolve(options_cls), self.options, f"{path}.options", hooks=False)
 
 
 @dataclass
@@ -66,17 +73,17 @@ class OptimConfig:
     #: adamw (decoupled weight decay), adam, momentum (SGD with momentum) or sgd.
     name: Literal["sgd", "momentum", "adam", "adamw"] = "adamw"
     #: AdamW: decoupled decay coefficient; other optimizers: L2 regularisation coefficient.
-    weight_decay: float = 0.0
+    weight_decay: float = field(default=0.0, metadata=limits(ge=0))
     #: momentum optimizer only.
-    momentum: float = 0.9
+    momentum: float = field(default=0.9, metadata=limits(ge=0, lt=1))
     #: Adam/AdamW first-moment decay.
-    beta1: float = 0.9
+    beta1: float = field(default=0.9, metadata=limits(ge=0, lt=1))
     #: Adam/AdamW second-moment decay.
-    beta2: float = 0.999
+    beta2: float = field(default=0.999, metadata=limits(ge=0, lt=1))
     #: Adam/AdamW numerical stability term.
-    epsilon: float = 1e-8
+    epsilon: float = field(default=1e-8, metadata=limits(gt=0))
     #: Clip gradients to this global L2 norm; None disables clipping.
-    grad_clip_norm: float | None = None
+    grad_clip_norm: float | None = field(default=None, metadata=limits(gt=0))
 
     @property
     def adaptive(self) -> bool:
@@ -88,31 +95,23 @@ class TrainConfig:
     """The training loop: batching, precision, evaluation and logging."""
 
     #: Per-process micro-batch size.
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata=limits(gt=0))
     #: Micro-batches per optimizer step. Schedule steps count optimizer steps.
-    grad_accum_steps: int = 1
+    grad_accum_steps: int = field(default=1, metadata=limits(gt=0))
     #: Mixed precision: "auto" = fp16 on GPU, off on CPU.
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     #: Evaluate every this many optimizer steps (and always at the end); null = only at the end.
-    eval_every_steps: int | None = None
+    eval_every_steps: int | None = field(default=None, metadata=limits(gt=0))
     #: Metric name reported by the task's evaluation, used for best tracking.
     metric: str = "accuracy"
     #: Whether a larger or smaller ``metric`` is better.
     metric_mode: Literal["max", "min"] = "max"
     #: One JSON log line (stdout and <run.dir>/log.jsonl) every this many optimizer steps.
-    log_every_steps: int = 10
+    log_every_steps: int = field(default=10, metadata=limits(gt=0))
     #: Progress bar on stderr: "auto" = only when stderr is a terminal.
     progress_bar: Literal["auto", "on", "off"] = "auto"
     #: Also write scalars for VisualDL to <run.dir>/visualdl.
     visualdl: bool = False
-
-    def validate(self, path: str) -> None:
-        for name in ("batch_size", "grad_accum_steps", "log_every_steps"):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"{path}.{name}: must be > 0, got {value}")
-        if self.eval_every_steps is not None and self.eval_every_steps <= 0:
-            raise ConfigError(f"{path}.eval_every_steps: must be > 0, got {self.eval_every_steps}")
 
 
 @dataclass
@@ -127,7 +126,7 @@ class InitConfig:
     #: Glob patterns of parameter names not to load (e.g. a new head: "head.*").
     ignore: list[str] = field(default_factory=list)
     #: partial mode: fail if fewer than this fraction of the model's parameters were loaded.
-    min_loaded_fraction: float = 0.5
+    min_loaded_fraction: float = field(default=0.5, metadata=limits(ge=0, le=1))
     #: Allow unpickling files (found by content, whatever their name): a .pdparams in init.from, a pickle in
     #: an NLP model_dir, a ppdet `pretrained` / DecodeCache. Unsafe with untrusted files; each use is logged
     #: with the file's sha256.
@@ -136,10 +135,6 @@ class InitConfig:
     def validate(self, path: str) -> None:
         if self.from_:
             check_uri_scheme(f"{path}.from", self.from_.split("#", 1)[0])
-        if not 0.0 <= self.min_loaded_fraction <= 1.0:
-            raise ConfigError(
-                f"{path}.min_loaded_fraction: must be within [0, 1], got {self.min_loaded_fraction}"
-            )
 
 
 @dataclass
@@ -149,11 +144,11 @@ class FreezeStage:
     #: Glob patterns of parameter names, e.g. "backbone.*".
     patterns: list[str] = field(default_factory=list)
     #: First optimizer step at which the parameters train again.
-    until_step: int = 0
+    until_step: int = field(default=0, metadata=limits(ge=0))
     #: Multiply the scheduled LR by this from the unfreeze step on.
-    lr_factor: float = 1.0
+    lr_factor: float = field(default=1.0, metadata=limits(ge=0, le=1000))
     #: Short linear re-warmup (in steps) after unfreezing.
-    rewarmup_steps: int = 0
+    rewarmup_steps: int = field(default=0, metadata=limits(ge=0))
 
 
 @dataclass
@@ -165,22 +160,21 @@ class SpotConfig:
     #: Metadata endpoint base URL; None = the provider's standard address.
     endpoint: str | None = None
     #: Seconds between polls.
-    interval_s: float = 5.0
+    interval_s: float = field(default=5.0, metadata=limits(gt=0, le=MAX_SECONDS))
+
+    def validate(self, path: str) -> None:
+        if self.endpoint is not None:
+            check_endpoint(f"{path}.endpoint", self.endpoint)
 
 
 @dataclass
 class PreemptConfig:
-    """Behaviour on SIGTERM/SIGINT and spot notices (exit 143 after a committed save)."""
+    """Behaviour on SIGTERM/SIGINT and spot notices: exit 143, after a committed save once training has
+    started (a stop before the first step saves nothing)."""
 
     #: Seconds available to finish the step and save after SIGTERM (keep below the platform's grace).
-    grace_seconds: float = 25.0
+    grace_seconds: float = field(default=25.0, metadata=limits(gt=0, le=MAX_SECONDS))
     spot: SpotConfig = field(default_factory=SpotConfig)
-
-    def validate(self, path: str) -> None:
-        if self.grace_seconds <= 0:
-            raise ConfigError(f"{path}.grace_seconds: must be > 0, got {self.grace_seconds}")
-        if self.spot.interval_s <= 0:
-            raise ConfigError(f"{path}.spot.interval_s: must be > 0, got {self.spot.interval_s}")
 
 
 @dataclass
@@ -197,3 +191,23 @@ class Config:
     init: InitConfig = field(default_factory=InitConfig)
     freeze: list[FreezeStage] = field(default_factory=list)
     preempt: PreemptConfig = field(default_factory=PreemptConfig)
+
+    def validate(self, path: str) -> None:
+        """A local checkpoint folder follows the output-folder rule (app.config.paths), as run.dir does."""
+        _check_store_uri("checkpoint.uri", self.checkpoint.uri)
+        _check_store_uri("init.from", (self.init.from_ or "").split("#", 1)[0])
+        local = local_path_of(self.checkpoint.uri) if self.checkpoint.uri else None
+        if local is not None:
+            resolve_output_dir("checkpoint.uri", local)
+
+
+def _check_store_uri(where: str, uri: str) -> None:
+    """Parse a store URI when the config loads (bucket name, prefix), naming the field on error."""
+    if not uri:
+        return
+    from app.store.registry import parse_uri  # the store package imports this module's components
+
+    try:
+        parse_uri(uri)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.config.typed import limits
 from app.errors import ConfigError
 
 __all__ = [
@@ -35,6 +36,12 @@ DecayKind = Literal[
     "constant",
     "warmup_stable_decay",
 ]
+
+
+#: Upper bound of every learning rate (far above any useful one; keeps LR arithmetic finite).
+MAX_LR = 1000.0
+#: Upper bound of every length in epochs (converted to steps, which must fit in 64 bits).
+MAX_EPOCHS = 1e9
 
 
 def _prefix(path: str) -> str:
@@ -65,14 +72,14 @@ class WarmupConfig:
     kind: WarmupKind = "linear"
     #: Warmup length in optimizer steps, or "auto" (6 % of total steps, clamped; see docs/schedule.md).
     #: Neither ``steps`` nor ``epochs`` set means no warmup.
-    steps: int | Literal["auto"] | None = None
+    steps: int | Literal["auto"] | None = field(default=None, metadata=limits(ge=0))
     #: Warmup length in epochs; converted once to steps (rounded up) from the optimizer steps per epoch.
-    epochs: float | None = None
+    epochs: float | None = field(default=None, metadata=limits(ge=0, le=MAX_EPOCHS))
     #: LR at step 0.
-    start_lr: float = 0.0
+    start_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
     #: Sharpness of the exponential warmup: lr(t) = start + (base - start) * (e^(p t/W) - 1) / (e^p - 1).
     #: Larger = slower start.
-    power: float = 5.0
+    power: float = field(default=5.0, metadata=limits(gt=0, le=100))
     #: For kind=custom: "module:attr" naming a function ``f(step, warmup_steps, start_lr, base_lr) -> lr``
     #: or a Paddle ``LRScheduler`` subclass built as ``cls(learning_rate=base_lr, warmup_steps=W,
     #: start_lr=start_lr)``.
@@ -102,23 +109,23 @@ class DecayConfig:
     #: Decay curve after warmup (formulas in docs/schedule.md).
     kind: DecayKind = "cosine"
     #: Floor reached by cosine, linear and warmup_stable_decay; floor of exponential and inverse_sqrt.
-    min_lr: float = 0.0
+    min_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
     #: Final LR of polynomial.
-    end_lr: float = 0.0
+    end_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
     #: Exponent of polynomial.
-    power: float = 1.0
+    power: float = field(default=1.0, metadata=limits(gt=0, le=100))
     #: piecewise: steps (from the decay start) where the LR switches to the next value.
-    boundaries: list[int] = field(default_factory=list)
+    boundaries: list[int] = field(default_factory=list, metadata=limits(gt=0))
     #: piecewise: absolute LRs, one more than ``boundaries``.
-    values: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list, metadata=limits(ge=0, le=MAX_LR))
     #: multistep: steps (from the decay start) where the LR is multiplied by ``gamma``.
-    milestones: list[int] = field(default_factory=list)
+    milestones: list[int] = field(default_factory=list, metadata=limits(gt=0))
     #: multistep: factor per milestone; exponential: factor per step.
-    gamma: float = 0.1
+    gamma: float = field(default=0.1, metadata=limits(gt=0, le=1))
     #: warmup_stable_decay: fraction of the decay phase spent in the final linear decay to ``min_lr``.
-    decay_fraction: float = 0.1
+    decay_fraction: float = field(default=0.1, metadata=limits(ge=0, le=1))
     #: inverse_sqrt: lr = peak * sqrt(tau / (tau + t)); None = the warmup length (or 1 without warmup).
-    timescale: int | None = None
+    timescale: int | None = field(default=None, metadata=limits(gt=0))
 
     def validate(self, path: str) -> None:
         p = _prefix(path)
@@ -151,9 +158,9 @@ class StageConfig:
 
     decay: DecayConfig = field(default_factory=DecayConfig)
     #: Stage length in optimizer steps; None (last stage only) = until ``total_steps``.
-    steps: int | None = None
+    steps: int | None = field(default=None, metadata=limits(gt=0))
     #: Stage length in epochs, converted once to steps (rounded up). Set at most one of steps/epochs.
-    epochs: float | None = None
+    epochs: float | None = field(default=None, metadata=limits(gt=0, le=MAX_EPOCHS))
 
     def validate(self, path: str) -> None:
         p = _prefix(path)
@@ -176,7 +183,7 @@ class ScalingConfig:
     #: log: warmup_steps * (1 + ln(B / B_ref)) when B > B_ref.
     warmup_rule: Literal["none", "log"] = "none"
     #: Global batch (micro-batch * grad accumulation * workers) that ``base_lr`` was tuned for.
-    reference_batch: int | None = None
+    reference_batch: int | None = field(default=None, metadata=limits(gt=0))
 
     def validate(self, path: str) -> None:
         _require_positive(_prefix(path), "reference_batch", self.reference_batch)
@@ -187,11 +194,11 @@ class ScheduleConfig:
     """The whole schedule: warmup to ``base_lr``, then ``decay`` (or the ``stages`` chain)."""
 
     #: Peak LR reached at the end of warmup (before the opt-in scaling rule).
-    base_lr: float = 0.001
+    base_lr: float = field(default=0.001, metadata=limits(gt=0, le=MAX_LR))
     #: Length of the run in optimizer steps. Set exactly one of total_steps / epochs.
-    total_steps: int | None = None
+    total_steps: int | None = field(default=None, metadata=limits(gt=0))
     #: Length of the run in epochs; converted once to steps (rounded up).
-    epochs: float | None = None
+    epochs: float | None = field(default=None, metadata=limits(gt=0, le=MAX_EPOCHS))
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     decay: DecayConfig = field(default_factory=DecayConfig)
     #: Optional chain of decay stages after warmup; when set, ``decay`` is not used.

@@ -76,13 +76,18 @@ def parse_uri(uri: str) -> StoreURI:
     if not isinstance(uri, str) or not uri.strip():
         raise _bad(str(uri), "empty")
     uri = uri.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in unquote(uri)):
+        raise _bad(uri, "contains a control character (e.g. a NUL byte or a newline)")
     scheme, sep, rest = uri.partition("://")
     if not sep:
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", uri):
             raise _bad(
                 uri, f"malformed or unsupported scheme {uri.split(':', 1)[0] + ':'!r} (expected 'scheme://')"
             )
-        return StoreURI(scheme="file", path=Path(uri).expanduser())
+        try:
+            return StoreURI(scheme="file", path=Path(uri).expanduser())
+        except RuntimeError:  # "~name" of a user that does not exist
+            raise _bad(uri, f"{uri.split('/', 1)[0]!r}: no such user's home folder") from None
     scheme = scheme.lower()
     if scheme == "file":
         return _parse_file(uri)

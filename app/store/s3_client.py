@@ -18,6 +18,7 @@ import botocore.session
 from botocore.config import Config
 
 from app.errors import ConfigError
+from app.redact import redact_data
 from app.store.config import StoreConfig
 
 __all__ = [
@@ -109,6 +110,8 @@ def client_kwargs(flavor: Flavor, cfg: StoreConfig, env: Mapping[str, str] | Non
         relaxed = True
     else:
         endpoint, region = cfg.endpoint_url, cfg.region
+        if endpoint and "://" not in endpoint:
+            endpoint = "https://" + endpoint  # as for oss://; botocore refuses a bare host
         addressing = cfg.addressing_style
         relaxed = endpoint is not None or any(env.get(name) for name in _AWS_ENDPOINT_ENVS)
     if endpoint:
@@ -139,5 +142,5 @@ def make_client(kwargs: Mapping[str, Any]) -> Any:
     core = botocore.session.Session()
     core.register_component("data_loader", _shared_loader())
     safe = {k: v for k, v in kwargs.items() if not k.startswith("aws_")}
-    log.debug("creating S3 client %s", {k: v for k, v in safe.items() if k != "config"})
+    log.debug("creating S3 client %s", redact_data({k: v for k, v in safe.items() if k != "config"}))
     return boto3.session.Session(botocore_session=core).client(**kwargs)

@@ -7,12 +7,12 @@ DataLoader workers), and ``collate`` turns a list of samples into a batch of pad
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol, runtime_checkable
 
 from app.config.schema import TaskConfig
 from app.config.typed import suggest
 from app.errors import ConfigError
+from app.tasks.registry import CONFIG_TRANSLATORS, TASKS, resolve, translate_config
 
 __all__ = ["Task", "TASKS", "CONFIG_TRANSLATORS", "build_task", "translate_config"]
 
@@ -45,45 +45,10 @@ class Task(Protocol):
     #   restores them on an exact resume (raise CheckpointError if a group is missing or mis-shaped).
 
 
-#: name -> "module:factory"; the factory takes the task options dict, ``seed`` and ``allow_pickle``
-#: (``init.allow_pickle``: whether a file the toolkit would unpickle may be loaded) and returns a Task.
-TASKS: dict[str, str] = {
-    "digits": "app.tasks.digits:DigitsTask",
-    "ocr_rec": "app.tasks.ocr.task:OcrRecTask",
-    "detection": "app.tasks.det.task:DetectionTask",
-    "nlp_seq_cls": "app.tasks.nlp.task:SeqClsTask",
-    "nlp_token_cls": "app.tasks.nlp.task:TokenClsTask",
-}
-
-#: name -> "module:function"; ``function(data: dict) -> dict`` rewrites the raw (merged YAML/env/--set)
-#: config before validation, e.g. to accept a toolkit's own keys (PaddleOCR ``Optimizer.lr``,
-#: PaddleDetection ``LearningRate``, PaddleNLP ``TrainingArguments`` names) and map them onto ours.
-#: It must not override keys the user set in our own sections.
-CONFIG_TRANSLATORS: dict[str, str] = {
-    "ocr_rec": "app.tasks.ocr.translate:translate",
-    "detection": "app.tasks.det.translate:translate",
-    "nlp_seq_cls": "app.tasks.nlp.translate:translate",
-    "nlp_token_cls": "app.tasks.nlp.translate:translate",
-}
-
-
-def _resolve(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def translate_config(data: dict[str, Any]) -> dict[str, Any]:
-    """Apply the task's translator, if it has one (only that task's module is imported)."""
-    task = data.get("task")
-    kind = task.get("kind") if isinstance(task, dict) else None
-    target = CONFIG_TRANSLATORS.get(kind) if isinstance(kind, str) else None
-    return _resolve(target)(data) if target else data
-
-
 def build_task(cfg: TaskConfig, seed: int, *, allow_pickle: bool = False) -> Task:
     target = TASKS.get(cfg.kind)
     if target is None:
         raise ConfigError(
             f"task.kind: unknown task {cfg.kind!r}{suggest(cfg.kind, TASKS)} (known: {', '.join(sorted(TASKS))})"
         )
-    return _resolve(target)(cfg.options, seed=seed, allow_pickle=allow_pickle)
+    return resolve(target)(cfg.options, seed=seed, allow_pickle=allow_pickle)

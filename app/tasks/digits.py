@@ -7,7 +7,6 @@ Options (``task.options``): ``classes`` (digits to use, default 0-9), ``num_clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,28 +14,9 @@ import paddle
 import paddle.nn as nn
 
 from app.config.typed import from_data
-from app.errors import ConfigError
+from app.tasks.digits_options import DigitsOptions
 
 __all__ = ["DigitsOptions", "DigitsNet", "DigitsTask"]
-
-
-@dataclass
-class DigitsOptions:
-    classes: list[int] = field(default_factory=lambda: list(range(10)))
-    num_classes: int | None = None
-    width: int = 16
-    dropout: float = 0.1
-    eval_fraction: float = 0.25
-
-    def validate(self, path: str) -> None:
-        if not self.classes or any(not 0 <= c <= 9 for c in self.classes):
-            raise ConfigError(f"{path}.classes: must be digits 0-9, got {self.classes}")
-        if self.num_classes is not None and self.num_classes < len(self.classes):
-            raise ConfigError(
-                f"{path}.num_classes ({self.num_classes}) is smaller than len(classes) ({len(self.classes)})"
-            )
-        if not 0.0 < self.eval_fraction < 1.0:
-            raise ConfigError(f"{path}.eval_fraction: must be in (0, 1), got {self.eval_fraction}")
 
 
 class DigitsNet(nn.Layer):

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.redact import redact_data
+
 __all__ = ["RunLog"]
 
 
@@ -55,7 +57,7 @@ class RunLog:
 
     def _write(self, record: dict[str, Any]) -> None:
         record.setdefault("time", _now())
-        line = json.dumps(record, separators=(", ", ": "))
+        line = json.dumps(redact_data(record), separators=(", ", ": "))
         self._file.write(line + "\n")
         self._file.flush()
         print(line, file=self._stdout, flush=True)

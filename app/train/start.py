@@ -21,9 +21,11 @@ from app.checkpoint import CheckpointManager, LoadedCheckpoint, Snapshot, open_s
 from app.checkpoint.layout import TRAINER_STATE
 from app.checkpoint.schema import check_resume_state
 from app.config import config_hash
+from app.config.paths import local_path_of, resolve_output_dir
 from app.config.schema import Config
 from app.config.typed import to_data
 from app.errors import CheckpointError
+from app.redact import redact_text
 from app.schedule import build_schedule, plain_state
 from app.store import open_store
 from app.tasks.base import build_task
@@ -78,22 +80,29 @@ def snapshot(s: Session) -> Snapshot:
     return Snapshot(step=s.step, tensors=tensors, state=state, meta=meta)
 
 
+def _shown_uri(uri: str) -> str:
+    """A local checkpoint folder as its resolved absolute path; a remote URI as written."""
+    local = local_path_of(uri)
+    return str(resolve_output_dir("checkpoint.uri", local)) if local is not None else uri
+
+
 def _summary(cfg: Config, s: Session, kind: str, source: str | None) -> None:
     sched = s.schedule
     n_params = sum(int(np.prod(p.shape)) for p in s.net.parameters())
     gb = cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world
     w = cfg.schedule.warmup
     decay = "stages" if cfg.schedule.stages else cfg.schedule.decay.kind
+    run_dir = resolve_output_dir("run.dir", cfg.run.dir)
     for line in (
-        f"run {cfg.run.name!r} in {cfg.run.dir} (seed {cfg.run.seed}, {s.dist.world} process(es))",
+        f"run {cfg.run.name!r} in {run_dir} (seed {cfg.run.seed}, {s.dist.world} process(es))",
         f"task {cfg.task.kind}: {n_params:,} parameters, {s.task.train_size()} training samples",
         f"batch {cfg.train.batch_size} x accum {cfg.train.grad_accum_steps} x world {s.dist.world} = {gb}; "
         f"{s.stream.micro_batches_per_epoch // cfg.train.grad_accum_steps} steps/epoch",
         f"schedule: {sched.total_steps} steps, base_lr {sched.base_lr:g}, warmup {w.kind} "
         f"{sched.warmup_steps} steps, decay {decay}; optimizer {cfg.optim.name}",
-        f"checkpoints: {s.mgr_uri}; start: {kind}" + (f" from {source}" if source else ""),
+        f"checkpoints: {_shown_uri(s.mgr_uri)}; start: {kind}" + (f" from {source}" if source else ""),
     ):
-        log.info("%s", line)
+        log.info("%s", redact_text(line))
     for note in sched.notes:
         log.info("schedule: %s", note)
     for warning in sched.warnings:

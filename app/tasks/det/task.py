@@ -12,7 +12,6 @@ import contextlib
 import io
 import logging
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,52 +19,14 @@ import numpy as np
 import paddle
 
 from app.config.typed import from_data
-from app.errors import ConfigError
 from app.tasks.det.data import DatasetPaths, Pipeline, load_records, to_tensors
 from app.tasks.det.ema import Ema
+from app.tasks.det.options import DetectionOptions, SynthOptions
 from app.tasks.det.workspace import build_architecture, check_pickle_loads, load_ppdet_config
 
 __all__ = ["SynthOptions", "DetectionOptions", "DetectionTask"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SynthOptions:
-    """Write the synthetic shapes set (app.tasks.det.synth) to ``dataset_dir`` if it is not there yet."""
-
-    n_train: int = 64
-    n_eval: int = 16
-    size: int = 96
-    seed: int = 0
-
-
-@dataclass
-class DetectionOptions:
-    #: A PaddleDetection config file (``_BASE_`` includes are resolved relative to it).
-    ppdet_config: str = ""
-    #: Overrides TrainDataset/EvalDataset ``dataset_dir``.
-    dataset_dir: str | None = None
-    #: Overrides both data sets' ``image_dir`` (relative to dataset_dir).
-    image_dir: str | None = None
-    #: Overrides TrainDataset ``anno_path`` (relative to dataset_dir).
-    train_anno: str | None = None
-    #: Overrides EvalDataset ``anno_path`` (relative to dataset_dir).
-    eval_anno: str | None = None
-    #: Overrides the config's ``num_classes`` (a new head: warm-start it with init.mode=partial).
-    num_classes: int | None = None
-    #: Generate the synthetic shapes set into dataset_dir when its annotations are missing.
-    synthetic: SynthOptions | None = None
-    #: Evaluate on at most this many images (None = all).
-    max_eval_images: int | None = None
-    #: Raw ppdet keys merged over the loaded config, e.g. {"LCNet": {"scale": 0.5}}.
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self, path: str) -> None:
-        if not self.ppdet_config:
-            raise ConfigError(f"{path}.ppdet_config: required (a PaddleDetection config file)")
-        if self.num_classes is not None and self.num_classes <= 0:
-            raise ConfigError(f"{path}.num_classes: must be > 0, got {self.num_classes}")
 
 
 def _make_synthetic(opts: DetectionOptions) -> None:

@@ -233,7 +233,7 @@ def _fill(section: dict[str, Any], values: dict[str, Any], exclusive: list[tuple
 def translate(data: dict[str, Any]) -> dict[str, Any]:
     """The ``CONFIG_TRANSLATORS["detection"]`` hook."""
     opts = (data.get("task") or {}).get("options") or {}
-    path = opts.get("ppdet_config")
+    path = opts.get("ppdet_config") if isinstance(opts, dict) else None
     if not isinstance(path, str) or not path:
         return data  # the task's own validation reports it
     if not Path(path).is_file():

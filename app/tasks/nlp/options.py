@@ -6,9 +6,10 @@ shipped config validates on a machine that lacks the data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from app.config.typed import limits, output_folder
 from app.errors import ConfigError
 from app.store.config import StoreConfig
 
@@ -36,11 +37,11 @@ class NlpOptions:
     #: Label names in head order; empty = the sorted set of labels found in ``train_file``.
     labels: list[str] | None = None
     #: Longest tokenized input (special tokens included); longer inputs are truncated.
-    max_seq_len: int = 128
+    max_seq_len: int = field(default=128, metadata=limits(ge=8))
     #: Batch size of the evaluation pass.
-    eval_batch_size: int = 64
+    eval_batch_size: int = field(default=64, metadata=limits(gt=0))
     #: Where a ``model_dir`` URI is downloaded; the config translator fills in ``<run.dir>/pretrained``.
-    cache_dir: str | None = None
+    cache_dir: str | None = field(default=None, metadata=output_folder())
     #: Store settings for a ``model_dir`` URI; the config translator copies the top-level ``store:``.
     store: StoreConfig | None = None
 

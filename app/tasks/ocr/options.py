@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.config.typed import limits
 from app.errors import ConfigError
 
 __all__ = ["ModelOptions", "AugmentOptions", "SynthOptions", "OcrRecOptions"]
@@ -20,19 +21,19 @@ class ModelOptions:
     """The CRNN-class recognizer: ``backbone`` (PP-LCNet-style convs) -> ``neck`` -> ``head`` (CTC)."""
 
     #: Channels of the stem; every stage doubles it (PP-LCNet's scale knob, in channels).
-    width: int = 16
+    width: int = field(default=16, metadata=limits(gt=0))
     #: Depthwise-separable blocks per stage (4 stages).
-    blocks_per_stage: int = 1
+    blocks_per_stage: int = field(default=1, metadata=limits(gt=0))
     #: Sequence encoder: bilstm (CRNN), mixer (light global self-attention + MLP blocks), none.
     encoder: Literal["bilstm", "mixer", "none"] = "bilstm"
     #: Hidden size of the encoder (per direction for bilstm).
-    hidden_size: int = 48
+    hidden_size: int = field(default=48, metadata=limits(gt=0))
     #: bilstm: stacked layers; mixer: blocks.
-    encoder_layers: int = 1
+    encoder_layers: int = field(default=1, metadata=limits(gt=0))
     #: mixer only: attention heads (must divide hidden_size).
-    heads: int = 2
+    heads: int = field(default=2, metadata=limits(gt=0))
     #: Dropout before the CTC head (train mode only).
-    dropout: float = 0.0
+    dropout: float = field(default=0.0, metadata=limits(ge=0, lt=1))
 
     def validate(self, path: str) -> None:
         for name in ("width", "blocks_per_stage", "hidden_size", "encoder_layers", "heads"):
@@ -52,16 +53,16 @@ class AugmentOptions:
     checkpoints save, so an exact resume replays the same augmented images."""
 
     #: Probability of a slight rotation of up to ``max_angle`` degrees.
-    rotate_prob: float = 0.0
-    max_angle: float = 3.0
+    rotate_prob: float = field(default=0.0, metadata=limits(ge=0, le=1))
+    max_angle: float = field(default=3.0, metadata=limits(ge=0, le=180))
     #: PaddleOCR's BaseDataAugmentation probabilities (from the paddleocr wheel): top/bottom crop,
     #: Gaussian blur, HSV brightness, jitter, Gaussian noise, colour inversion.
-    crop_prob: float = 0.0
-    blur_prob: float = 0.0
-    hsv_prob: float = 0.0
-    jitter_prob: float = 0.0
-    noise_prob: float = 0.0
-    reverse_prob: float = 0.0
+    crop_prob: float = field(default=0.0, metadata=limits(ge=0, le=1))
+    blur_prob: float = field(default=0.0, metadata=limits(ge=0, le=1))
+    hsv_prob: float = field(default=0.0, metadata=limits(ge=0, le=1))
+    jitter_prob: float = field(default=0.0, metadata=limits(ge=0, le=1))
+    noise_prob: float = field(default=0.0, metadata=limits(ge=0, le=1))
+    reverse_prob: float = field(default=0.0, metadata=limits(ge=0, le=1))
 
     @property
     def enabled(self) -> bool:
@@ -86,17 +87,17 @@ class SynthOptions:
 
     #: Characters words are drawn from (each must be in the dictionary).
     charset: str = "0123456789"
-    min_len: int = 1
-    max_len: int = 5
-    n_train: int = 1000
-    n_eval: int = 100
+    min_len: int = field(default=1, metadata=limits(ge=1))
+    max_len: int = field(default=5, metadata=limits(ge=1))
+    n_train: int = field(default=1000, metadata=limits(gt=0))
+    n_eval: int = field(default=100, metadata=limits(gt=0))
     #: Font files: names of DejaVu fonts (found in /usr/share/fonts/truetype/dejavu or matplotlib's
     #: mpl-data) such as "DejaVuSans.ttf", or paths.
     fonts: list[str] = field(default_factory=lambda: ["DejaVuSans.ttf"])
     #: Font size range in pixels (the line is 48 px high before resizing).
-    min_font_size: int = 26
-    max_font_size: int = 34
-    seed: int = 0
+    min_font_size: int = field(default=26, metadata=limits(ge=8, le=44))
+    max_font_size: int = field(default=34, metadata=limits(ge=8, le=44))
+    seed: int = field(default=0, metadata=limits(ge=0))
 
     def validate(self, path: str) -> None:
         if not self.charset:
@@ -132,12 +133,12 @@ class OcrRecOptions:
     #: Append the space character to the dictionary (PaddleOCR ``use_space_char``).
     use_space_char: bool = False
     #: Longest label in characters; longer labels are dropped from the data (as PaddleOCR does).
-    max_text_length: int = 25
+    max_text_length: int = field(default=25, metadata=limits(gt=0))
     #: C, H, W of the network input (PaddleOCR ``rec_image_shape``); lines are resized to H keeping the
     #: aspect ratio and right-padded to W.
-    image_shape: list[int] = field(default_factory=lambda: [3, 48, 320])
+    image_shape: list[int] = field(default_factory=lambda: [3, 48, 320], metadata=limits(gt=0))
     #: Batch size of the evaluation pass.
-    eval_batch_size: int = 64
+    eval_batch_size: int = field(default=64, metadata=limits(gt=0))
     model: ModelOptions = field(default_factory=ModelOptions)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
     #: Write a synthetic set into ``data_dir`` first (when its files are missing or differ).

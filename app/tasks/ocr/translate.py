@@ -76,6 +76,8 @@ def _put(data: dict[str, Any], dotted: str, value: Any) -> None:
     node = data
     for part in parents:
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return  # the user wrote a non-mapping there; validation names it
     node[last] = value
 
 
