@@ -57,7 +57,9 @@ class AppError(Exception):
 
     def report(self) -> str:
         """The one line the CLI prints: ``warmstart: <kind>: <what, where> (<what to do>)``."""
-        return f"warmstart: {self.kind}: {self.line()}"
+        line = f"warmstart: {self.kind}: {self.line()}"
+        # One line whatever a name in it holds (a crafted file name with a newline, a terminal escape).
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)
 
 
 class ConfigError(AppError):

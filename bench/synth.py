@@ -53,7 +53,7 @@ class SynthNet(nn.Layer):
 
 
 class SynthTask:
-    def __init__(self, options: dict, seed: int) -> None:
+    def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:  # nothing to unpickle
         self.opts: SynthOptions = from_data(SynthOptions, options, "task.options")
         rng = np.random.default_rng(1234)  # data independent of the run seed: every run sees the same
         o = self.opts

@@ -188,7 +188,7 @@ def test_diverging_loss_stops_with_a_task_error(tmp_path):
     from app.errors import TaskError
 
     ov = tiny_overrides(
-        tmp_path, **{"optim.name": "sgd", "schedule.base_lr": 1e12, "schedule.warmup.kind": "none"}
+        tmp_path, **{"optim.name": "sgd", "schedule.base_lr": 1000, "schedule.warmup.kind": "none"}
     )
     with pytest.raises(TaskError, match=r"loss is (nan|inf) at step \d+"):
         run_inprocess(ov)

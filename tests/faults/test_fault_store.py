@@ -174,7 +174,7 @@ def test_credentials_never_appear_in_logs_meta_or_printed_config(faulty_run, s3_
         body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode("latin-1")
         scanned[f"s3://{bucket}/{obj['Key']}"] = _leaks(body)
     env = clean_env(**SECRETS, OSS_ACCESS_KEY_ID="LTAIfaultsuite", OSS_REGION="cn-hangzhou",
-                    WARMSTART_CHECKPOINT_URI="oss://b/run")  # fmt: skip
+                    WARMSTART_CHECKPOINT_URI="oss://bkt/run")  # fmt: skip
     printed = subprocess.run([str(VENV_BIN / "warmstart"), "config", "-c", "configs/demo.yaml", "--print"],
                              cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
     assert printed.returncode == 0, printed.stderr
