@@ -63,10 +63,12 @@ bench-save: install
 # (1000 generated inputs per fuzz test, ~30 min on 2 cores), then docs/reliability.md from their figures.
 # `make test` runs both reduced (the fuzz suite's derandomized "ci" profile, well under a minute).
 .PHONY: faults
+# Examples per fuzz target in the long run (300: ~10 min on 2 cores; the ci profile in make test uses few).
+FUZZ_EXAMPLES ?= 300
 faults: install
 	rm -rf runs/faults
 	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/faults
-	WS_FUZZ_PROFILE=long WS_FUZZ_COLLECT=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
+	WS_FUZZ_PROFILE=long WS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) WS_FUZZ_COLLECT=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 	$(PY) -m tests.faults.report runs/faults docs/reliability.md
 
 # --- ocr ---

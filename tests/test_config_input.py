@@ -430,3 +430,25 @@ def test_loading_a_config_of_any_task_kind_does_not_import_paddle():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["ckpt", "gc", "/etc"], "URI"),
+        (["ckpt", "gc", "file:///usr/lib/x"], "URI"),
+        (["ckpt", "promote", "/etc", "--tag", "good"], "URI"),
+        (["ckpt", "import", "/dev/null", "/etc"], "DEST_URI"),
+        (["plot", "/tmp", "--out", "/etc/x.png"], "--out"),
+        (["plan", "-c", "configs/demo.yaml", "--plot", "/etc/x.png"], "--plot"),
+        (["launch", "--log-dir", "/etc", "--", "train", "-c", "configs/demo.yaml"], "--log-dir"),
+    ],
+)
+def test_every_command_writing_locally_refuses_system_folders(argv, field, capsys, monkeypatch):
+    """The output-folder rule holds for every command that writes or deletes in a local folder, checked
+    before any work (nothing is read, written or deleted)."""
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warmstart: config: {field}: "), err
+    assert "system directory" in err[0]

@@ -25,6 +25,7 @@ from app.checkpoint.source import local_copy, resolve_ref, split_tag
 from app.checkpoint.tags import promote, tagged_steps
 from app.checkpoint.writer import read_started
 from app.config import load_config
+from app.config.paths import local_path_of, resolve_output_dir
 from app.errors import EXIT_CHECKPOINT, EXIT_OK, CheckpointError, ConfigError
 from app.store import open_store
 from app.store.base import ObjectStore
@@ -38,7 +39,12 @@ def _store_config():  # noqa: ANN202  (StoreConfig)
     return load_config(None).store
 
 
-def _open(uri: str) -> ObjectStore:
+def _open(uri: str, *, writes: str | None = None) -> ObjectStore:
+    """The store at ``uri``; ``writes`` names the argument when the command writes or deletes there, so a
+    local one is held to the output-folder rule (never / or a system folder: docs/config.md)."""
+    local = local_path_of(uri) if writes else None
+    if local is not None:
+        resolve_output_dir(writes, local)
     return open_store(uri, _store_config())
 
 
@@ -187,7 +193,7 @@ def _policy_text(cfg: CheckpointConfig) -> str:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     cfg = _gc_config(args)
-    store = _open(args.uri)
+    store = _open(args.uri, writes="URI")
     if not cfg.best_metric:  # best-K means nothing without a metric: keep only what keep_last says
         cfg = replace(cfg, keep_best=0)
     plan = retention.collect(store, cfg)
@@ -208,7 +214,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 # -- import / promote ------------------------------------------------------------------------------
 def cmd_import(args: argparse.Namespace) -> int:
-    store = _open(args.dest)
+    store = _open(args.dest, writes="DEST_URI")
     with _staging() as staging:
         path, _ = local_copy(args.src, _store_config(), staging)
         ref = import_pdparams(
@@ -226,7 +232,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     _check_tag_arg(args.tag)  # a usage error, found before anything is read or hashed
-    store = _open(args.uri)
+    store = _open(args.uri, writes="URI")
     ref = _pick(store, None, args.step)
     if not ref.key:
         raise CheckpointError(f"{args.uri}: promote a checkpoint root (the folder holding step-* folders)")

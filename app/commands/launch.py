@@ -29,4 +29,7 @@ def run(args: argparse.Namespace) -> int:
     rest = args.args[1:] if args.args[:1] == ["--"] else args.args
     if not rest:
         raise ConfigError("warmstart launch: nothing to run", hint="add -- train -c FILE")
-    return supervise(args.nproc_per_node, args.log_dir, rest)
+    from app.config.paths import resolve_output_dir
+
+    log_dir = str(resolve_output_dir("--log-dir", args.log_dir))  # never / or a system folder
+    return supervise(args.nproc_per_node, log_dir, rest)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 
 from app.commands.common import add_config_args
 from app.config import load_config
+from app.config.paths import resolve_output_dir
 from app.schedule import BuiltSchedule, build_schedule
 
 __all__ = ["register", "run", "key_steps"]
@@ -87,6 +89,8 @@ def _print_text(built: BuiltSchedule, lrs: list[float]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plot:  # never / or a system folder (docs/config.md), checked before any work
+        resolve_output_dir("--plot", str(Path(args.plot).parent))
     cfg = load_config(args.config, args.overrides)
     batch = (
         args.global_batch

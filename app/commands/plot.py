@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.config.paths import resolve_output_dir
 from app.errors import ConfigError
 
 __all__ = ["register", "run"]
@@ -30,13 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from app.train.plotting import LOG_NAME, plot_run, read_run_log, summarize
 
     run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "curves.png"
+    resolve_output_dir("--out", str(out.parent))  # never / or a system folder (docs/config.md)
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {str(run_dir)!r} does not exist", hint="pass the run's run.dir")
     log_path = run_dir / LOG_NAME
     run_log = read_run_log(log_path)
     if not run_log.train:
         raise ConfigError(f"run log {str(log_path)!r} has no training lines yet; nothing to plot")
-    out = Path(args.out) if args.out else run_dir / "curves.png"
     plot_run(run_log, out, title=run_dir.resolve().name, log_lr=args.log_lr)
     print(f"wrote {out} ({summarize(run_log)})")
     return 0
