@@ -60,10 +60,10 @@ bench-save: install
 
 # --- faults ---
 # The fault-injection suite at full counts (50 kill -9, 20 SIGTERM) and the fuzz suite's long profile
-# (1000 generated inputs per fuzz test, ~30 min on 2 cores), then docs/reliability.md from their figures.
-# `make test` runs both reduced (the fuzz suite's derandomized "ci" profile, well under a minute).
+# (FUZZ_EXAMPLES generated inputs per fuzz test, fresh each run), then docs/reliability.md from their
+# figures. `make test` runs both reduced (the fuzz suite's derandomized "ci" profile, well under a minute).
+# 300 examples take ~10 min on 2 cores; `make faults FUZZ_EXAMPLES=1000` ~30 min.
 .PHONY: faults
-# Examples per fuzz target in the long run (300: ~10 min on 2 cores; the ci profile in make test uses few).
 FUZZ_EXAMPLES ?= 300
 faults: install
 	rm -rf runs/faults
