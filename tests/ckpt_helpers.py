@@ -8,8 +8,10 @@ import json
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from app.checkpoint import CheckpointConfig, CheckpointManager, Snapshot
 from app.store.base import ObjectInfo, ObjectStore, TransientStorageError
@@ -171,3 +173,34 @@ def store_hashes(store: ObjectStore, *steps: int) -> dict[str, str]:
     prefixes = tuple(f"step-{s:08d}/" for s in steps)
     keys = [info.key for info in store.list("") if info.key.startswith(prefixes)]
     return {key: hashlib.sha256(store.get_bytes(key)).hexdigest() for key in keys}
+
+
+def crafted_root(
+    request: Any, store_uri: str, steps: list[tuple[int, float]], s3_cases: set[str]
+) -> ObjectStore:
+    """Three committed steps on the store of the ``store_uri`` fixture, for the crafted-file tests; on S3
+    only the cases named in ``s3_cases`` run (the local store runs every case). The ``ckpt`` CLI is pointed
+    at the same S3 server through the environment. ``store_uri`` must be a parameter of the calling
+    fixture (that is what parametrizes it over the backends)."""
+    case = getattr(request.node, "callspec", None) and request.node.callspec.params.get("case")
+    if store_uri.startswith("s3://") and case and case not in s3_cases:
+        pytest.skip("covered on the local store; S3 runs a representative subset")
+    store = request.getfixturevalue("open_test_store")(store_uri)
+    save_steps(store, request.getfixturevalue("tmp_path") / "stage", steps)
+    if store_uri.startswith("s3://"):
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setenv("WARMSTART_S3_ENDPOINT_URL", store.cfg.endpoint_url)
+        monkeypatch.setenv("WARMSTART_S3_REGION", "us-east-1")
+        monkeypatch.setenv("WARMSTART_S3_ADDRESSING_STYLE", "path")
+    return store
+
+
+def ckpt_cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    """``warmstart ckpt ARGV`` in-process: (exit code, stdout, stderr); never a traceback."""
+    from app.cli import main
+
+    capsys.readouterr()  # drop earlier output (a log handler left on a closed stream by an earlier test)
+    code = main(["ckpt", *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err

@@ -12,11 +12,17 @@ import logging
 from pathlib import Path
 
 import pytest
-from ckpt_helpers import make_snapshot, replace_hash_valid, rng_state, save_steps, store_hashes
+from ckpt_helpers import (
+    ckpt_cli,
+    crafted_root,
+    make_snapshot,
+    replace_hash_valid,
+    rng_state,
+    store_hashes,
+)
 
 from app.checkpoint import CheckpointConfig, CheckpointManager
 from app.checkpoint.tags import resolve_tag, tagged_steps
-from app.cli import main
 from app.errors import CheckpointError
 from app.store.base import ObjectStore
 from app.train.start import _resumable
@@ -88,31 +94,12 @@ S3_CASES = {
 
 
 @pytest.fixture
-def root(
-    store_uri: str,
-    open_test_store,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-) -> ObjectStore:
-    case = getattr(request.node, "callspec", None) and request.node.callspec.params.get("case")
-    if store_uri.startswith("s3://") and case and case not in S3_CASES:
-        pytest.skip("covered on the local store; S3 runs a representative subset")
-    store = open_test_store(store_uri)
-    save_steps(store, tmp_path / "stage", [(10, 0.5), (20, 0.9), (30, 0.4)])
-    if store_uri.startswith("s3://"):
-        monkeypatch.setenv("WARMSTART_S3_ENDPOINT_URL", store.cfg.endpoint_url)
-        monkeypatch.setenv("WARMSTART_S3_REGION", "us-east-1")
-        monkeypatch.setenv("WARMSTART_S3_ADDRESSING_STYLE", "path")
-    return store
+def root(store_uri: str, request: pytest.FixtureRequest) -> ObjectStore:
+    return crafted_root(request, store_uri, [(10, 0.5), (20, 0.9), (30, 0.4)], S3_CASES)
 
 
 def _cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()  # drop earlier output (a log handler left on a closed stream by an earlier test)
-    code = main(["ckpt", *argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
+    return ckpt_cli(capsys, *argv)
 
 
 def _fallback(root: ObjectStore, tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
