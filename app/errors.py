@@ -41,6 +41,10 @@ EXIT_PREEMPTED = 143
 EXIT_INTERRUPTED = 130
 
 
+def _one_line(text: str) -> str:
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class AppError(Exception):
     """A failure caused by input or environment, reported as one line with a documented exit code."""
 
@@ -48,8 +52,10 @@ class AppError(Exception):
     kind: str = "error"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = redact_text(message)  # a URL in a message never carries its credentials
-        self.hint = redact_text(hint) if hint else hint
+        # A URL in a message never carries its credentials, and a name in it never breaks the one line
+        # (a crafted key or file name with a newline or a terminal escape is shown escaped).
+        self.message = _one_line(redact_text(message))
+        self.hint = _one_line(redact_text(hint)) if hint else hint
         super().__init__(self.line())
 
     def line(self) -> str:
@@ -57,9 +63,7 @@ class AppError(Exception):
 
     def report(self) -> str:
         """The one line the CLI prints: ``warmstart: <kind>: <what, where> (<what to do>)``."""
-        line = f"warmstart: {self.kind}: {self.line()}"
-        # One line whatever a name in it holds (a crafted file name with a newline, a terminal escape).
-        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)
+        return f"warmstart: {self.kind}: {self.line()}"
 
 
 class ConfigError(AppError):
