@@ -113,3 +113,26 @@ def test_one_step_shrinks_only_the_decayed_parameters(bert, name: str) -> None:
         assert all(abs(ratios[n] - 0.95) < 1e-5 for n in BERT_DECAYED)
     if name in ("sgd", "momentum"):  # L2 term wd * p in the gradient: p -= lr * wd * p
         assert all(abs(ratios[n] - 0.95) < 1e-5 for n in BERT_DECAYED)
+
+
+OCR_TASK = {"kind": "ocr_rec", "options": {"data_dir": "data/ocr", "builtin_dict": "en_dict.txt"}}
+
+
+def test_paddleocr_adamw_no_weight_decay_name_becomes_substring_globs(caplog) -> None:
+    from app.tasks.ocr.translate import translate as ocr_translate
+
+    opt = {"name": "AdamW", "weight_decay": 0.05, "no_weight_decay_name": "norm pos_embed [x]"}
+    out = ocr_translate({"task": OCR_TASK, "Optimizer": opt})
+    assert out["optim"]["no_decay"] == ["*norm*", "*pos_embed*", "*[[]x]*"]
+    mine = ocr_translate({"task": OCR_TASK, "optim": {"no_decay": ["head.*"]}, "Optimizer": opt})
+    assert mine["optim"]["no_decay"] == ["head.*"]  # our own section wins, with a warning
+    assert "Optimizer.no_weight_decay_name ignored: optim.no_decay is set" in caplog.text
+    with pytest.raises(ConfigError, match=r"^Optimizer.one_dim_param_no_weight_decay: not supported"):
+        ocr_translate({"task": OCR_TASK, "Optimizer": {**opt, "one_dim_param_no_weight_decay": True}})
+
+
+def test_substring_globs_select_what_paddleocr_selects() -> None:
+    net = _digits_net()
+    from app.tasks.ocr.translate import _glob_substring
+
+    assert decayed_names([_glob_substring("bias")], net) == [n for n in DIGITS_ALL if "bias" not in n]
