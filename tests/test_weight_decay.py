@@ -136,3 +136,16 @@ def test_substring_globs_select_what_paddleocr_selects() -> None:
     from app.tasks.ocr.translate import _glob_substring
 
     assert decayed_names([_glob_substring("bias")], net) == [n for n in DIGITS_ALL if "bias" not in n]
+
+
+def test_train_with_a_pattern_matching_nothing_is_one_line_exit_2(tmp_path, capsys) -> None:
+    from app.cli import main
+
+    argv = ["train", "--config", "configs/demo.yaml", "--set", f"run.dir={tmp_path / 'run'}",
+            "--set", "optim.no_decay=['nope*']", "--set", "train.progress_bar=off"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "warmstart: config: optim.no_decay[0]: 'nope*' matches no parameter (parameters look like: "
+        "backbone.0.weight, backbone.0.bias, backbone.2.weight, backbone.2.bias) "
+        "(patterns are case-sensitive globs on the whole name, e.g. '*bias*')"
+    ]
