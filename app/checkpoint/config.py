@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.checkpoint.layout import TAG_NAME_RE
 from app.config.typed import limits
 from app.errors import ConfigError
 from app.store.config import check_uri_scheme
@@ -39,9 +40,18 @@ class CheckpointConfig:
     #: Uncommitted leftovers (no manifest) whose save started longer ago than this are deleted by gc and
     #: by retention after each commit. Age comes from the folder's ``.started`` marker, not mtimes.
     leftover_minutes: float = field(default=60.0, metadata=limits(ge=0, le=MAX_MINUTES))
+    #: At the end of training, tag the committed step with the best ``train.metric`` under this name
+    #: (re-pointed if it exists), e.g. "best": then ``warmstart export --from URI#best`` exports it and
+    #: retention keeps it. null = no tag.
+    tag_best: str | None = None
 
     def validate(self, path: str) -> None:
         check_uri_scheme(f"{path}.uri", self.uri)
+        if self.tag_best is not None and not TAG_NAME_RE.fullmatch(self.tag_best):
+            raise ConfigError(
+                f"{path}.tag_best: invalid tag name {self.tag_best!r}",
+                hint="use letters, digits, '.', '_' or '-' (at most 100), e.g. best",
+            )
         check_policy(self, {k: f"{path}.{k}" for k in _POLICY_FIELDS})
         for name in ("every_steps", "every_minutes"):
             value = getattr(self, name)

@@ -23,6 +23,7 @@ __all__ = [
     "META",
     "STARTED",
     "TAGS_PREFIX",
+    "TAG_NAME_RE",
     "TENSOR_SUFFIX",
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -49,7 +50,9 @@ FORMAT_NAME = "warmstart-checkpoint"
 FORMAT_VERSION = 1
 
 _STEP_RE = re.compile(r"^step-(\d{8,})$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: A tag name (also checked when the config loads: ``checkpoint.tag_best``).
+TAG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME_RE = TAG_NAME_RE
 _GROUP_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 
 

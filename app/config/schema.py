@@ -11,7 +11,12 @@ from app.config.typed import from_data, limits, output_folder, suggest
 from app.errors import ConfigError
 from app.schedule.config import ScheduleConfig
 from app.store.config import StoreConfig, check_endpoint, check_uri_scheme
-from app.tasks.registry import TASK_OPTIONS, TASKS, resolve  # plain data: no task module is imported
+from app.tasks.registry import (  # plain data: no task module is imported
+    TASK_NO_DECAY,
+    TASK_OPTIONS,
+    TASKS,
+    resolve,
+)
 
 __all__ = [
     "RunConfig",
@@ -84,6 +89,16 @@ class OptimConfig:
     epsilon: float = field(default=1e-8, metadata=limits(gt=0))
     #: Clip gradients to this global L2 norm; None disables clipping.
     grad_clip_norm: float | None = field(default=None, metadata=limits(gt=0))
+    #: Parameters exempt from ``weight_decay``: glob patterns (fnmatch, case-sensitive, whole name) on the
+    #: structured parameter name, e.g. "*bias*", "encoder.*.norm1.*". null = the task's default, filled in
+    #: when the config loads: nlp_* = PaddleNLP's Trainer rule ["*bias*", "*norm*"], other tasks = [] (every
+    #: parameter decays). A pattern that matches no parameter is an error when training starts.
+    no_decay: list[str] | None = None
+
+    def validate(self, path: str) -> None:
+        for i, pattern in enumerate(self.no_decay or ()):
+            if not pattern.strip():
+                raise ConfigError(f"{path}.no_decay[{i}]: empty pattern; use a glob such as '*bias*'")
 
     @property
     def adaptive(self) -> bool:
@@ -196,6 +211,8 @@ class Config:
         """A local checkpoint folder follows the output-folder rule (app.config.paths), as run.dir does."""
         _check_store_uri("checkpoint.uri", self.checkpoint.uri)
         _check_store_uri("init.from", (self.init.from_ or "").split("#", 1)[0])
+        if self.optim.no_decay is None:  # the task's default, written into the resolved config
+            self.optim.no_decay = list(TASK_NO_DECAY.get(self.task.kind, ()))
         local = local_path_of(self.checkpoint.uri) if self.checkpoint.uri else None
         if local is not None:
             resolve_output_dir("checkpoint.uri", local)

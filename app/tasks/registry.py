@@ -12,7 +12,15 @@ from typing import Any
 
 from app.errors import ConfigError
 
-__all__ = ["TASKS", "TASK_OPTIONS", "CONFIG_TRANSLATORS", "resolve", "translate_config"]
+__all__ = [
+    "TASKS",
+    "TASK_OPTIONS",
+    "CONFIG_TRANSLATORS",
+    "PADDLENLP_NO_DECAY",
+    "TASK_NO_DECAY",
+    "resolve",
+    "translate_config",
+]
 
 #: name -> "module:factory"; the factory takes the task options dict, ``seed`` and ``allow_pickle``
 #: (``init.allow_pickle``: whether a file the toolkit would unpickle may be loaded) and returns a Task.
@@ -33,6 +41,18 @@ TASK_OPTIONS: dict[str, str] = {
     "detection": "app.tasks.det.options:DetectionOptions",
     "nlp_seq_cls": "app.tasks.nlp.options:SeqClsOptions",
     "nlp_token_cls": "app.tasks.nlp.options:TokenClsOptions",
+}
+
+#: PaddleNLP's Trainer rule (``create_optimizer``): no weight decay for a parameter whose structured name
+#: (``named_parameters()``) contains ``bias`` or ``norm`` (case-sensitive substrings), as glob patterns.
+PADDLENLP_NO_DECAY: tuple[str, ...] = ("*bias*", "*norm*")
+
+#: name -> default of ``optim.no_decay`` when the config leaves it unset. Tasks not listed decay every
+#: parameter (a parameter's own Paddle ``ParamAttr`` regularizer, as ppdet models set on BatchNorm, still
+#: wins with the L2 optimizers, as in ppdet and PaddleOCR).
+TASK_NO_DECAY: dict[str, tuple[str, ...]] = {
+    "nlp_seq_cls": PADDLENLP_NO_DECAY,
+    "nlp_token_cls": PADDLENLP_NO_DECAY,
 }
 
 #: name -> "module:function"; ``function(data: dict) -> dict`` rewrites the raw (merged YAML/env/--set)

@@ -14,7 +14,8 @@ from typing import Any
 
 import paddle
 
-from app.checkpoint import CheckpointManager
+from app.checkpoint import CheckpointManager, catalog
+from app.checkpoint.tags import promote
 from app.config.schema import Config
 from app.errors import Preempted, PreemptedBeforeStart, TaskError
 from app.schedule import BuiltSchedule
@@ -168,6 +169,25 @@ def _preempt(s: Session, first_step: int) -> None:
     )
 
 
+def tag_best(s: Session) -> None:
+    """Point ``checkpoint.tag_best`` at the committed step with the best metric (rank 0, after the last save).
+
+    The best step was saved when it was evaluated (a new best triggers a save), so it is committed unless
+    retention or a user removed it since; then the tag is left alone and a warning says why.
+    """
+    name, step = s.cfg.checkpoint.tag_best, s.best.get("step")
+    if not name or step is None or not s.dist.is_main:
+        return
+    ref = next((st.ref for st in catalog.committed(s.mgr.store) if st.step == step and st.intact), None)
+    if ref is None:
+        log.warning(
+            "checkpoint.tag_best: best step %d is not a committed checkpoint; tag %r unchanged", step, name
+        )
+        return
+    promote(s.mgr.store, ref, name, f"best {s.best.get('metric')}={s.best.get('value')}", force=True)
+    s.runlog.event(s.step, "tagged", tag=name, best=s.best)
+
+
 def run_loop(s: Session) -> int:
     total = s.schedule.total_steps
     cfg = s.cfg
@@ -201,6 +221,7 @@ def run_loop(s: Session) -> int:
     evaluate(s)
     save(s, sync=True, reason="final")
     s.mgr.flush()
+    tag_best(s)
     dist.barrier(s.dist)
     digest = dist.check_replicas(s.net, s.dist)
     extra = {"params_sha256": digest} if digest else {}

@@ -18,6 +18,7 @@ __all__ = [
     "Dist",
     "init_dist",
     "build_optimizer",
+    "decayed_names",
     "check_freeze",
     "apply_freeze",
     "trainable_names",
@@ -27,16 +28,52 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def decayed_names(patterns: list[str] | None, model: paddle.nn.Layer) -> list[str]:
+    """Structured names of the parameters ``weight_decay`` applies to: those no ``patterns`` glob matches.
+
+    A pattern that matches no parameter is a :class:`ConfigError` (a typo would silently decay everything).
+    """
+    names = [n for n, _ in model.named_parameters()]
+    for i, pat in enumerate(patterns or ()):
+        if not any(fnmatch.fnmatchcase(n, pat) for n in names):
+            raise ConfigError(
+                f"optim.no_decay[{i}]: {pat!r} matches no parameter "
+                f"(parameters look like: {', '.join(names[:4])})",
+                hint="patterns are case-sensitive globs on the whole name, e.g. '*bias*'",
+            )
+    return [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in patterns or ())]
+
+
+def _exempt(cfg: OptimConfig, model: paddle.nn.Layer) -> dict[str, paddle.Tensor]:
+    """Parameters (by structured name) that ``optim.no_decay`` exempts from weight decay."""
+    decayed = set(decayed_names(cfg.no_decay, model))
+    return {n: p for n, p in model.named_parameters() if n not in decayed}
+
+
 def build_optimizer(
     cfg: OptimConfig, lr: paddle.optimizer.lr.LRScheduler, model: paddle.nn.Layer
 ) -> paddle.optimizer.Optimizer:
+    """The optimizer; ``optim.no_decay`` parameters get no weight decay.
+
+    AdamW skips them through ``apply_decay_param_fun`` (keyed by ``param.name``, as PaddleNLP's Trainer
+    does); the L2 optimizers give them their own zero ``L2Decay``, which Paddle applies instead of the
+    optimizer's (a parameter's own ``ParamAttr`` regularizer otherwise keeps winning, as in ppdet).
+    """
     clip = paddle.nn.ClipGradByGlobalNorm(cfg.grad_clip_norm) if cfg.grad_clip_norm else None
     params = model.parameters()
+    exempt = _exempt(cfg, model)
+    if exempt:
+        log.info("weight decay: %d of %d parameters exempt (optim.no_decay)", len(exempt), len(params))
     if cfg.name == "adamw":
+        skip = frozenset(p.name for p in exempt.values())
         return paddle.optimizer.AdamW(
             learning_rate=lr, parameters=params, beta1=cfg.beta1, beta2=cfg.beta2,
             epsilon=cfg.epsilon, weight_decay=cfg.weight_decay, grad_clip=clip,
+            apply_decay_param_fun=(lambda name: name not in skip) if skip else None,
         )  # fmt: skip
+    if cfg.weight_decay:
+        for param in exempt.values():
+            param.regularizer = paddle.regularizer.L2Decay(0.0)
     if cfg.name == "adam":
         return paddle.optimizer.Adam(
             learning_rate=lr, parameters=params, beta1=cfg.beta1, beta2=cfg.beta2,

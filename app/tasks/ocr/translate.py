@@ -53,6 +53,8 @@ OPTIMIZER_KEYS = {
     "clip_norm": "optim.grad_clip_norm",
     "weight_decay": "optim.weight_decay",
 }
+#: PaddleOCR AdamW's exemptions from weight decay (``optim.no_decay``).
+NO_DECAY_KEYS = ("no_weight_decay_name", "one_dim_param_no_weight_decay")
 #: Our keys that decide the same thing as a target (the user setting one blocks the other).
 _GROUPS = {
     "schedule.epochs": ("schedule.epochs", "schedule.total_steps"),
@@ -172,10 +174,31 @@ def _lr(lr: Any, w: _Writer) -> None:
     w.set("schedule.decay", decay, f"Optimizer.lr.name={name}")
 
 
+def _glob_substring(name: str) -> str:
+    """The fnmatch pattern of "contains ``name``" (``*``, ``?`` and ``[`` taken literally)."""
+    return "*" + "".join(f"[{c}]" if c in "*?[" else c for c in name) + "*"
+
+
+def _no_decay(opt: dict[str, Any], w: _Writer) -> None:
+    """PaddleOCR's AdamW: ``no_weight_decay_name`` is space-separated substrings of structured names."""
+    if opt.get("one_dim_param_no_weight_decay"):
+        raise ConfigError(
+            "Optimizer.one_dim_param_no_weight_decay: not supported (optim.no_decay selects by name, not shape)",
+            hint="list those parameters' names in optim.no_decay",
+        )
+    names = opt.get("no_weight_decay_name")
+    if names is None:
+        return
+    if not isinstance(names, str):
+        raise ConfigError(f"Optimizer.no_weight_decay_name: expected space-separated names, got {names!r}")
+    w.set("optim.no_decay", [_glob_substring(n) for n in names.split()], "Optimizer.no_weight_decay_name")
+
+
 def _optimizer(opt: Any, w: _Writer) -> None:
     if not isinstance(opt, dict):
         raise ConfigError(f"Optimizer: expected a mapping, got {opt!r}")
-    _check_keys(opt, ("name", "lr", "regularizer") + tuple(OPTIMIZER_KEYS), "Optimizer")
+    _check_keys(opt, ("name", "lr", "regularizer", *NO_DECAY_KEYS) + tuple(OPTIMIZER_KEYS), "Optimizer")
+    _no_decay(opt, w)
     if "name" in opt:
         if opt["name"] not in OPTIMIZERS:
             raise ConfigError(f"Optimizer.name: {opt['name']!r} is not one of {', '.join(OPTIMIZERS)}")
