@@ -7,6 +7,7 @@ Values JSON cannot spell through :func:`json.dumps` (``1e999``, 1000-level nesti
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import struct
@@ -138,6 +139,13 @@ def _set(doc: Any, path: tuple, value: Any, delete: bool) -> Any:
     return doc
 
 
+def _fresh(draw: st.DrawFn, strategy: st.SearchStrategy[Any]) -> Any:
+    """A drawn value that is safe to put into a document and edit: ``sampled_from`` hands out the same
+    list/dict object every time, so editing it in place would leak into later examples (and could make
+    it contain itself)."""
+    return copy.deepcopy(draw(strategy))
+
+
 @st.composite
 def mutated_document(draw: st.DrawFn, base: Any) -> Any:
     """``base`` (a parsed valid file) with 1-4 values replaced, deleted, or keys added."""
@@ -151,15 +159,20 @@ def mutated_document(draw: st.DrawFn, base: Any) -> Any:
             for part in path:
                 target = target[part]
             if isinstance(target, dict):
-                target[draw(st.one_of(nasty_names, st.text(max_size=6)))] = draw(nasty_values)
+                target[draw(st.one_of(nasty_names, st.text(max_size=6)))] = _fresh(draw, nasty_values)
             continue
         if op == "wrap":
             node = doc
             for part in path:
                 node = node[part]
-            doc = _set(doc, path, draw(st.sampled_from([[node], {"value": node}, str(node)[:50]])), False)
+            doc = _set(
+                doc,
+                path,
+                copy.deepcopy(draw(st.sampled_from([[node], {"value": node}, str(node)[:50]]))),
+                False,
+            )
             continue
-        doc = _set(doc, path, draw(nasty_values), op == "delete" and bool(path))
+        doc = _set(doc, path, _fresh(draw, nasty_values), op == "delete" and bool(path))
     return doc
 
 
@@ -197,14 +210,16 @@ def _mutated_header(draw: st.DrawFn, header: dict[str, Any]) -> dict[str, Any]:
         field = draw(st.sampled_from(["dtype", "shape", "data_offsets", "whole", "drop", "bf16"]))
         if field == "bf16" and isinstance(doc.get(name), dict):  # the raw reader (no numpy bf16 dtype)
             doc[name]["dtype"] = "BF16"
-            doc[name][draw(st.sampled_from(["shape", "data_offsets"]))] = draw(st.one_of(_DIMS, _OFFSETS))
+            doc[name][draw(st.sampled_from(["shape", "data_offsets"]))] = _fresh(
+                draw, st.one_of(_DIMS, _OFFSETS)
+            )
         elif field == "whole":
-            doc[name] = draw(nasty_values)
+            doc[name] = _fresh(draw, nasty_values)
         elif field == "drop":
             doc.pop(name, None)
         elif isinstance(doc.get(name), dict):
             strat = {"dtype": _DTYPES, "shape": _DIMS, "data_offsets": _OFFSETS}[field]
-            doc[name][field] = draw(strat)
+            doc[name][field] = _fresh(draw, strat)
     return doc
 
 
