@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +70,48 @@ def _reset(ws: Any) -> None:
             ws.global_config[key] = saved
 
 
-def load_ppdet_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
-    """ppdet's ``global_config`` for ``path`` (``_BASE_`` resolved) with ``overrides`` merged on top."""
+def _merge_raw(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The safe parse with ``task.options.overrides`` merged over it, as ppdet merges them."""
+    out = copy.deepcopy(raw)
+    for key, value in (overrides or {}).items():
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _check_architecture(arch: Any, p: Path) -> None:
+    if not arch:
+        raise ConfigError(f"task.options.ppdet_config {str(p)!r}: no 'architecture' key")
+    if arch in BROKEN_ARCHITECTURES:
+        raise ConfigError(
+            f"task.options.ppdet_config {str(p)!r}: architecture {arch} is not supported: "
+            f"{BROKEN_ARCHITECTURES[arch]}",
+            hint=SUPPORTED_HINT,
+        )
+
+
+def load_ppdet_config(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+) -> Any:
+    """ppdet's ``global_config`` for ``path`` (``_BASE_`` resolved) with ``overrides`` merged on top.
+
+    ``check(merged, overrides)`` sees the safely parsed config (``!Tag`` as ``name: Tag``, overrides
+    merged) before ppdet reads the file, so its errors come before ppdet's."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"task.options.ppdet_config: {str(p)!r} does not exist")
     # ppdet parses with yaml.Loader, which runs `!!python/object/apply` tags: the safe parse goes first
-    read_ppdet_yaml(p)
+    raw = read_ppdet_yaml(p)
     ws = _workspace()
+    merged = _merge_raw(raw, overrides)
+    if merged.get("architecture") in BROKEN_ARCHITECTURES:
+        _check_architecture(merged["architecture"], p)
+    if check is not None:
+        check(merged, overrides or {})
     _reset(ws)
     try:
         cfg = ws.load_config(str(p))
@@ -89,15 +123,7 @@ def load_ppdet_config(path: str | Path, overrides: dict[str, Any] | None = None)
         raise ConfigError(f"task.options.ppdet_config {str(p)!r}: cannot be loaded: {exc}") from None
     if overrides:
         ws.merge_config(copy.deepcopy(overrides))
-    arch = cfg.get("architecture")
-    if not arch:
-        raise ConfigError(f"task.options.ppdet_config {str(p)!r}: no 'architecture' key")
-    if arch in BROKEN_ARCHITECTURES:
-        raise ConfigError(
-            f"task.options.ppdet_config {str(p)!r}: architecture {arch} is not supported: "
-            f"{BROKEN_ARCHITECTURES[arch]}",
-            hint=SUPPORTED_HINT,
-        )
+    _check_architecture(cfg.get("architecture"), p)
     return cfg
 
 
@@ -112,10 +138,6 @@ def build_architecture(cfg: Any) -> Any:
             f"ppdet cannot build architecture {cfg['architecture']!r} from task.options.ppdet_config: {exc}",
             hint="check the model section names against ppdet's registered modules",
         ) from None
-
-
-#: Top-level keys ppdet's own Trainer loads with paddle.load; our loop never reads them.
-IGNORED_WEIGHT_KEYS = ("pretrain_weights", "weights")
 
 
 def _walk(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str, Any]]:
@@ -146,14 +168,6 @@ def _gate(where: str, value: str, allow_pickle: bool, why: str) -> None:
 
 def check_pickle_loads(cfg: Any, allow_pickle: bool) -> None:
     """Refuse (or, with ``allow_pickle``, log with sha256) every config key that makes ppdet unpickle."""
-    for key in IGNORED_WEIGHT_KEYS:
-        value = dict.get(cfg, key)
-        if value:
-            log.warning(
-                "ppdet config key %s=%s is not loaded by warmstart (ppdet would unpickle it); convert it once "
-                "with `warmstart ckpt import %s DEST --allow-pickle` and set init.from=DEST",
-                key, value, value,
-            )  # fmt: skip
     for where, key, value in _walk(cfg, ""):
         if key == "pretrained" and isinstance(value, str) and value:
             _gate(where, value, allow_pickle, "a ppdet backbone's `pretrained` goes to paddle.load")

@@ -1,0 +1,452 @@
+"""A PaddleDetection user's files, unchanged: data set sections in both of ppdet's spellings (``!Tag`` and
+``name:``), COCO and Pascal VOC sources, a release-2.6-shaped ``_BASE_`` tree through `train` and `plan`,
+one-line errors for every broken data set section, and a word on every top-level ppdet key.
+
+Tiny on purpose: 96 px synthetic shapes, 2 training steps, a 2-image evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import app  # noqa: F401  (zlib before paddle)
+from app.cli import main
+from app.tasks.det.synth import CATEGORIES, write_shapes
+from app.tasks.det.workspace import _workspace
+from tests.train_helpers import ROOT, run_inprocess
+
+_workspace()  # ppdet's loggers bind sys.stdout when imported: here, not under a test's capsys
+PICODET = ROOT / "configs/ppdet/picodet_s_lcnet.yml"  # the shipped 96 px PicoDet (tag-form data sets)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_shapes(tmp_path_factory.mktemp("shapes"), n_train=8, n_eval=3, size=96, seed=5)
+    _to_voc(root)
+    return root
+
+
+def _to_voc(root: Path) -> None:
+    """The same images as Pascal VOC: Annotations/*.xml, trainval.txt / test.txt lists, label_list.txt."""
+    (root / "Annotations").mkdir()
+    (root / "label_list.txt").write_text("\n".join(CATEGORIES) + "\n")
+    for split, listing in (("train", "trainval.txt"), ("eval", "test.txt")):
+        coco = json.loads((root / f"{split}.json").read_text())
+        lines = []
+        for img in coco["images"]:
+            objects = "".join(
+                f"<object><name>{CATEGORIES[a['category_id'] - 1]}</name><difficult>0</difficult><bndbox>"
+                f"<xmin>{a['bbox'][0]}</xmin><ymin>{a['bbox'][1]}</ymin><xmax>{a['bbox'][0] + a['bbox'][2]}"
+                f"</xmax><ymax>{a['bbox'][1] + a['bbox'][3]}</ymax></bndbox></object>"
+                for a in coco["annotations"]
+                if a["image_id"] == img["id"]
+            )
+            xml = Path(img["file_name"]).with_suffix(".xml").name
+            (root / "Annotations" / xml).write_text(
+                f"<annotation><filename>{img['file_name']}</filename><size><width>{img['width']}</width>"
+                f"<height>{img['height']}</height><depth>3</depth></size>{objects}</annotation>"
+            )
+            lines.append(f"images/{img['file_name']} Annotations/{xml}")
+        (root / listing).write_text("\n".join(lines) + "\n")
+
+
+COCO_NAME_FORM = """\
+metric: COCO
+num_classes: 3
+TrainDataset:
+  name: COCODataSet
+  image_dir: images
+  anno_path: train.json
+  dataset_dir: {data}
+  data_fields: ['image', 'gt_bbox', 'gt_class', 'is_crowd']
+EvalDataset:
+  name: COCODataSet
+  image_dir: images
+  anno_path: eval.json
+  dataset_dir: {data}
+  allow_empty: true
+TestDataset:
+  name: ImageFolder
+  anno_path: eval.json
+  dataset_dir: {data}
+"""
+COCO_TAG_FORM = """\
+metric: COCO
+num_classes: 3
+TrainDataset:
+  !COCODataSet
+    image_dir: images
+    anno_path: train.json
+    dataset_dir: {data}
+    data_fields: ['image', 'gt_bbox', 'gt_class', 'is_crowd']
+EvalDataset:
+  !COCODataSet
+    image_dir: images
+    anno_path: eval.json
+    dataset_dir: {data}
+TestDataset:
+  !ImageFolder
+    anno_path: eval.json
+    dataset_dir: {data}
+"""
+VOC = """\
+metric: VOC
+map_type: 11point
+num_classes: 3
+TrainDataset:
+  name: VOCDataSet
+  dataset_dir: {data}
+  anno_path: trainval.txt
+  label_list: label_list.txt
+  data_fields: ['image', 'gt_bbox', 'gt_class', 'difficult']
+EvalDataset:
+  name: VOCDataSet
+  dataset_dir: {data}
+  anno_path: test.txt
+  label_list: label_list.txt
+  data_fields: ['image', 'gt_bbox', 'gt_class', 'difficult']
+TestDataset:
+  name: ImageFolder
+  anno_path: {data}/label_list.txt
+EvalReader:
+  collate_batch: false
+"""
+
+
+def ours(tmp: Path, ppdet_yml: Path, **options: object) -> Path:
+    """A Warmstart config pointing at ``ppdet_yml``, with only ``options`` in task.options."""
+    opts = ", ".join(f"{k}: {v}" for k, v in {"ppdet_config": ppdet_yml, **options}.items())
+    path = tmp / "ours.yaml"
+    path.write_text(
+        f"run: {{dir: {tmp / 'run'}}}\ncheckpoint: {{uri: {tmp / 'ckpt'}}}\n"
+        f"task: {{kind: detection, options: {{{opts}}}}}\n"
+        "train: {progress_bar: 'off', log_every_steps: 1}\n"
+    )
+    return path
+
+
+def datasets_yml(tmp: Path, body: str, data: Path) -> Path:
+    """The shipped 96 px PicoDet model and readers (without its data sets) + this data set file."""
+    model = PICODET.read_text().replace("'_base_/shapes_coco.yml',", "")
+    model = model.replace("'_base_/small_reader.yml'", f"'{PICODET.parent / '_base_/small_reader.yml'}'")
+    (tmp / "model.yml").write_text(model)
+    (tmp / "data.yml").write_text(body.format(data=data))
+    main_yml = tmp / "main.yml"
+    main_yml.write_text("_BASE_: ['model.yml', 'data.yml']\n")
+    return main_yml
+
+
+def build(config: Path):
+    from app.config import load_config
+    from app.tasks.base import build_task
+
+    return build_task(load_config(config, env={}).task, 0)
+
+
+def test_name_form_tag_form_and_voc_give_the_same_records(tmp_path: Path, shapes: Path) -> None:
+    tasks = {}
+    for form, body in (("name", COCO_NAME_FORM), ("tag", COCO_TAG_FORM), ("voc", VOC)):
+        (tmp_path / form).mkdir()
+        tasks[form] = build(ours(tmp_path / form, datasets_yml(tmp_path / form, body, shapes)))
+    boxes = {form: [r["gt_bbox"].round(3).tolist() for r in t.train_records] for form, t in tasks.items()}
+    classes = {form: [r["gt_class"].ravel().tolist() for r in t.train_records] for form, t in tasks.items()}
+    assert len(boxes["name"]) == 8 and boxes["name"] == boxes["tag"] == boxes["voc"]
+    assert classes["name"] == classes["tag"] == classes["voc"]
+    assert [len(t.eval_records) for t in tasks.values()] == [3, 3, 3]
+    assert tasks["voc"].data_source.startswith(f"voc {shapes}") and tasks["voc"].metric == "VOC"
+    assert tasks["name"].data_source.startswith(f"coco {shapes}")
+    assert type(tasks["name"].test_ds).__name__ == type(tasks["tag"].test_ds).__name__ == "ImageFolder"
+
+
+def test_voc_trains_evaluates_and_exports_its_labels(tmp_path: Path, shapes: Path) -> None:
+    config = ours(tmp_path, datasets_yml(tmp_path, VOC, shapes))
+    over = ["schedule.total_steps=2", "schedule.warmup.steps=1", "train.batch_size=2"]
+    rc, s = run_inprocess(over, config=str(config))
+    assert rc == 0 and s.step == 2
+    assert set(s.metrics) == {"bbox_map50", "boxes"} and 0.0 <= s.metrics["bbox_map50"] <= 1.0
+    assert s.cfg.train.metric == "bbox_map50"  # the translator's choice for metric: VOC
+    written = s.task.export(s.net, tmp_path / "export")
+    assert (
+        "label_list:\n- rectangle\n- ellipse\n- triangle" in (tmp_path / "export/infer_cfg.yml").read_text()
+    )
+    assert sorted(p.name for p in written) == ["infer_cfg.yml", "model.pdiparams", "model.pdmodel"]
+
+
+# --- a release-2.6-shaped config tree: configs/{datasets,runtime}.yml + configs/picodet/... -------------
+
+UPSTREAM = {
+    "datasets/coco_detection.yml": """\
+        metric: COCO
+        num_classes: 80
+
+        TrainDataset:
+          name: COCODataSet
+          image_dir: train2017
+          anno_path: annotations/instances_train2017.json
+          dataset_dir: dataset/coco
+          data_fields: ['image', 'gt_bbox', 'gt_class', 'is_crowd']
+
+        EvalDataset:
+          name: COCODataSet
+          image_dir: val2017
+          anno_path: annotations/instances_val2017.json
+          dataset_dir: dataset/coco
+          allow_empty: true
+
+        TestDataset:
+          name: ImageFolder
+          anno_path: annotations/instances_val2017.json
+          dataset_dir: dataset/coco
+        """,
+    "runtime.yml": """\
+        use_gpu: true
+        use_xpu: false
+        use_mlu: false
+        use_npu: false
+        log_iter: 20
+        save_dir: output
+        snapshot_epoch: 1
+        print_flops: false
+        print_params: false
+
+        export:
+          post_process: True
+          nms: True
+          benchmark: False
+          fuse_conv_bn: False
+        """,
+    "picodet/_base_/picodet_v2.yml": """\
+        architecture: PicoDet
+        pretrain_weights: https://example.invalid/LCNet_x1_5_pretrained.pdparams
+
+        PicoDet:
+          backbone: LCNet
+          neck: LCPAN
+          head: PicoHeadV2
+
+        LCNet:
+          scale: 1.5
+          feature_maps: [3, 4, 5]
+
+        LCPAN:
+          out_channels: 128
+          use_depthwise: True
+          num_features: 4
+
+        PicoHeadV2:
+          conv_feat:
+            name: PicoFeat
+            feat_in: 128
+            feat_out: 128
+            num_convs: 4
+            num_fpn_stride: 4
+            norm_type: bn
+            share_cls_reg: True
+            use_se: True
+          fpn_stride: [8, 16, 32, 64]
+          feat_in_chan: 128
+          prior_prob: 0.01
+          reg_max: 7
+          cell_offset: 0.5
+          grid_cell_scale: 5.0
+          static_assigner_epoch: 100
+          use_align_head: True
+          static_assigner: {name: ATSSAssigner, topk: 9, force_gt_matching: False}
+          assigner: {name: TaskAlignedAssigner, topk: 13, alpha: 1.0, beta: 6.0}
+          loss_class: {name: VarifocalLoss, use_sigmoid: False, iou_weighted: True, loss_weight: 1.0}
+          loss_dfl: {name: DistributionFocalLoss, loss_weight: 0.5}
+          loss_bbox: {name: GIoULoss, loss_weight: 2.5}
+          nms: {name: MultiClassNMS, nms_top_k: 1000, keep_top_k: 100, score_threshold: 0.025, nms_threshold: 0.6}
+        """,
+    "picodet/_base_/optimizer_300e.yml": """\
+        epoch: 300
+
+        LearningRate:
+          base_lr: 0.32
+          schedulers:
+          - !CosineDecay
+            max_epochs: 300
+          - !LinearWarmup
+            start_factor: 0.1
+            steps: 300
+
+        OptimizerBuilder:
+          optimizer:
+            momentum: 0.9
+            type: Momentum
+          regularizer:
+            factor: 0.00004
+            type: L2
+        """,
+    "picodet/_base_/picodet_320_reader.yml": """\
+        worker_num: 6
+        eval_height: &eval_height 320
+        eval_width: &eval_width 320
+        eval_size: &eval_size [*eval_height, *eval_width]
+
+        TrainReader:
+          sample_transforms:
+          - Decode: {}
+          - RandomCrop: {}
+          - RandomFlip: {prob: 0.5}
+          - RandomDistort: {}
+          batch_transforms:
+          - BatchRandomResize: {target_size: [256, 288, 320, 352, 384], random_size: True, random_interp: True, keep_ratio: False}
+          - NormalizeImage: {is_scale: true, mean: [0.485,0.456,0.406], std: [0.229, 0.224,0.225]}
+          - Permute: {}
+          - PadGT: {}
+          batch_size: 64
+          shuffle: true
+          drop_last: true
+
+        EvalReader:
+          sample_transforms:
+          - Decode: {}
+          - Resize: {interp: 2, target_size: *eval_size, keep_ratio: False}
+          - NormalizeImage: {is_scale: true, mean: [0.485,0.456,0.406], std: [0.229, 0.224,0.225]}
+          - Permute: {}
+          batch_transforms:
+          - PadBatch: {pad_to_stride: 32}
+          batch_size: 8
+          shuffle: false
+
+        TestReader:
+          inputs_def:
+            image_shape: [1, 3, *eval_height, *eval_width]
+          sample_transforms:
+          - Decode: {}
+          - Resize: {interp: 2, target_size: *eval_size, keep_ratio: False}
+          - NormalizeImage: {is_scale: true, mean: [0.485,0.456,0.406], std: [0.229, 0.224,0.225]}
+          - Permute: {}
+          batch_size: 1
+        """,
+    "picodet/picodet_s_320_coco_lcnet.yml": """\
+        _BASE_: [
+          '../datasets/coco_detection.yml',
+          '../runtime.yml',
+          '_base_/picodet_v2.yml',
+          '_base_/optimizer_300e.yml',
+          '_base_/picodet_320_reader.yml',
+        ]
+
+        pretrain_weights: https://example.invalid/LCNet_x0_75_pretrained.pdparams
+        weights: output/picodet_s_320_coco/best_model
+        find_unused_parameters: True
+        use_ema: true
+        epoch: 300
+        snapshot_epoch: 10
+
+        LCNet:
+          scale: 0.75
+          feature_maps: [3, 4, 5]
+        LCPAN:
+          out_channels: 96
+        PicoHeadV2:
+          conv_feat:
+            name: PicoFeat
+            feat_in: 96
+            feat_out: 96
+            num_convs: 2
+            num_fpn_stride: 4
+            norm_type: bn
+            share_cls_reg: True
+            use_se: True
+          feat_in_chan: 96
+        """,
+}
+
+
+def upstream_tree(tmp: Path) -> Path:
+    for rel, text in UPSTREAM.items():
+        (tmp / "configs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / "configs" / rel).write_text(textwrap.dedent(text))
+    return tmp / "configs/picodet/picodet_s_320_coco_lcnet.yml"
+
+
+def test_upstream_tree_plans_and_trains_with_only_data_paths_set(
+    tmp_path: Path, shapes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = {
+        "dataset_dir": shapes,
+        "image_dir": "images",
+        "train_anno": "train.json",
+        "eval_anno": "eval.json",
+    }
+    config = ours(tmp_path, upstream_tree(tmp_path), **paths, num_classes=3)
+    rc = main(["plan", "--config", str(config), "--set", "train.batch_size=4"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    # 8 images // batch 4 = 2 steps per epoch; CosineDecay max_epochs 300, LinearWarmup 300 steps
+    assert "steps per epoch: 2 " in out and "schedule: 600 optimizer steps, warmup 300 steps" in out
+    warned = " ".join(line for line in err.splitlines() if " WARNING " in line)
+    for key in ("use_gpu", "log_iter", "save_dir", "snapshot_epoch", "worker_num", "find_unused_parameters",
+                "print_flops", "export", "weights=output/picodet_s_320_coco/best_model", "pretrain_weights="):  # fmt: skip
+        assert key in warned, key
+    used = next(line for line in err.splitlines() if "; translated: " in line)
+    assert "TrainDataset" in used and "LearningRate -> schedule" in used and "PicoHeadV2" in used
+    over = [
+        "schedule.total_steps=2",
+        "schedule.warmup.steps=1",
+        "train.batch_size=2",
+        "task.options.max_eval_images=2",
+    ]
+    rc, s = run_inprocess(over, config=str(config))
+    assert rc == 0 and s.step == 2
+    assert set(s.metrics) == {"bbox_map", "bbox_map50", "boxes"}
+    assert (s.cfg.optim.name, s.cfg.optim.weight_decay, s.cfg.schedule.base_lr) == ("momentum", 0.00004, 0.32)
+
+
+def _section_error(tmp: Path, body: str, data: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    rc = main(["train", "--config", str(ours(tmp, datasets_yml(tmp, body, data)))])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert not any("Traceback" in line for line in err), "\n".join(err)
+    return rc, err[-1]
+
+
+BROKEN = {
+    "name missing": (COCO_NAME_FORM.replace("  name: COCODataSet\n", "", 1), 2, "TrainDataset.name is missing"),
+    "unknown source": (COCO_NAME_FORM.replace("COCODataSet", "CocoDataSet", 1), 2,
+                       "TrainDataset.name 'CocoDataSet' is not supported"),
+    "bad key, name form": (COCO_NAME_FORM.replace("anno_path: train.json", "anno_paht: train.json"), 2,
+                           "TrainDataset.anno_paht is not a COCODataSet key"),
+    "bad key, tag form": (COCO_TAG_FORM.replace("anno_path: eval.json\n    dataset_dir", "annopath: eval.json\n    dataset_dir"),
+                          2, "EvalDataset.annopath is not a COCODataSet key"),
+    "path not a string": (COCO_NAME_FORM.replace("image_dir: images", "image_dir: [images]", 1), 2,
+                          "TrainDataset.image_dir must be a path string"),
+    "missing annotations": (COCO_NAME_FORM.replace("train.json", "nope.json"), 5,
+                            "TrainDataset.anno_path: training annotations"),
+    "annotations not json": (COCO_NAME_FORM.replace("anno_path: train.json", "anno_path: label_list.txt"), 5,
+                             "TrainDataset: ppdet cannot read the training annotations"),
+    "no gt fields": (COCO_NAME_FORM.replace("data_fields: ['image', 'gt_bbox', 'gt_class', 'is_crowd']",
+                                            "data_fields: ['image']"), 2, "TrainDataset.data_fields"),
+    "missing label_list": (VOC.replace("label_list: label_list.txt", "label_list: labels.txt", 1), 5,
+                           "TrainDataset.label_list"),
+    "voc metric, coco data": (COCO_NAME_FORM.replace("metric: COCO", "metric: VOC"), 2,
+                              "metric VOC needs EvalDataset name: VOCDataSet"),
+    "unsupported metric": (COCO_NAME_FORM.replace("metric: COCO", "metric: RBOX"), 2, "metric 'RBOX' is not supported"),
+    "no eval section": (COCO_NAME_FORM[: COCO_NAME_FORM.index("EvalDataset")], 2, "no EvalDataset section"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_data_set_section_is_one_line_naming_the_key(
+    tmp_path: Path, shapes: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    body, code, needle = BROKEN[case]
+    rc, line = _section_error(tmp_path, body, shapes, capsys)
+    assert rc == code and line.startswith("warmstart: ") and needle in line, line
+
+
+def test_tag_section_replaced_by_a_plain_mapping_is_named(
+    tmp_path: Path, shapes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ppdet replaces a base file's ``!COCODataSet`` section by the including file's plain mapping."""
+    main_yml = datasets_yml(tmp_path, COCO_TAG_FORM, shapes)
+    main_yml.write_text(main_yml.read_text() + f"TrainDataset: {{dataset_dir: {shapes}}}\n")
+    rc = main(["train", "--config", str(ours(tmp_path, main_yml))])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "TrainDataset.name is missing" in err[-1] and len(err[-1].splitlines()) == 1
