@@ -450,3 +450,35 @@ def test_tag_section_replaced_by_a_plain_mapping_is_named(
     rc = main(["train", "--config", str(ours(tmp_path, main_yml))])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and "TrainDataset.name is missing" in err[-1] and len(err[-1].splitlines()) == 1
+
+
+def test_export_names_ppdet_weights_and_reads_them_only_through_the_pickle_gate(
+    tmp_path: Path, shapes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import paddle
+
+    from app.checkpoint.tensorio import sha256_file
+
+    main_yml = datasets_yml(tmp_path, COCO_NAME_FORM + "weights: output/mine/model_final\n", shapes)
+    config = ours(tmp_path, main_yml)
+    over = ["schedule.total_steps=2", "schedule.warmup.steps=1", "train.batch_size=2"]
+    rc, s = run_inprocess(over, config=str(config))
+    assert rc == 0
+    capsys.readouterr()
+    assert main(["export", "--config", str(config), "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "weights=output/mine/model_final is not what warmstart evaluates or exports" in err
+    assert "`warmstart export --from output/mine/model_final.pdparams --set init.allow_pickle=true`" in err
+    ppdet_file = tmp_path / "model_final.pdparams"  # what ppdet's trainer writes: a pickle
+    paddle.save(s.net.state_dict(), str(ppdet_file))
+    export = ["export", "--config", str(config), "--out", str(tmp_path / "b"), "--from", str(ppdet_file)]
+    assert main(export) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "is a pickle" in err[-1] and "init.allow_pickle" in err[-1]
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+    assert main([*export, "--set", "init.allow_pickle=true"]) == 0
+    err = capsys.readouterr().err
+    assert f"unpickling {ppdet_file} (sha256 {sha256_file(ppdet_file)})" in err
+    assert {"infer_cfg.yml", "model.pdiparams", "model.pdmodel"} <= {
+        p.name for p in (tmp_path / "b").iterdir()
+    }
