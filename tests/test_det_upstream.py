@@ -482,3 +482,21 @@ def test_export_names_ppdet_weights_and_reads_them_only_through_the_pickle_gate(
     assert {"infer_cfg.yml", "model.pdiparams", "model.pdmodel"} <= {
         p.name for p in (tmp_path / "b").iterdir()
     }
+
+
+def test_voc_piecewise_schedule_counts_steps_per_epoch_from_the_voc_list(
+    tmp_path: Path, shapes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The translator counts VOC list entries (not COCO json) for PiecewiseDecay's epoch boundaries."""
+    from app.tasks.det.translate import count_voc_images
+
+    assert count_voc_images(shapes / "trainval.txt", shapes) == 8
+    schedule = (
+        "epoch: 4\nLearningRate:\n  base_lr: 0.01\n  schedulers:\n  - !PiecewiseDecay {{gamma: 0.1, milestones: [2, 3]}}\n"
+        "  - !LinearWarmup {{start_factor: 0.1, steps: 1}}\nTrainReader: {{batch_size: 4}}\n"
+    )
+    config = ours(tmp_path, datasets_yml(tmp_path, VOC + schedule, shapes))
+    assert main(["plan", "--config", str(config), "--json"]) == 0
+    lrs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["lr"]
+    # 8 images // batch 4 = 2 steps per epoch: 8 steps, warmup 1, then drops at epochs 2 and 3
+    assert len(lrs) == 8 and lrs[1:] == pytest.approx([0.01, 0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001])

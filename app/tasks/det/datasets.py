@@ -141,6 +141,11 @@ def load_records(dataset: Any, section: str, role: str) -> tuple[list[dict], str
             hint="check anno_path / label_list / image_dir against the files",
         ) from None
     records = list(dataset.roidbs)
+    if getattr(dataset, "repeat", 1) != 1:
+        log.warning(
+            "%s.repeat=%s is not applied (ppdet's benchmark option): an epoch is one pass over the %d records",
+            section, dataset.repeat, len(records),
+        )  # fmt: skip
     if not records:
         raise TaskError(
             f"{section}: {role} annotations {anno!r} contain no usable images",
