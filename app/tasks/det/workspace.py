@@ -41,6 +41,10 @@ BROKEN_ARCHITECTURES = {
 SUPPORTED_HINT = "use PicoDet, PPYOLOE or YOLOv3 (configs/det_*.yaml)"
 
 _PRISTINE: dict[str, Any] | None = None
+#: Registered ppdet constructors -> deep copies of their default arguments. Some ppdet modules mutate a
+#: mutable default in place (LCPAN appends to ``spatial_scales`` when ``num_features: 4``), which would
+#: change every later build in the process (an export rebuilds the model; tests load many configs).
+_DEFAULTS: dict[Any, tuple[Any, Any]] = {}
 
 
 def _workspace() -> Any:
@@ -52,12 +56,38 @@ def _workspace() -> Any:
     global _PRISTINE
     if _PRISTINE is None:
         _PRISTINE = {k: copy.copy(v) for k, v in ws.global_config.items()}
+        _snapshot_defaults(ws)
     return ws
 
 
+def _snapshot_defaults(ws: Any) -> None:
+    from ppdet.core.config.schema import SchemaDict
+
+    for name, schema in ws.global_config.items():
+        init = (
+            getattr(getattr(schema.pymodule, name, None), "__init__", None)
+            if isinstance(schema, SchemaDict)
+            else None
+        )
+        if init is None or not (getattr(init, "__defaults__", None) or getattr(init, "__kwdefaults__", None)):
+            continue
+        try:
+            _DEFAULTS[init] = (copy.deepcopy(init.__defaults__), copy.deepcopy(init.__kwdefaults__))
+        except Exception:  # noqa: BLE001  (an uncopyable default: left as it is)
+            continue
+
+
+def _restore_defaults() -> None:
+    """Give every registered ppdet constructor fresh copies of its original default arguments."""
+    for init, (defaults, kwdefaults) in _DEFAULTS.items():
+        init.__defaults__ = copy.deepcopy(defaults)
+        init.__kwdefaults__ = copy.deepcopy(kwdefaults)
+
+
 def _reset(ws: Any) -> None:
-    """Put ppdet's global registry back to its just-imported state."""
+    """Put ppdet's global registry (and its constructors' defaults) back to the just-imported state."""
     assert _PRISTINE is not None
+    _restore_defaults()
     for key in list(ws.global_config):
         if key not in _PRISTINE:
             del ws.global_config[key]
@@ -131,6 +161,7 @@ def build_architecture(cfg: Any) -> Any:
     """``create(cfg.architecture)``; a failure inside ppdet becomes a TaskError naming the architecture."""
     import ppdet.core.workspace as ws
 
+    _restore_defaults()  # a second build in one process (export) starts from ppdet's own defaults
     try:
         return ws.create(cfg["architecture"])
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
