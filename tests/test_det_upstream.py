@@ -207,6 +207,11 @@ def test_upstream_tree_plans_and_trains_with_only_data_paths_set(
     assert rc == 0 and s.step == 2
     assert set(s.metrics) == {"bbox_map", "bbox_map50", "boxes"}
     assert (s.cfg.optim.name, s.cfg.optim.weight_decay, s.cfg.schedule.base_lr) == ("momentum", 0.00004, 0.32)
+    written = s.task.export(s.net, tmp_path / "export")  # rebuilds the 4-scale PicoDet for tracing
+    assert sorted(p.name for p in written) == ["infer_cfg.yml", "model.pdiparams", "model.pdmodel"]
+    assert (
+        "label_list:\n- rectangle\n- ellipse\n- triangle\n" in (tmp_path / "export/infer_cfg.yml").read_text()
+    )
 
 
 def _section_error(tmp: Path, body: str, data: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
