@@ -1,4 +1,5 @@
-"""The detection task adapter: a ppdet config supplies the model, transforms, loss and COCO metric.
+"""The detection task adapter: a ppdet config supplies the model, data sets, transforms, loss and the
+COCO or VOC metric.
 
 Options (``task.options``, :class:`DetectionOptions`): ``ppdet_config`` (a PaddleDetection YAML, with
 ``_BASE_`` includes, e.g. ``configs/ppdet/picodet_s_lcnet.yml`` or your own upstream file), dataset
@@ -93,6 +94,17 @@ class DetectionTask:
         self.cfg = load_ppdet_config(self.opts.ppdet_config, overrides, check=_check_user_config)
         check_pickle_loads(self.cfg, allow_pickle)
         self.num_classes = int(self.cfg["num_classes"])
+        self._load_data()
+        self.train_pipe = Pipeline(self.cfg["TrainReader"], self.num_classes)
+        self.eval_pipe = Pipeline(self.cfg["EvalReader"], self.num_classes)
+        self.eval_batch = int(self.cfg["EvalReader"].get("batch_size", 8))
+        self.ema: Ema | None = None
+        self.batches_seen = 0
+        kind = "voc" if self.metric == "VOC" else "coco"
+        self.data_source = f"{kind} {self.eval_anno.rsplit('/', 1)[0]} ({self.cfg['architecture']})"
+
+    def _load_data(self) -> None:
+        """Build and parse the data sets as ppdet does; the metric's needs checked up front."""
         o = self.opts
         self.metric = str(self.cfg.get("metric") or "COCO")
         self.cfg["metric"] = self.metric  # ppdet's exporter reads it
@@ -108,13 +120,6 @@ class DetectionTask:
         _check_metric(self.metric, self.eval_ds, self.eval_records[0])
         if o.max_eval_images:
             self.eval_records = self.eval_records[: o.max_eval_images]
-        self.train_pipe = Pipeline(self.cfg["TrainReader"], self.num_classes)
-        self.eval_pipe = Pipeline(self.cfg["EvalReader"], self.num_classes)
-        self.eval_batch = int(self.cfg["EvalReader"].get("batch_size", 8))
-        self.ema: Ema | None = None
-        self.batches_seen = 0
-        kind = "voc" if self.metric == "VOC" else "coco"
-        self.data_source = f"{kind} {self.eval_anno.rsplit('/', 1)[0]} ({self.cfg['architecture']})"
 
     def build_model(self) -> paddle.nn.Layer:
         model = build_architecture(self.cfg)
