@@ -188,9 +188,147 @@ UPSTREAM = {
 }
 
 
-def upstream_tree(tmp: Path) -> Path:
-    """Write the tree under ``tmp/configs``; returns the PicoDet-S 320 file (the one a user points at)."""
-    for rel, text in UPSTREAM.items():
+#: PP-YOLOE+-s of release 2.6: the YOLOv3 architecture with a CSPResNet backbone and PPYOLOEHead, sync_bn.
+PPYOLOE = {
+    "ppyoloe/_base_/optimizer_80e.yml": """\
+        epoch: 80
+
+        LearningRate:
+          base_lr: 0.001
+          schedulers:
+            - !CosineDecay
+              max_epochs: 96
+            - !LinearWarmup
+              start_factor: 0.
+              epochs: 5
+
+        OptimizerBuilder:
+          optimizer:
+            momentum: 0.9
+            type: Momentum
+          regularizer:
+            factor: 0.0005
+            type: L2
+        """,
+    "ppyoloe/_base_/ppyoloe_plus_crn.yml": """\
+        architecture: YOLOv3
+        norm_type: sync_bn
+        use_ema: true
+        ema_decay: 0.9998
+        ema_black_list: ['proj_conv.weight']
+        custom_black_list: ['reduce_mean']
+
+        YOLOv3:
+          backbone: CSPResNet
+          neck: CustomCSPPAN
+          yolo_head: PPYOLOEHead
+          post_process: ~
+
+        CSPResNet:
+          layers: [3, 6, 6, 3]
+          channels: [64, 128, 256, 512, 1024]
+          return_idx: [1, 2, 3]
+          use_large_stem: True
+          use_alpha: True
+
+        CustomCSPPAN:
+          out_channels: [768, 384, 192]
+          stage_num: 1
+          block_num: 3
+          act: 'swish'
+          spp: true
+          use_alpha: True
+
+        PPYOLOEHead:
+          fpn_strides: [32, 16, 8]
+          grid_cell_scale: 5.0
+          grid_cell_offset: 0.5
+          static_assigner_epoch: 30
+          use_varifocal_loss: True
+          loss_weight: {class: 1.0, iou: 2.5, dfl: 0.5}
+          static_assigner:
+            name: ATSSAssigner
+            topk: 9
+          assigner:
+            name: TaskAlignedAssigner
+            topk: 13
+            alpha: 1.0
+            beta: 6.0
+          nms:
+            name: MultiClassNMS
+            nms_top_k: 1000
+            keep_top_k: 300
+            score_threshold: 0.01
+            nms_threshold: 0.7
+        """,
+    "ppyoloe/_base_/ppyoloe_plus_reader.yml": """\
+        worker_num: 4
+        eval_height: &eval_height 640
+        eval_width: &eval_width 640
+        eval_size: &eval_size [*eval_height, *eval_width]
+
+        TrainReader:
+          sample_transforms:
+            - Decode: {}
+            - RandomDistort: {}
+            - RandomExpand: {fill_value: [123.675, 116.28, 103.53]}
+            - RandomCrop: {}
+            - RandomFlip: {}
+          batch_transforms:
+            - BatchRandomResize: {target_size: [320, 352, 384, 416, 448], random_size: True, random_interp: True, keep_ratio: False}
+            - NormalizeImage: {mean: [0., 0., 0.], std: [1., 1., 1.], norm_type: none}
+            - Permute: {}
+            - PadGT: {}
+          batch_size: 8
+          shuffle: true
+          drop_last: true
+          use_shared_memory: true
+          collate_batch: true
+
+        EvalReader:
+          sample_transforms:
+            - Decode: {}
+            - Resize: {target_size: *eval_size, keep_ratio: False, interp: 2}
+            - NormalizeImage: {mean: [0., 0., 0.], std: [1., 1., 1.], norm_type: none}
+            - Permute: {}
+          batch_size: 2
+
+        TestReader:
+          inputs_def:
+            image_shape: [3, *eval_height, *eval_width]
+          sample_transforms:
+            - Decode: {}
+            - Resize: {target_size: *eval_size, keep_ratio: False, interp: 2}
+            - NormalizeImage: {mean: [0., 0., 0.], std: [1., 1., 1.], norm_type: none}
+            - Permute: {}
+          batch_size: 1
+        """,
+    "ppyoloe/ppyoloe_plus_crn_s_80e_coco.yml": """\
+        _BASE_: [
+          '../datasets/coco_detection.yml',
+          '../runtime.yml',
+          './_base_/optimizer_80e.yml',
+          './_base_/ppyoloe_plus_crn.yml',
+          './_base_/ppyoloe_plus_reader.yml',
+        ]
+
+        log_iter: 100
+        snapshot_epoch: 5
+        weights: output/ppyoloe_plus_crn_s_80e_coco/model_final
+
+        pretrain_weights: https://example.invalid/CSPResNetb_s_pretrained.pdparams
+        depth_mult: 0.33
+        width_mult: 0.50
+        """,
+}
+
+
+def upstream_tree(tmp: Path, model: str = "picodet") -> Path:
+    """Write the tree under ``tmp/configs``; returns the model file a user points at (PicoDet-S 320 or
+    PP-YOLOE+-s)."""
+    for rel, text in {**UPSTREAM, **PPYOLOE}.items():
         (tmp / "configs" / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / "configs" / rel).write_text(textwrap.dedent(text))
+    if model == "ppyoloe":
+        return tmp / "configs/ppyoloe/ppyoloe_plus_crn_s_80e_coco.yml"
     return tmp / "configs/picodet/picodet_s_320_coco_lcnet.yml"

@@ -327,3 +327,29 @@ def test_a_ppdet_module_mutating_its_defaults_does_not_leak_into_the_next_build(
     assert len(first.neck.in_channels) == len(second.neck.in_channels) == 3  # LCPAN adds the 4th itself
     shipped = build_architecture(load_ppdet_config(PICODET))
     assert len(shipped.neck.spatial_scales) == len(shipped.neck.in_channels) == 3
+
+
+def test_upstream_ppyoloe_plus_tree_plans_and_trains(
+    tmp_path: Path, shapes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PP-YOLOE+-s as release 2.6 writes it (architecture YOLOv3, sync_bn, 5 warmup epochs of a 96-epoch
+    cosine stopped at 80), name-form data sets, only data paths and num_classes set."""
+    paths = {
+        "dataset_dir": shapes,
+        "image_dir": "images",
+        "train_anno": "train.json",
+        "eval_anno": "eval.json",
+    }
+    config = ours(tmp_path, upstream_tree(tmp_path, "ppyoloe"), **paths, num_classes=3)
+    assert main(["plan", "--config", str(config)]) == 0  # batch 8 from the reader: 8 images -> 1 step/epoch
+    out = capsys.readouterr().out
+    assert "steps per epoch: 1 " in out and "schedule: 96 optimizer steps, warmup 5 steps" in out
+    over = [
+        "schedule.total_steps=2",
+        "schedule.warmup.steps=1",
+        "train.batch_size=2",
+        "task.options.max_eval_images=1",
+    ]
+    rc, s = run_inprocess(over, config=str(config))
+    assert rc == 0 and s.step == 2 and set(s.metrics) == {"bbox_map", "bbox_map50", "boxes"}
+    assert (s.cfg.optim.name, s.cfg.optim.weight_decay) == ("momentum", 0.0005)
