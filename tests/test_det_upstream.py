@@ -185,7 +185,7 @@ def test_upstream_tree_plans_and_trains_with_only_data_paths_set(
         "train_anno": "train.json",
         "eval_anno": "eval.json",
     }
-    config = ours(tmp_path, upstream_tree(tmp_path), **paths, num_classes=3)
+    config = ours(tmp_path, upstream_tree(tmp_path), **paths)  # num_classes stays COCO's 80
     rc = main(["plan", "--config", str(config), "--set", "train.batch_size=4"])
     out, err = capsys.readouterr()
     assert rc == 0
@@ -193,7 +193,8 @@ def test_upstream_tree_plans_and_trains_with_only_data_paths_set(
     assert "steps per epoch: 2 " in out and "schedule: 600 optimizer steps, warmup 300 steps" in out
     warned = " ".join(line for line in err.splitlines() if " WARNING " in line)
     for key in ("use_gpu", "log_iter", "save_dir", "snapshot_epoch", "worker_num", "find_unused_parameters",
-                "print_flops", "export", "weights=output/picodet_s_320_coco/best_model", "pretrain_weights="):  # fmt: skip
+                "print_flops", "export", "weights=output/picodet_s_320_coco/best_model", "pretrain_weights=",
+                "num_classes is 80 but the annotations define 3 classes: detections of classes 3..79 are not scored"):  # fmt: skip
         assert key in warned, key
     used = next(line for line in err.splitlines() if "; translated: " in line)
     assert "TrainDataset" in used and "LearningRate -> schedule" in used and "PicoHeadV2" in used
@@ -242,6 +243,8 @@ BROKEN = {
     "voc metric, coco data": (COCO_NAME_FORM.replace("metric: COCO", "metric: VOC"), 2,
                               "metric VOC needs EvalDataset name: VOCDataSet"),
     "unsupported metric": (COCO_NAME_FORM.replace("metric: COCO", "metric: RBOX"), 2, "metric 'RBOX' is not supported"),
+    "too few classes": (COCO_NAME_FORM.replace("num_classes: 3", "num_classes: 2"), 2,
+                        "num_classes is 2 but the annotations define 3 classes"),
     "no eval section": (COCO_NAME_FORM[: COCO_NAME_FORM.index("EvalDataset")], 2, "no EvalDataset section"),
 }  # fmt: skip
 

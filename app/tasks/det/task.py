@@ -83,6 +83,42 @@ def _check_metric(metric: str, eval_ds: Any, record: dict[str, Any]) -> None:
         )
 
 
+def _categories(dataset: Any) -> int:
+    """Classes a parsed ppdet data set defines (COCO categories, VOC label_list lines)."""
+    return len(getattr(dataset, "catid2clsid", None) or getattr(dataset, "cname2cid", None) or {})
+
+
+def _check_classes(num_classes: int, train_ds: Any, eval_ds: Any) -> int:
+    """The data's class count; fewer head classes than that is an error, more is warned about."""
+    n = max(_categories(train_ds), _categories(eval_ds))
+    if num_classes < n:
+        raise ConfigError(
+            f"task.options.ppdet_config: num_classes is {num_classes} but the annotations define {n} classes",
+            hint=f"set task.options.num_classes: {n} (upstream configs/datasets/*.yml say 80 for COCO, 20 for VOC)",
+        )
+    if num_classes > n:
+        log.warning(
+            "num_classes is %d but the annotations define %d classes: detections of classes %d..%d are not "
+            "scored (set task.options.num_classes: %d unless the head is meant to be larger)",
+            num_classes, n, n, num_classes - 1, n,
+        )  # fmt: skip
+    return n
+
+
+def _known_classes(outputs: dict[str, Any], n: int) -> dict[str, Any]:
+    """Outputs without detections of class ids >= n, which have no category to be scored against."""
+    boxes, counts = outputs["bbox"].numpy(), outputs["bbox_num"].numpy()
+    keep = boxes[:, 0] < n
+    if keep.all():
+        return outputs
+    per_image = np.split(keep, np.cumsum(counts)[:-1])
+    return {
+        **outputs,
+        "bbox": boxes[keep],
+        "bbox_num": np.array([int(k.sum()) for k in per_image], counts.dtype),
+    }
+
+
 class DetectionTask:
     def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         self.opts: DetectionOptions = from_data(DetectionOptions, options, "task.options")
@@ -118,6 +154,7 @@ class DetectionTask:
         self.train_records, _ = load_records(train_ds, "TrainDataset", "training")
         self.eval_records, self.eval_anno = load_records(self.eval_ds, "EvalDataset", "evaluation")
         _check_metric(self.metric, self.eval_ds, self.eval_records[0])
+        self.n_categories = _check_classes(self.num_classes, train_ds, self.eval_ds)
         if o.max_eval_images:
             self.eval_records = self.eval_records[: o.max_eval_images]
 
@@ -193,6 +230,7 @@ class DetectionTask:
             metric = self._metric(tmp)
             n_boxes = 0
             for batch, outputs in self.predict(model, self.eval_records):
+                outputs = _known_classes(outputs, self.n_categories)
                 n_boxes += int(outputs["bbox_num"].sum())
                 metric.update(batch, outputs)
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
