@@ -30,7 +30,9 @@ def export_size(cfg: Any) -> tuple[int, int]:
     return (int(size[0]), int(size[1])) if size else (640, 640)
 
 
-def export_inference(model: paddle.nn.Layer, cfg: Any, out_dir: Path) -> list[Path]:
+def export_inference(model: paddle.nn.Layer, cfg: Any, out_dir: Path, labels: Any) -> list[Path]:
+    """Trace and save ``model``; ``labels`` is the built TestDataset ppdet's exporter reads the label list
+    from (its ``get_anno()``: a COCO json or a VOC label_list file)."""
     from ppdet.engine.export_utils import TRT_MIN_SUBGRAPH, _dump_infer_config, _prune_input_spec
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -52,11 +54,12 @@ def export_inference(model: paddle.nn.Layer, cfg: Any, out_dir: Path) -> list[Pa
     paddle.jit.save(static, str(out_dir / "model"), input_spec=pruned)
     written = [out_dir / "model.pdmodel", out_dir / "model.pdiparams"]
     if any(arch in cfg["architecture"] for arch in TRT_MIN_SUBGRAPH):  # ppdet exits the process otherwise
-        test = cfg.get("TestDataset")
-        evals = cfg["EvalDataset"]
-        if test is not None:  # labels come from the evaluation annotations we actually used
-            test.dataset_dir, test.anno_path = evals.dataset_dir, evals.anno_path
-        _dump_infer_config(cfg, str(out_dir / "infer_cfg.yml"), [3, h, w], traced)
+        saved = cfg.get("TestDataset")
+        cfg["TestDataset"] = labels  # as ppdet's Trainer does: the built data set replaces the section
+        try:
+            _dump_infer_config(cfg, str(out_dir / "infer_cfg.yml"), [3, h, w], traced)
+        finally:
+            cfg["TestDataset"] = saved
         written.append(out_dir / "infer_cfg.yml")
     log.info("exported %s (%dx%d input) to %s", cfg["architecture"], h, w, out_dir)
     return written

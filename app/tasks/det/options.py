@@ -30,9 +30,9 @@ class DetectionOptions:
     dataset_dir: str | None = None
     #: Overrides both data sets' ``image_dir`` (relative to dataset_dir).
     image_dir: str | None = None
-    #: Overrides TrainDataset ``anno_path`` (relative to dataset_dir).
+    #: Overrides TrainDataset ``anno_path`` (a COCO json or a VOC list file, relative to dataset_dir).
     train_anno: str | None = None
-    #: Overrides EvalDataset ``anno_path`` (relative to dataset_dir).
+    #: Overrides EvalDataset ``anno_path`` (a COCO json or a VOC list file, relative to dataset_dir).
     eval_anno: str | None = None
     #: Overrides the config's ``num_classes`` (a new head: warm-start it with init.mode=partial).
     num_classes: int | None = field(default=None, metadata=limits(gt=0))

@@ -1,4 +1,5 @@
-"""The detection task adapter: a ppdet config supplies the model, transforms, loss and COCO metric.
+"""The detection task adapter: a ppdet config supplies the model, data sets, transforms, loss and the
+COCO or VOC metric.
 
 Options (``task.options``, :class:`DetectionOptions`): ``ppdet_config`` (a PaddleDetection YAML, with
 ``_BASE_`` includes, e.g. ``configs/ppdet/picodet_s_lcnet.yml`` or your own upstream file), dataset
@@ -19,8 +20,11 @@ import numpy as np
 import paddle
 
 from app.config.typed import from_data
-from app.tasks.det.data import DatasetPaths, Pipeline, load_records, to_tensors
+from app.errors import ConfigError
+from app.tasks.det.data import Pipeline, to_tensors
+from app.tasks.det.datasets import DatasetPaths, build_dataset, check_sections, load_records
 from app.tasks.det.ema import Ema
+from app.tasks.det.keys import report_keys
 from app.tasks.det.options import DetectionOptions, SynthOptions
 from app.tasks.det.workspace import build_architecture, check_pickle_loads, load_ppdet_config
 
@@ -38,6 +42,83 @@ def _make_synthetic(opts: DetectionOptions) -> None:
         write_shapes(root, n_train=s.n_train, n_eval=s.n_eval, size=s.size, seed=s.seed)
 
 
+def _check_user_config(merged: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Before ppdet reads the file: its data set sections, and a word on every top-level key."""
+    check_sections(merged)
+    report_keys({k: v for k, v in merged.items() if k not in overrides}, overrides)
+
+
+#: ppdet's ``metric`` values evaluated here, and the data set each needs.
+METRICS = {"COCO": "COCODataSet", "VOC": "VOCDataSet"}
+
+
+def _section(cfg: Any, name: str) -> dict[str, Any]:
+    """A data set section as set in the config: its keys (tag form: the built object's attributes)."""
+    value = cfg.get(name)
+    if isinstance(value, dict):
+        return dict(value)
+    return {"name": type(value).__name__, **vars(value)} if value is not None else {}
+
+
+def _check_metric(metric: str, eval_ds: Any, record: dict[str, Any]) -> None:
+    """The metric's needs, as ppdet's VOCMetric / COCOMetric would find them missing mid-run."""
+    where = "task.options.ppdet_config"
+    if type(eval_ds).__name__ != METRICS[metric]:
+        raise ConfigError(
+            f"{where}: metric {metric} needs EvalDataset name: {METRICS[metric]}, got {type(eval_ds).__name__}",
+            hint="set the top-level metric to match the data set (COCO or VOC)",
+        )
+    if metric != "VOC":
+        return
+    if not eval_ds.label_list:
+        raise ConfigError(
+            f"{where}: EvalDataset.label_list is required for VOC evaluation (one class a line)"
+        )
+    missing = [k for k in ("gt_bbox", "gt_class", "difficult") if k not in record]
+    if missing:
+        raise ConfigError(
+            f"{where}: EvalDataset.data_fields {eval_ds.data_fields} lacks {', '.join(missing)}, which VOC "
+            "evaluation needs",
+            hint="data_fields: ['image', 'gt_bbox', 'gt_class', 'difficult']",
+        )
+
+
+def _categories(dataset: Any) -> int:
+    """Classes a parsed ppdet data set defines (COCO categories, VOC label_list lines)."""
+    return len(getattr(dataset, "catid2clsid", None) or getattr(dataset, "cname2cid", None) or {})
+
+
+def _check_classes(num_classes: int, train_ds: Any, eval_ds: Any) -> int:
+    """The data's class count; fewer head classes than that is an error, more is warned about."""
+    n = max(_categories(train_ds), _categories(eval_ds))
+    if num_classes < n:
+        raise ConfigError(
+            f"task.options.ppdet_config: num_classes is {num_classes} but the annotations define {n} classes",
+            hint=f"set task.options.num_classes: {n} (upstream configs/datasets/*.yml say 80 for COCO, 20 for VOC)",
+        )
+    if num_classes > n:
+        log.warning(
+            "num_classes is %d but the annotations define %d classes: detections of classes %d..%d are not "
+            "scored (set task.options.num_classes: %d unless the head is meant to be larger)",
+            num_classes, n, n, num_classes - 1, n,
+        )  # fmt: skip
+    return n
+
+
+def _known_classes(outputs: dict[str, Any], n: int) -> dict[str, Any]:
+    """Outputs without detections of class ids >= n, which have no category to be scored against."""
+    boxes, counts = outputs["bbox"].numpy(), outputs["bbox_num"].numpy()
+    keep = boxes[:, 0] < n
+    if keep.all():
+        return outputs
+    per_image = np.split(keep, np.cumsum(counts)[:-1])
+    return {
+        **outputs,
+        "bbox": boxes[keep],
+        "bbox_num": np.array([int(k.sum()) for k in per_image], counts.dtype),
+    }
+
+
 class DetectionTask:
     def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         self.opts: DetectionOptions = from_data(DetectionOptions, options, "task.options")
@@ -46,24 +127,36 @@ class DetectionTask:
         overrides = dict(self.opts.overrides)
         if self.opts.num_classes is not None:
             overrides["num_classes"] = self.opts.num_classes
-        self.cfg = load_ppdet_config(self.opts.ppdet_config, overrides)
+        self.cfg = load_ppdet_config(self.opts.ppdet_config, overrides, check=_check_user_config)
         check_pickle_loads(self.cfg, allow_pickle)
         self.num_classes = int(self.cfg["num_classes"])
-        o = self.opts
-        self.train_records, _ = load_records(
-            self.cfg["TrainDataset"], DatasetPaths(o.dataset_dir, o.image_dir, o.train_anno), "training"
-        )
-        self.eval_records, self.eval_anno = load_records(
-            self.cfg["EvalDataset"], DatasetPaths(o.dataset_dir, o.image_dir, o.eval_anno), "evaluation"
-        )
-        if o.max_eval_images:
-            self.eval_records = self.eval_records[: o.max_eval_images]
+        self._load_data()
         self.train_pipe = Pipeline(self.cfg["TrainReader"], self.num_classes)
         self.eval_pipe = Pipeline(self.cfg["EvalReader"], self.num_classes)
         self.eval_batch = int(self.cfg["EvalReader"].get("batch_size", 8))
         self.ema: Ema | None = None
         self.batches_seen = 0
-        self.data_source = f"coco {self.eval_anno.rsplit('/', 1)[0]} ({self.cfg['architecture']})"
+        kind = "voc" if self.metric == "VOC" else "coco"
+        self.data_source = f"{kind} {self.eval_anno.rsplit('/', 1)[0]} ({self.cfg['architecture']})"
+
+    def _load_data(self) -> None:
+        """Build and parse the data sets as ppdet does; the metric's needs checked up front."""
+        o = self.opts
+        self.metric = str(self.cfg.get("metric") or "COCO")
+        self.cfg["metric"] = self.metric  # ppdet's exporter reads it
+        if self.metric not in METRICS:
+            raise ConfigError(
+                f"task.options.ppdet_config: metric {self.metric!r} is not supported (supported: COCO, VOC)"
+            )
+        train_ds = build_dataset("TrainDataset", DatasetPaths(o.dataset_dir, o.image_dir, o.train_anno))
+        self.eval_ds = build_dataset("EvalDataset", DatasetPaths(o.dataset_dir, o.image_dir, o.eval_anno))
+        self.test_ds = build_dataset("TestDataset") if "name" in _section(self.cfg, "TestDataset") else None
+        self.train_records, _ = load_records(train_ds, "TrainDataset", "training")
+        self.eval_records, self.eval_anno = load_records(self.eval_ds, "EvalDataset", "evaluation")
+        _check_metric(self.metric, self.eval_ds, self.eval_records[0])
+        self.n_categories = _check_classes(self.num_classes, train_ds, self.eval_ds)
+        if o.max_eval_images:
+            self.eval_records = self.eval_records[: o.max_eval_images]
 
     def build_model(self) -> paddle.nn.Layer:
         model = build_architecture(self.cfg)
@@ -131,23 +224,47 @@ class DetectionTask:
         return out
 
     def evaluate(self, model: paddle.nn.Layer) -> dict[str, float]:
-        from ppdet.metrics import COCOMetric
-
+        """COCO: ``bbox_map`` (mAP@0.5:0.95), ``bbox_map50``; VOC: ``bbox_map50`` (ppdet's VOCMetric,
+        ``map_type``); both report ``boxes`` (detections kept)."""
         with self.eval_weights(model), tempfile.TemporaryDirectory() as tmp:
-            metric = COCOMetric(anno_file=self.eval_anno, output_eval=tmp, classwise=False)
+            metric = self._metric(tmp)
             n_boxes = 0
             for batch, outputs in self.predict(model, self.eval_records):
+                outputs = _known_classes(outputs, self.n_categories)
                 n_boxes += int(outputs["bbox_num"].sum())
                 metric.update(batch, outputs)
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
                 metric.accumulate()
             stats = metric.get_results().get("bbox")
+        if self.metric == "VOC":
+            return {"bbox_map50": float(stats[0]) if n_boxes else 0.0, "boxes": float(n_boxes)}
         if stats is None or n_boxes == 0:
             return {"bbox_map": 0.0, "bbox_map50": 0.0, "boxes": float(n_boxes)}
         return {"bbox_map": float(stats[0]), "bbox_map50": float(stats[1]), "boxes": float(n_boxes)}
+
+    def _metric(self, tmp: str) -> Any:
+        from ppdet.metrics import COCOMetric, VOCMetric
+
+        if self.metric == "VOC":
+            return VOCMetric(
+                label_list=self.eval_ds.get_label_list(),
+                class_num=self.num_classes,
+                map_type=self.cfg.get("map_type", "11point"),
+            )
+        return COCOMetric(anno_file=self.eval_anno, output_eval=tmp, classwise=False)
 
     def export(self, model: paddle.nn.Layer, out_dir: Path) -> list[Path]:
         from app.tasks.det.export import export_inference
 
         with self.eval_weights(model):
-            return export_inference(model, self.cfg, out_dir)
+            return export_inference(model, self.cfg, out_dir, self.labels_dataset())
+
+    def labels_dataset(self) -> Any:
+        """The TestDataset ppdet's exporter reads the label list from, pointed at the labels trained on:
+        the evaluation json (COCO) or the label_list file (VOC)."""
+        from ppdet.data.source import ImageFolder
+
+        test = self.test_ds if self.test_ds is not None else ImageFolder()
+        test.dataset_dir = self.eval_ds.dataset_dir
+        test.anno_path = self.eval_ds.label_list if self.metric == "VOC" else self.eval_ds.anno_path
+        return test

@@ -26,12 +26,13 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import yaml
 
 from app.errors import ConfigError
 
-__all__ = ["translate", "read_ppdet_yaml", "ppdet_schedule", "count_train_images"]
+__all__ = ["translate", "read_ppdet_yaml", "ppdet_schedule", "count_train_images", "count_voc_images"]
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +43,29 @@ class _TagLoader(yaml.SafeLoader):
     """SafeLoader that turns ``!COCODataSet {...}`` / ``!CosineDecay {...}`` into ``{"name": tag, ...}``."""
 
 
+class _Tagged(dict):
+    """A ``!Tag`` mapping: ppdet builds it into an object while reading, so merging replaces it whole."""
+
+
 def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
     if isinstance(node, yaml.MappingNode):
-        return {"name": suffix, **loader.construct_mapping(node, deep=True)}
+        return _Tagged({"name": suffix, **loader.construct_mapping(node, deep=True)})
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
-    return {"name": suffix}
+    return _Tagged({"name": suffix})
 
 
 _TagLoader.add_multi_constructor("!", _tagged)
 
 
+def _plain(value: Any) -> bool:
+    return isinstance(value, dict) and not isinstance(value, _Tagged)
+
+
 def _merge(dst: dict, src: dict) -> dict:
+    """ppdet's ``dict_merge``: mappings merge key by key; an object built from a ``!Tag`` is replaced."""
     for k, v in src.items():
-        if isinstance(dst.get(k), dict) and isinstance(v, dict):
+        if _plain(dst.get(k)) and _plain(v):
             _merge(dst[k], v)
         else:
             dst[k] = v
@@ -78,16 +88,44 @@ def read_ppdet_yaml(path: str | Path) -> dict[str, Any]:
     return _merge(merged, data)
 
 
+def _unreadable(anno_file: str | Path, why: str) -> ConfigError:
+    return ConfigError(
+        f"{WHERE}: PiecewiseDecay / a cosine shorter than the run needs steps per epoch, counted from "
+        f"{str(anno_file)!r}, which {why}",
+        hint="create the data set first, or set schedule.* in the Warmstart config yourself",
+    )
+
+
+def _voc_objects(xml_file: Path) -> int:
+    try:
+        return len(ElementTree.parse(xml_file).getroot().findall("object"))
+    except (OSError, ElementTree.ParseError):
+        return 0  # ppdet skips a missing xml; an unreadable one is reported when the task reads the data
+
+
+def count_voc_images(anno_file: str | Path, root: str | Path, image_dir: str = "") -> int:
+    """Lines of a VOC list whose image and xml exist and hold an object: what ppdet's VOCDataSet keeps."""
+    try:
+        lines = Path(anno_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        raise _unreadable(anno_file, "cannot be read") from None
+    base = Path(root) / image_dir
+    n = 0
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and (base / parts[0]).exists() and _voc_objects(base / parts[1]) > 0:
+            n += 1
+    return n
+
+
 def count_train_images(anno_file: str | Path) -> int:
     """Images with at least one valid non-crowd box: the records ppdet's COCODataSet keeps by default."""
     try:
         coco = json.loads(Path(anno_file).read_text(encoding="utf-8"))
     except OSError:
-        raise ConfigError(
-            f"{WHERE}: PiecewiseDecay / a cosine shorter than the run needs steps per epoch, counted from "
-            f"{str(anno_file)!r}, which cannot be read",
-            hint="create the data set first, or set schedule.* in the Warmstart config yourself",
-        ) from None
+        raise _unreadable(anno_file, "cannot be read") from None
+    except (ValueError, UnicodeDecodeError):
+        raise _unreadable(anno_file, "is not COCO json") from None
     valid = {
         a["image_id"]
         for a in coco.get("annotations", [])
@@ -216,10 +254,16 @@ def _steps_per_epoch(data: dict[str, Any], ppcfg: dict[str, Any]) -> int:
     ds = ppcfg.get("TrainDataset") or {}
     root = opts.get("dataset_dir") or ds.get("dataset_dir") or ""
     anno = Path(root) / (opts.get("train_anno") or ds.get("anno_path") or "")
+    image_dir = opts.get("image_dir") or ds.get("image_dir") or ""
+    images = (
+        count_voc_images(anno, root, image_dir)
+        if ds.get("name") == "VOCDataSet"
+        else count_train_images(anno)
+    )
     train = data.get("train") or {}
     world = int(os.environ.get("PADDLE_TRAINERS_NUM") or os.environ.get("PADDLE_GLOBAL_SIZE") or 1)
     batch = int(train.get("batch_size", 32)) * world
-    return max(1, count_train_images(anno) // batch // int(train.get("grad_accum_steps", 1)))
+    return max(1, images // batch // int(train.get("grad_accum_steps", 1)))
 
 
 def _fill(section: dict[str, Any], values: dict[str, Any], exclusive: list[tuple[str, str]]) -> None:
@@ -241,7 +285,9 @@ def translate(data: dict[str, Any]) -> dict[str, Any]:
     ppcfg = read_ppdet_yaml(path)
     out = copy.deepcopy(data)
     train = out.setdefault("train", {})
-    _fill(train, {"metric": "bbox_map", "metric_mode": "max"}, [])
+    # VOC evaluation gives mAP at IoU 0.5 only (app/tasks/det/task.py)
+    metric = "bbox_map50" if ppcfg.get("metric") == "VOC" else "bbox_map"
+    _fill(train, {"metric": metric, "metric_mode": "max"}, [])
     batch = (ppcfg.get("TrainReader") or {}).get("batch_size")
     if batch is not None:
         _fill(train, {"batch_size": int(batch)}, [])

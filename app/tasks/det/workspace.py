@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,10 @@ BROKEN_ARCHITECTURES = {
 SUPPORTED_HINT = "use PicoDet, PPYOLOE or YOLOv3 (configs/det_*.yaml)"
 
 _PRISTINE: dict[str, Any] | None = None
+#: Registered ppdet constructors -> deep copies of their default arguments. Some ppdet modules mutate a
+#: mutable default in place (LCPAN appends to ``spatial_scales`` when ``num_features: 4``), which would
+#: change every later build in the process (an export rebuilds the model; tests load many configs).
+_DEFAULTS: dict[Any, tuple[Any, Any]] = {}
 
 
 def _workspace() -> Any:
@@ -52,12 +56,38 @@ def _workspace() -> Any:
     global _PRISTINE
     if _PRISTINE is None:
         _PRISTINE = {k: copy.copy(v) for k, v in ws.global_config.items()}
+        _snapshot_defaults(ws)
     return ws
 
 
+def _snapshot_defaults(ws: Any) -> None:
+    from ppdet.core.config.schema import SchemaDict
+
+    for name, schema in ws.global_config.items():
+        init = (
+            getattr(getattr(schema.pymodule, name, None), "__init__", None)
+            if isinstance(schema, SchemaDict)
+            else None
+        )
+        if init is None or not (getattr(init, "__defaults__", None) or getattr(init, "__kwdefaults__", None)):
+            continue
+        try:
+            _DEFAULTS[init] = (copy.deepcopy(init.__defaults__), copy.deepcopy(init.__kwdefaults__))
+        except Exception:  # noqa: BLE001  (an uncopyable default: left as it is)
+            continue
+
+
+def _restore_defaults() -> None:
+    """Give every registered ppdet constructor fresh copies of its original default arguments."""
+    for init, (defaults, kwdefaults) in _DEFAULTS.items():
+        init.__defaults__ = copy.deepcopy(defaults)
+        init.__kwdefaults__ = copy.deepcopy(kwdefaults)
+
+
 def _reset(ws: Any) -> None:
-    """Put ppdet's global registry back to its just-imported state."""
+    """Put ppdet's global registry (and its constructors' defaults) back to the just-imported state."""
     assert _PRISTINE is not None
+    _restore_defaults()
     for key in list(ws.global_config):
         if key not in _PRISTINE:
             del ws.global_config[key]
@@ -70,14 +100,48 @@ def _reset(ws: Any) -> None:
             ws.global_config[key] = saved
 
 
-def load_ppdet_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
-    """ppdet's ``global_config`` for ``path`` (``_BASE_`` resolved) with ``overrides`` merged on top."""
+def _merge_raw(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The safe parse with ``task.options.overrides`` merged over it, as ppdet merges them."""
+    out = copy.deepcopy(raw)
+    for key, value in (overrides or {}).items():
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _check_architecture(arch: Any, p: Path) -> None:
+    if not arch:
+        raise ConfigError(f"task.options.ppdet_config {str(p)!r}: no 'architecture' key")
+    if arch in BROKEN_ARCHITECTURES:
+        raise ConfigError(
+            f"task.options.ppdet_config {str(p)!r}: architecture {arch} is not supported: "
+            f"{BROKEN_ARCHITECTURES[arch]}",
+            hint=SUPPORTED_HINT,
+        )
+
+
+def load_ppdet_config(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+) -> Any:
+    """ppdet's ``global_config`` for ``path`` (``_BASE_`` resolved) with ``overrides`` merged on top.
+
+    ``check(merged, overrides)`` sees the safely parsed config (``!Tag`` as ``name: Tag``, overrides
+    merged) before ppdet reads the file, so its errors come before ppdet's."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"task.options.ppdet_config: {str(p)!r} does not exist")
     # ppdet parses with yaml.Loader, which runs `!!python/object/apply` tags: the safe parse goes first
-    read_ppdet_yaml(p)
+    raw = read_ppdet_yaml(p)
     ws = _workspace()
+    merged = _merge_raw(raw, overrides)
+    if merged.get("architecture") in BROKEN_ARCHITECTURES:
+        _check_architecture(merged["architecture"], p)
+    if check is not None:
+        check(merged, overrides or {})
     _reset(ws)
     try:
         cfg = ws.load_config(str(p))
@@ -89,15 +153,7 @@ def load_ppdet_config(path: str | Path, overrides: dict[str, Any] | None = None)
         raise ConfigError(f"task.options.ppdet_config {str(p)!r}: cannot be loaded: {exc}") from None
     if overrides:
         ws.merge_config(copy.deepcopy(overrides))
-    arch = cfg.get("architecture")
-    if not arch:
-        raise ConfigError(f"task.options.ppdet_config {str(p)!r}: no 'architecture' key")
-    if arch in BROKEN_ARCHITECTURES:
-        raise ConfigError(
-            f"task.options.ppdet_config {str(p)!r}: architecture {arch} is not supported: "
-            f"{BROKEN_ARCHITECTURES[arch]}",
-            hint=SUPPORTED_HINT,
-        )
+    _check_architecture(cfg.get("architecture"), p)
     return cfg
 
 
@@ -105,6 +161,7 @@ def build_architecture(cfg: Any) -> Any:
     """``create(cfg.architecture)``; a failure inside ppdet becomes a TaskError naming the architecture."""
     import ppdet.core.workspace as ws
 
+    _restore_defaults()  # a second build in one process (export) starts from ppdet's own defaults
     try:
         return ws.create(cfg["architecture"])
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
@@ -112,10 +169,6 @@ def build_architecture(cfg: Any) -> Any:
             f"ppdet cannot build architecture {cfg['architecture']!r} from task.options.ppdet_config: {exc}",
             hint="check the model section names against ppdet's registered modules",
         ) from None
-
-
-#: Top-level keys ppdet's own Trainer loads with paddle.load; our loop never reads them.
-IGNORED_WEIGHT_KEYS = ("pretrain_weights", "weights")
 
 
 def _walk(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str, Any]]:
@@ -146,14 +199,6 @@ def _gate(where: str, value: str, allow_pickle: bool, why: str) -> None:
 
 def check_pickle_loads(cfg: Any, allow_pickle: bool) -> None:
     """Refuse (or, with ``allow_pickle``, log with sha256) every config key that makes ppdet unpickle."""
-    for key in IGNORED_WEIGHT_KEYS:
-        value = dict.get(cfg, key)
-        if value:
-            log.warning(
-                "ppdet config key %s=%s is not loaded by warmstart (ppdet would unpickle it); convert it once "
-                "with `warmstart ckpt import %s DEST --allow-pickle` and set init.from=DEST",
-                key, value, value,
-            )  # fmt: skip
     for where, key, value in _walk(cfg, ""):
         if key == "pretrained" and isinstance(value, str) and value:
             _gate(where, value, allow_pickle, "a ppdet backbone's `pretrained` goes to paddle.load")
