@@ -52,6 +52,11 @@ def _one_line(err: str) -> str:
             "is a pickle (found by its content); loading it can run arbitrary code, so it is refused",
         ),
         ("w.safetensors", True, "is a pickle/zip file, not safetensors; refusing to unpickle it"),
+        # found by content, whatever the name: the same refusal for names that do not say "pickle"
+        *(
+            (name, False, "is a pickle (found by its content); loading it can run arbitrary code")
+            for name in ("weights.bin", "model.pt", "noext", "vocab.txt")
+        ),
     ],
 )
 def test_poisoned_pickle_never_runs_without_opt_in(tmp_path, capsys, monkeypatch, name, allow, words):
