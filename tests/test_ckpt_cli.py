@@ -90,12 +90,12 @@ def test_gc_dry_run_then_delete(root: str, capsys: pytest.CaptureFixture) -> Non
     assert code == 0
     assert "keep    step 20 (best)" in out and "keep    step 30 (last)" in out
     assert "would delete  step 10 (retention: keep_last=1, keep_best=1 by accuracy (max))" in out
-    assert "would delete  step 40 (uncommitted, no start marker (age unknown))" in out
-    assert "dry run: nothing deleted (2 would be)" in out
+    assert "step 40" not in out  # files but no start marker: age unknown, kept (and logged)
+    assert "dry run: nothing deleted (1 would be)" in out
     assert sorted(p.name for p in Path(root).iterdir()) == [f"step-000000{n}0" for n in (1, 2, 3, 4)]
     code, out, _ = run(capsys, *args)
-    assert code == 0 and out.splitlines()[-1] == "deleted 2 step folder(s)"
-    assert sorted(p.name for p in Path(root).iterdir()) == ["step-00000020", "step-00000030"]
+    assert code == 0 and out.splitlines()[-1] == "deleted 1 step folder(s)"
+    assert sorted(p.name for p in Path(root).iterdir()) == ["step-00000020", "step-00000030", "step-00000040"]
 
 
 def test_promote_protects_and_resolves_tag(root: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

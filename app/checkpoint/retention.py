@@ -96,10 +96,17 @@ def _age_minutes(store: ObjectStore, status: StepStatus, now: dt.datetime) -> fl
     return None if started is None else (now - started).total_seconds() / 60.0
 
 
+def _holds_files(status: StepStatus) -> bool:
+    """True when the folder holds any object besides an S3 "folder" marker (``step-N/``)."""
+    return any(not info.key.endswith("/") for info in status.objects)
+
+
 def find_leftovers(
     store: ObjectStore, statuses: list[StepStatus], older_than_min: float, in_flight: Iterable[int] = ()
 ) -> dict[int, str]:
-    """Uncommitted step folders whose save started more than ``older_than_min`` minutes ago."""
+    """Uncommitted step folders whose save started more than ``older_than_min`` minutes ago, and empty
+    ones. A folder with files but no start marker is not ours to judge (another tool may be copying a
+    checkpoint in, manifest last): its age is unknown, so it is kept and logged, never deleted."""
     now = dt.datetime.now(dt.UTC)
     busy = set(in_flight)
     found: dict[int, str] = {}
@@ -107,8 +114,15 @@ def find_leftovers(
         if status.has_manifest or status.step in busy:  # only a folder without any manifest is a leftover
             continue
         age = _age_minutes(store, status, now)
-        if age is None:
-            found[status.step] = "uncommitted, no start marker (age unknown)"
+        if age is None and _holds_files(status):
+            log.warning(
+                "keeping uncommitted step %d at %s: it has no start marker, so its age is unknown "
+                "(delete it by hand if nothing is writing it)",
+                status.step,
+                store.describe(status.key),
+            )
+        elif age is None:
+            found[status.step] = "uncommitted, empty folder"
         elif age >= older_than_min:
             found[status.step] = f"uncommitted, started {age:.0f} min ago"
     return found
