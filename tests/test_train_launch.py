@@ -51,10 +51,15 @@ def test_sigterm_to_launch_exits_143_with_a_committed_checkpoint_and_resumes_exa
 
 
 def _workers_started(pid: int) -> bool:
+    """The launcher (``paddle.distributed.launch``) runs and has started its 2 workers. Counting any 3
+    descendants is not enough: imports in the supervisor itself can run short-lived helper processes."""
     try:
-        return len(psutil.Process(pid).children(recursive=True)) >= 3  # the launcher and 2 workers
-    except psutil.NoSuchProcess:  # a child that ended while being listed
+        for child in psutil.Process(pid).children(recursive=True):
+            if "paddle.distributed.launch" in " ".join(child.cmdline()):
+                return len(child.children()) >= 2
+    except psutil.Error:  # a child that ended while being listed
         return False
+    return False
 
 
 def test_sigterm_before_the_workers_can_take_it_is_forwarded_once_they_can(tmp_path):
