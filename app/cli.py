@@ -71,7 +71,9 @@ def _exit_now_if_saving(code: int) -> None:
     """End the process at once if a checkpoint save thread is still running: the interpreter would wait for
     it at exit, and a second Ctrl-C means "stop now". Safe: a save commits its manifest last, so one cut
     short stays an uncommitted leftover (the same as a kill -9 mid-save)."""
-    if any(t.name.startswith("ckpt-save") and t.is_alive() for t in threading.enumerate()):
+    from app.checkpoint.saver import THREAD_PREFIX
+
+    if any(t.name.startswith(THREAD_PREFIX) and t.is_alive() for t in threading.enumerate()):
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from ckpt_helpers import ckpt_cli, crafted_root, make_snapshot, manifest_of, save_steps, store_hashes
+from ckpt_helpers import ckpt_cli as _cli
+from ckpt_helpers import crafted_root, make_snapshot, manifest_of, save_steps, store_hashes
 
 from app.checkpoint import CheckpointConfig, CheckpointManager, open_source
 from app.checkpoint.catalog import scan
@@ -113,10 +114,6 @@ S3_CASES = {
 @pytest.fixture
 def root(store_uri: str, request: pytest.FixtureRequest) -> ObjectStore:
     return crafted_root(request, store_uri, [(10, 0.5), (BAD, 0.9), (30, 0.4)], S3_CASES)
-
-
-def _cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    return ckpt_cli(capsys, *argv)
 
 
 def _one_line_error(err: str) -> str:

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from ckpt_helpers import ckpt_cli as _cli
 from ckpt_helpers import (
-    ckpt_cli,
     crafted_root,
     make_snapshot,
     replace_hash_valid,
@@ -96,10 +96,6 @@ S3_CASES = {
 @pytest.fixture
 def root(store_uri: str, request: pytest.FixtureRequest) -> ObjectStore:
     return crafted_root(request, store_uri, [(10, 0.5), (20, 0.9), (30, 0.4)], S3_CASES)
-
-
-def _cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    return ckpt_cli(capsys, *argv)
 
 
 def _fallback(root: ObjectStore, tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:

@@ -22,10 +22,12 @@ from app.checkpoint.layout import CheckpointRef, step_key
 from app.checkpoint.writer import PreparedSave, staging_path
 from app.errors import AppError, CheckpointError
 
-__all__ = ["SaveWorker"]
+__all__ = ["SaveWorker", "THREAD_PREFIX"]
 
 log = logging.getLogger(__name__)
 
+#: Name prefix of the save worker's thread (the CLI looks for it to know a save is still running).
+THREAD_PREFIX = "ckpt-save"
 #: How long the training thread blocks at a time while it waits for a save (signals run in between).
 _WAIT_SLICE_S = 0.2
 
@@ -38,7 +40,9 @@ class SaveWorker:
     def __init__(self, job: Job, *, background: bool, kept_at: Callable[[int], Path]) -> None:
         self._job = job
         self._kept_at = kept_at
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckpt-save") if background else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_PREFIX) if background else None
+        )
         self._future: Future[CheckpointRef] | None = None
         self._step: int | None = None
         self._lock = threading.Lock()
