@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.checkpoint.layout import TAG_NAME_RE
+from app.checkpoint.layout import TAG_NAME_HINT, TAG_NAME_RE
 from app.config.typed import limits
 from app.errors import ConfigError
 from app.store.config import check_uri_scheme
@@ -49,14 +49,9 @@ class CheckpointConfig:
         check_uri_scheme(f"{path}.uri", self.uri)
         if self.tag_best is not None and not TAG_NAME_RE.fullmatch(self.tag_best):
             raise ConfigError(
-                f"{path}.tag_best: invalid tag name {self.tag_best!r}",
-                hint="use letters, digits, '.', '_' or '-' (at most 100), e.g. best",
+                f"{path}.tag_best: invalid tag name {self.tag_best!r}", hint=f"{TAG_NAME_HINT}, e.g. best"
             )
         check_policy(self, {k: f"{path}.{k}" for k in _POLICY_FIELDS})
-        for name in ("every_steps", "every_minutes"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{path}.{name}: must be > 0, got {value}")
 
 
 _POLICY_FIELDS = ("keep_last", "keep_best", "best_mode", "leftover_minutes")

@@ -23,6 +23,7 @@ __all__ = [
     "META",
     "STARTED",
     "TAGS_PREFIX",
+    "TAG_NAME_HINT",
     "TAG_NAME_RE",
     "TENSOR_SUFFIX",
     "FORMAT_NAME",
@@ -52,6 +53,7 @@ FORMAT_VERSION = 1
 _STEP_RE = re.compile(r"^step-(\d{8,})$")
 #: A tag name (also checked when the config loads: ``checkpoint.tag_best``).
 TAG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+TAG_NAME_HINT = "use letters, digits, '.', '_' or '-' (at most 100)"
 _NAME_RE = TAG_NAME_RE
 _GROUP_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 
@@ -75,9 +77,7 @@ def tag_key(name: str) -> str:
 
 def check_tag_name(name: str) -> str:
     if not _NAME_RE.fullmatch(name):
-        raise CheckpointError(
-            f"invalid tag name {name!r}", hint="use letters, digits, '.', '_' or '-' (at most 100)"
-        )
+        raise CheckpointError(f"invalid tag name {name!r}", hint=TAG_NAME_HINT)
     return name
 
 
