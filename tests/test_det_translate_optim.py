@@ -186,3 +186,39 @@ def test_translated_no_decay_reaches_the_validated_config(tmp_path: Path) -> Non
     cfg = load_config(ROOT / "configs/det_picodet_s.yaml", [f"task.options.ppdet_config={path}"], env={})
     # configs/det_picodet_s.yaml sets optim.name/momentum/weight_decay itself: those stay; no_decay is new
     assert (cfg.optim.name, cfg.optim.no_decay, cfg.optim.grad_clip_norm) == ("momentum", ["*norm*"], 0.1)
+
+
+# -- reader sections --------------------------------------------------------------------------------------
+def test_reader_keys_matching_what_we_do_are_quiet_others_are_named() -> None:
+    from app.tasks.det.reader_keys import reader_key_warnings
+
+    upstream = {"sample_transforms": [], "batch_transforms": [], "batch_size": 64, "shuffle": True,
+                "drop_last": True, "use_shared_memory": True}  # fmt: skip
+    assert reader_key_warnings("TrainReader", upstream) == []
+    changed = {**upstream, "shuffle": False, "mixup_epoch": 250}
+    assert reader_key_warnings("TrainReader", changed) == [
+        "TrainReader.shuffle: False (warmstart behaves as True: training order is a seeded permutation per epoch)",
+        "TrainReader.mixup_epoch (not used by warmstart)",
+    ]
+    assert reader_key_warnings("EvalReader", {"batch_size": 8, "drop_last": True}) == [
+        "EvalReader.drop_last: True (warmstart behaves as False: evaluation uses every image)"
+    ]
+
+
+def test_the_task_warns_about_reader_keys_it_does_not_honour(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.tasks.det.task import DetectionTask
+
+    options = {
+        "ppdet_config": str(ROOT / "configs/ppdet/picodet_s_lcnet.yml"), "dataset_dir": str(tmp_path / "d"),
+        "synthetic": {"n_train": 4, "n_eval": 2, "size": 64},
+        "overrides": {"TrainReader": {"shuffle": False}, "EvalReader": {"drop_last": False}},
+    }  # fmt: skip
+    caplog.set_level(logging.WARNING)
+    DetectionTask(options, seed=0)
+    lines = [r.getMessage() for r in caplog.records if "reader keys not used" in r.getMessage()]
+    assert lines == [
+        "task.options.ppdet_config: reader keys not used by warmstart: TrainReader.shuffle: False (warmstart "
+        "behaves as True: training order is a seeded permutation per epoch)"
+    ]
