@@ -326,3 +326,38 @@ def test_init_from_wins_over_pretrain_weights_and_the_log_says_so_redacted(
     )
     assert "models.example.com/LCNet_x0_75_pretrained.pdparams" in lines[0]
     assert "s3cr3t" not in caplog.text and "abc123" not in caplog.text
+
+
+# -- our own checkpoints are always read under their own names ----------------------------------------------
+def test_resume_and_export_read_own_checkpoints_whatever_key_map_says(tmp_path: Path, capsys) -> None:
+    """init.key_map only applies to init.from: the run's own checkpoint (resume) and `warmstart export`
+    read our names as they are (an add_prefix would make them backbone.backbone.*)."""
+    import safetensors.numpy
+
+    from app.cli import main
+    from tests.train_helpers import final_model, tiny_overrides
+
+    pre_ov = tiny_overrides(tmp_path / "pre", **{"schedule.total_steps": 4, "schedule.warmup.steps": 1})
+    assert run_inprocess(pre_ov)[0] == 0
+    pre = final_model(pre_ov)
+    backbone = {k[len("backbone.") :]: v.copy() for k, v in pre.items() if k.startswith("backbone.")}
+    safetensors.numpy.save_file(backbone, str(tmp_path / "bb.safetensors"))
+    ov = tiny_overrides(tmp_path / "ft", **{
+        "init.from": tmp_path / "bb.safetensors", "init.mode": "partial", "init.min_loaded_fraction": 0.1,
+        "init.key_map": "[{add_prefix: backbone.}]", "schedule.total_steps": 4, "schedule.warmup.steps": 1,
+        "checkpoint.every_steps": 2,
+    })  # fmt: skip
+    assert run_inprocess(ov, stop_at=2)[0] == 143
+    report = json.loads((tmp_path / "ft/warmstart_report.json").read_text())
+    assert sorted(report["mapped"]) == sorted([k, "backbone." + k] for k in backbone)
+    rc, session = run_inprocess(ov)
+    assert rc == 0 and session.step == 4
+    events = [json.loads(x) for x in (tmp_path / "ft/log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events if e["kind"] == "event" and e["event"] in ("warm_start", "resume")] == [
+        "warm_start", "resume"
+    ]  # fmt: skip
+    capsys.readouterr()
+    out = tmp_path / "exported"
+    args = ["export", "--config", str(ROOT / "configs/demo.yaml"), "--out", str(out)]
+    assert main(args + [a for o in ov for a in ("--set", o)]) == 0
+    assert (out / "inference.pdiparams").is_file()
