@@ -222,3 +222,10 @@ def test_the_task_warns_about_reader_keys_it_does_not_honour(
         "task.options.ppdet_config: reader keys not used by warmstart: TrainReader.shuffle: False (warmstart "
         "behaves as True: training order is a seeded permutation per epoch)"
     ]
+
+
+@pytest.mark.parametrize("key", ["LearningRate", "OptimizerBuilder"])
+def test_a_translated_section_that_is_not_a_mapping_is_refused(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _translate(tmp_path, f"{key}: 0.01\n")
+    assert err.value.message == f"task.options.ppdet_config: {key} must be a mapping, got 0.01"

@@ -286,6 +286,9 @@ def translate(data: dict[str, Any]) -> dict[str, Any]:
     batch = (ppcfg.get("TrainReader") or {}).get("batch_size")
     if batch is not None:
         _fill(train, {"batch_size": int(batch)}, [])
+    for key in ("LearningRate", "OptimizerBuilder"):
+        if ppcfg.get(key) is not None and not isinstance(ppcfg[key], dict):
+            raise ConfigError(f"{WHERE}: {key} must be a mapping, got {ppcfg[key]!r}")
     if isinstance(ppcfg.get("OptimizerBuilder"), dict):
         _fill(out.setdefault("optim", {}), translate_optimizer(ppcfg["OptimizerBuilder"]), [])
     lr = ppcfg.get("LearningRate")
