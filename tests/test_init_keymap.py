@@ -227,6 +227,25 @@ def test_ppdet_match_warm_starts_and_reports_every_pair(
     assert "  conv1.conv.weight -> backbone.conv1.conv.weight" in caplog.text
 
 
+def test_min_loaded_fraction_counts_after_the_mapping(
+    tmp_path: Path, backbone_files: dict, shapes_data: Path
+) -> None:
+    src = backbone_files["dir"] / "LCNet.safetensors"
+    shapes, weights = backbone_files["shapes"], backbone_files["weights"]
+    expected = sum(np.prod(shapes["backbone." + k]) for k in weights) / sum(
+        np.prod(s) for s in shapes.values()
+    )
+    warm = {"init.from": src, "init.mode": "partial", "init.match": "ppdet"}
+    with pytest.raises(CheckpointError) as err:
+        run_inprocess(
+            det_overrides(tmp_path, shapes_data, **warm, **{"init.min_loaded_fraction": 0.99}), config=CONFIG
+        )
+    assert err.value.line().startswith(
+        f"partial load from {src} matched only {expected:.1%} of the model (init.min_loaded_fraction is 99%)"
+    )
+    assert 0.05 < expected < 0.99
+
+
 def test_key_map_in_strict_weights_mode_still_demands_every_model_key(
     tmp_path: Path, backbone_files: dict, shapes_data: Path
 ) -> None:
