@@ -185,7 +185,8 @@ def test_upstream_tree_plans_and_trains_with_only_data_paths_set(
         "train_anno": "train.json",
         "eval_anno": "eval.json",
     }
-    config = ours(tmp_path, upstream_tree(tmp_path), **paths)  # num_classes stays COCO's 80
+    # num_classes stays COCO's 80; the ImageNet pretrain_weights URL is switched off as ppdet users do
+    config = ours(tmp_path, upstream_tree(tmp_path), **paths, overrides="{pretrain_weights: null}")
     rc = main(["plan", "--config", str(config), "--set", "train.batch_size=4"])
     out, err = capsys.readouterr()
     assert rc == 0
@@ -193,9 +194,10 @@ def test_upstream_tree_plans_and_trains_with_only_data_paths_set(
     assert "steps per epoch: 2 " in out and "schedule: 600 optimizer steps, warmup 300 steps" in out
     warned = " ".join(line for line in err.splitlines() if " WARNING " in line)
     for key in ("use_gpu", "log_iter", "save_dir", "snapshot_epoch", "worker_num", "find_unused_parameters",
-                "print_flops", "export", "weights=output/picodet_s_320_coco/best_model", "pretrain_weights=",
+                "print_flops", "export", "weights=output/picodet_s_320_coco/best_model",
                 "num_classes is 80 but the annotations define 3 classes: detections of classes 3..79 are not scored"):  # fmt: skip
         assert key in warned, key
+    assert "pretrain_weights is empty in task.options.overrides: no pretrained weights (cold start)" in err
     used = next(line for line in err.splitlines() if "; translated: " in line)
     assert "TrainDataset" in used and "LearningRate -> schedule" in used and "PicoHeadV2" in used
     over = [
@@ -343,7 +345,13 @@ def test_upstream_ppyoloe_plus_tree_plans_and_trains(
         "train_anno": "train.json",
         "eval_anno": "eval.json",
     }
-    config = ours(tmp_path, upstream_tree(tmp_path, "ppyoloe"), **paths, num_classes=3)
+    config = ours(
+        tmp_path,
+        upstream_tree(tmp_path, "ppyoloe"),
+        **paths,
+        num_classes=3,
+        overrides="{pretrain_weights: null}",
+    )
     assert main(["plan", "--config", str(config)]) == 0  # batch 8 from the reader: 8 images -> 1 step/epoch
     out = capsys.readouterr().out
     assert "steps per epoch: 1 " in out and "schedule: 96 optimizer steps, warmup 5 steps" in out

@@ -237,16 +237,18 @@ def test_ppdet_yaml_python_tags_never_run(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_ppdet_pretrain_weights_never_loaded(tmp_path: Path, caplog) -> None:
+def test_ppdet_pretrain_weights_never_loaded_by_the_task(tmp_path: Path, caplog) -> None:
+    """The task never hands pretrain_weights to ppdet; the translator routes it to init.from, where the
+    pickle gate applies (tests/test_init_keymap.py)."""
     from app.tasks.det.task import DetectionTask
 
     src = _payload(tmp_path / "pre.pdparams", tmp_path / "marker")
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO)
     task = DetectionTask(_det_options(tmp_path, {"pretrain_weights": str(src)}), seed=0)
     with paddle.utils.unique_name.guard():
         task.build_model()
     assert not (tmp_path / "marker").exists()
-    assert f"ppdet config key pretrain_weights={src} is not loaded by warmstart" in caplog.text
+    assert "pretrain_weights -> init.from (partial, match ppdet)" in caplog.text
 
 
 # -- item 9: resume onto a changed model ------------------------------------------------------------------

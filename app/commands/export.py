@@ -55,9 +55,8 @@ def run(args: argparse.Namespace) -> int:
     )
     with signals.held("while building the model"), paddle.utils.unique_name.guard():
         model = task.build_model()
-    load_weights(
-        model, loaded.tensors["model"], "weights", cfg.init, loaded.ref.uri if loaded.ref else source
-    )
+    where = loaded.ref.uri if loaded.ref else source
+    load_weights(model, loaded.tensors["model"], "weights", cfg.init, where, mapping=False)
     model.eval()
     written = task.export(model, out_dir)
     for path in written:

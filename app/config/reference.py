@@ -72,8 +72,10 @@ def _section(cls: type, path: str, out: list[str], nested: list[tuple[type, str]
         key = f.metadata.get("key", f.name)
         tp = hints[f.name]
         inner = get_args(tp)[0] if get_origin(tp) is list and get_args(tp) else tp
+        if get_origin(tp) in (typing.Union, __import__("types").UnionType):  # ``X | None``: document X
+            inner = next((a for a in get_args(tp) if dataclasses.is_dataclass(a)), tp)
         if dataclasses.is_dataclass(inner):
-            nested.append((inner, f"{path}.{key}" + ("[]" if inner is not tp else "")))
+            nested.append((inner, f"{path}.{key}" + ("[]" if get_origin(tp) is list else "")))
             out.append(f"| `{key}` | see `{path}.{key}` | | | {notes.get(f.name, '')} |")
             continue
         allowed = field_range(f)

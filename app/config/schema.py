@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.checkpoint.config import CheckpointConfig
+from app.checkpoint.keymap import KeyMapRule
 from app.config.paths import local_path_of, resolve_output_dir
 from app.config.typed import from_data, limits, output_folder, suggest
 from app.errors import ConfigError
@@ -142,6 +143,13 @@ class InitConfig:
     ignore: list[str] = field(default_factory=list)
     #: partial mode: fail if fewer than this fraction of the model's parameters were loaded.
     min_loaded_fraction: float = field(default=0.5, metadata=limits(ge=0, le=1))
+    #: Rules rewriting the source's tensor names before matching, applied in order: {add_prefix: P},
+    #: {strip_prefix: P} or {rename: {pattern: REGEX, to: REPLACEMENT}}. weights/partial modes only.
+    key_map: list[KeyMapRule] = field(default_factory=list)
+    #: exact = a model name takes the source tensor of the same name; ppdet = PaddleDetection's rule: the
+    #: longest source name that is the model name or a dotted tail of it ("conv1.weight" ->
+    #: "backbone.conv1.weight"). weights/partial modes only. See docs/checkpoints.md.
+    match: Literal["exact", "ppdet"] = "exact"
     #: Allow unpickling files (found by content, whatever their name): a .pdparams in init.from, a pickle in
     #: an NLP model_dir, a ppdet `pretrained` / DecodeCache. Unsafe with untrusted files; each use is logged
     #: with the file's sha256.
@@ -150,6 +158,14 @@ class InitConfig:
     def validate(self, path: str) -> None:
         if self.from_:
             check_uri_scheme(f"{path}.from", self.from_.split("#", 1)[0])
+        if self.mode == "resume" and (self.key_map or self.match != "exact"):
+            used = [f"{path}.key_map"] if self.key_map else []
+            used += [f"{path}.match={self.match}"] if self.match != "exact" else []
+            raise ConfigError(
+                f"{' and '.join(used)}: not allowed with {path}.mode=resume (an exact resume reads our own "
+                "checkpoint under its own names)",
+                hint=f"use {path}.mode=partial or weights to load a foreign file with renamed keys",
+            )
 
 
 @dataclass

@@ -163,7 +163,9 @@ def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
         log.info("warm start (%s): %s", init.mode, line)
     if s.dist.is_main:
         (Path(s.cfg.run.dir) / "warmstart_report.json").write_text(json.dumps(report.as_dict(), indent=2))
-    summary = {k: v for k, v in report.as_dict().items() if k != "loaded"}  # full list: the report file
+    # full lists: the report file; the event keeps the problems and how many names were paired
+    summary = {k: v for k, v in report.as_dict().items() if k not in ("loaded", "mapped")}
+    summary["mapped_count"] = len(report.mapped())
     s.runlog.event(0, "warm_start", source=source, mode=init.mode, loaded=len(report.loaded), report=summary)
     lint = warm_lr_lint(s.schedule.base_lr, loaded.meta)
     if lint:

@@ -24,6 +24,7 @@ __all__ = [
     "model_arrays",
     "optimizer_arrays",
     "compare",
+    "ignored_names",
     "assign",
     "load_optimizer",
 ]
@@ -102,6 +103,8 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # matched an ignore pattern
+    #: model name -> source name, where init.key_map / init.match paired different names.
+    sources: dict[str, str] = field(default_factory=dict)
     loaded_numel: int = 0
     total_numel: int = 0
     ignored_numel: int = 0
@@ -127,18 +130,29 @@ class LoadReport:
             parts.append(f"shape mismatch: {', '.join(shown)}")
         return "; ".join(parts)
 
+    def mapped(self) -> list[tuple[str, str]]:
+        """(source name, model name) of every loaded tensor whose names differ."""
+        return [(self.sources[n], n) for n in self.loaded if n in self.sources]
+
     def lines(self) -> list[str]:
         out = [
             f"loaded {len(self.loaded)} tensors ({self.loaded_fraction:.1%} of the model elements "
             f"not ignored; {self.loaded_numel / max(self.total_numel, 1):.1%} of all)",
         ]
+        mapped = self.mapped()
+        if mapped:
+            out.append(f"{len(mapped)} loaded under another name (source -> model):")
+            out += [f"  {src} -> {model}" for src, model in mapped]
         for label, names in (("skipped (ignore)", self.ignored), ("missing", self.missing)):
             if names:
                 out.append(f"{label}: {', '.join(names)}")
         if self.unexpected:
             out.append(f"unexpected (unused): {', '.join(self.unexpected)}")
         for name, ckpt, model in self.mismatched:
-            out.append(f"shape mismatch (skipped): {name} checkpoint {list(ckpt)} vs model {list(model)}")
+            src = f" (source {self.sources[name]})" if name in self.sources else ""
+            out.append(
+                f"shape mismatch (skipped): {name}{src} checkpoint {list(ckpt)} vs model {list(model)}"
+            )
         return out
 
     def as_dict(self) -> dict:
@@ -148,38 +162,64 @@ class LoadReport:
             "unexpected": self.unexpected,
             "mismatched": [[n, list(c), list(m)] for n, c, m in self.mismatched],
             "ignored": self.ignored,
+            "mapped": [list(pair) for pair in self.mapped()],
             "loaded_fraction": round(self.loaded_fraction, 6),
         }
 
 
-def compare(model: paddle.nn.Layer, arrays: dict[str, np.ndarray], ignore: list[str] = ()) -> LoadReport:
-    """Sort every name into loaded / missing / unexpected / mismatched / ignored (nothing is assigned)."""
+def ignored_names(model: paddle.nn.Layer, ignore: list[str]) -> set[str]:
+    """Model names matching an ``init.ignore`` glob."""
+    return {n for n in model.state_dict() if any(fnmatch.fnmatchcase(n, p) for p in ignore)}
+
+
+def compare(
+    model: paddle.nn.Layer,
+    arrays: dict[str, np.ndarray],
+    ignore: list[str] = (),
+    pairs: dict[str, str] | None = None,
+) -> LoadReport:
+    """Sort every name into loaded / missing / unexpected / mismatched / ignored (nothing is assigned).
+
+    ``pairs`` (model name -> source name, from :mod:`app.checkpoint.keymap`) says which source tensor
+    each model name takes; without it, the one of the same name.
+    """
     report = LoadReport()
     own = model.state_dict()
+    if pairs is None:
+        pairs = {n: n for n in own if n in arrays}
+    report.sources = {m: s for m, s in pairs.items() if m != s}
     for name, tensor in own.items():
         numel = int(np.prod(tensor.shape)) if tensor.shape else 1
         report.total_numel += numel
+        source = pairs.get(name)
         if any(fnmatch.fnmatchcase(name, pat) for pat in ignore):
             report.ignored.append(name)
             report.ignored_numel += numel
-        elif name not in arrays:
+        elif source is None:
             report.missing.append(name)
-        elif tuple(arrays[name].shape) != tuple(tensor.shape):
-            report.mismatched.append((name, tuple(arrays[name].shape), tuple(tensor.shape)))
+        elif tuple(arrays[source].shape) != tuple(tensor.shape):
+            report.mismatched.append((name, tuple(arrays[source].shape), tuple(tensor.shape)))
         else:
             report.loaded.append(name)
             report.loaded_numel += numel
+    taken = set(pairs.values())
     report.unexpected = sorted(
-        n for n in arrays if n not in own and not any(fnmatch.fnmatchcase(n, p) for p in ignore)
+        n for n in arrays if n not in taken and not any(fnmatch.fnmatchcase(n, p) for p in ignore)
     )
     return report
 
 
-def assign(model: paddle.nn.Layer, arrays: dict[str, np.ndarray], names: list[str]) -> None:
-    """Copy ``arrays[name]`` into the model for each name (already checked by :func:`compare`)."""
+def assign(
+    model: paddle.nn.Layer,
+    arrays: dict[str, np.ndarray],
+    names: list[str],
+    sources: dict[str, str] | None = None,
+) -> None:
+    """Copy each source tensor into the model name it was paired with (already checked by :func:`compare`)."""
     own = model.state_dict()
+    sources = sources or {}
     for name in names:
         target = own[name]
-        value = arrays[name]
+        value = arrays[sources.get(name, name)]
         want = np.dtype(convert_dtype(target.dtype))
         target.set_value(value if value.dtype == want else value.astype(want))

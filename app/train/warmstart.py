@@ -4,6 +4,10 @@ Order: the run's own committed checkpoint (exact resume) > ``init.from`` (warm s
 > cold start. ``resume`` and ``weights`` are strict: any missing, unexpected or mis-shaped tensor stops
 the run with the first mismatches listed. ``partial`` loads what matches, skips ``init.ignore``
 patterns, prints a report, and stops if too little of the model was loaded.
+
+A warm start from a foreign file pairs names through ``init.key_map`` and ``init.match``
+(:mod:`app.checkpoint.keymap`) first; ``init.ignore`` and ``min_loaded_fraction`` apply to the model's
+names after that pairing. An exact resume always reads our own names.
 """
 
 from __future__ import annotations
@@ -13,37 +17,65 @@ from typing import Any
 
 import paddle
 
+from app.checkpoint.keymap import match_keys, suggest_mapping
 from app.config.schema import InitConfig
 from app.errors import CheckpointError
-from app.train.state import LoadReport, assign, compare
+from app.train.state import LoadReport, assign, compare, ignored_names
 
 __all__ = ["load_weights", "warm_lr_lint"]
 
 log = logging.getLogger(__name__)
 
 
+def _pairs(model: paddle.nn.Layer, arrays: dict[str, Any], init: InitConfig) -> dict[str, str]:
+    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    sources = {name: tuple(a.shape) for name, a in arrays.items()}
+    return match_keys(shapes, sources, init.key_map, init.match, ignored_names(model, init.ignore)).pairs
+
+
+def _mapping_hint(model: paddle.nn.Layer, arrays: dict[str, Any], init: InitConfig) -> str | None:
+    """When few names paired: the init.match / init.key_map setting that would pair more."""
+    if init.key_map or init.match != "exact":
+        return None
+    rule = suggest_mapping(list(model.state_dict()), list(arrays))
+    return f"the source's names look like the model's without a prefix: try {rule}" if rule else None
+
+
 def load_weights(
-    model: paddle.nn.Layer, arrays: dict[str, Any], mode: str, init: InitConfig, source: str
+    model: paddle.nn.Layer,
+    arrays: dict[str, Any],
+    mode: str,
+    init: InitConfig,
+    source: str,
+    *,
+    mapping: bool = True,
 ) -> LoadReport:
-    """Put checkpoint tensors into ``model`` under ``mode`` rules; returns the report."""
+    """Put checkpoint tensors into ``model`` under ``mode`` rules; returns the report.
+
+    ``mapping=False`` (our own checkpoints: exact resume, export) pairs names as they are, whatever
+    ``init.key_map`` / ``init.match`` say.
+    """
+    pairs = _pairs(model, arrays, init) if mapping and mode != "resume" else None
     if mode == "partial":
-        report = compare(model, arrays, init.ignore)
+        report = compare(model, arrays, init.ignore, pairs)
         if report.loaded_fraction < init.min_loaded_fraction:
             problems = report.problems()
             raise CheckpointError(
                 f"partial load from {source} matched only {report.loaded_fraction:.1%} of the model "
                 f"(init.min_loaded_fraction is {init.min_loaded_fraction:.0%})"
                 + (f"; {problems}" if problems else ""),
-                hint="is init.from the right checkpoint for this architecture?",
+                hint=_mapping_hint(model, arrays, init)
+                or "is init.from the right checkpoint for this architecture?",
             )
     else:
-        report = compare(model, arrays)
+        report = compare(model, arrays, (), pairs)
         if not report.clean:
             raise CheckpointError(
                 f"{mode} load from {source} does not match the model: {report.problems()}",
-                hint="a changed head needs init.mode=partial with init.ignore patterns",
+                hint=(_mapping_hint(model, arrays, init) if pairs is not None else None)
+                or "a changed head needs init.mode=partial with init.ignore patterns",
             )
-    assign(model, arrays, report.loaded)
+    assign(model, arrays, report.loaded, report.sources)
     return report
 
 

@@ -40,6 +40,7 @@ TRANSLATED = {
     "LearningRate": "schedule",
     "OptimizerBuilder": "optim",
     "epoch": "schedule.epochs",
+    "pretrain_weights": "init.from (partial, match ppdet)",
 }
 #: Read by ppdet's own Trainer or tools only; what to use instead.
 IGNORED = {
@@ -67,7 +68,6 @@ IGNORED = {
     "classwise": "evaluation reports overall mAP only",
     "save_prediction_only": "evaluation always computes the metric",
     "output_eval": "evaluation writes to a temporary folder",
-    "pretrain_weights": "init.from (convert a .pdparams once with `warmstart ckpt import`)",
     "weights": "`warmstart export --from FILE` (a .pdparams needs init.allow_pickle)",
 }
 #: Top-level values that only exist to be referenced by YAML anchors (``&eval_size``) elsewhere.
@@ -129,20 +129,12 @@ def report_keys(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, lis
     ignored += [f"{k} (not a key ppdet or Warmstart reads)" for k in groups["unknown"]]
     if ignored:
         log.warning("%s: keys not used by warmstart: %s", WHERE, "; ".join(ignored))
-    for key in ("pretrain_weights", "weights"):
-        if raw.get(key) or overrides.get(key):
-            _weights_warning(key, str(overrides.get(key) or raw[key]))
+    if raw.get("weights") or overrides.get("weights"):
+        _weights_warning(str(overrides.get("weights") or raw["weights"]))
     return groups
 
 
-def _weights_warning(key: str, value: str) -> None:
-    if key == "pretrain_weights":
-        log.warning(
-            "ppdet config key pretrain_weights=%s is not loaded by warmstart (ppdet would unpickle it); "
-            "convert it once with `warmstart ckpt import %s DEST --allow-pickle` and set init.from=DEST",
-            value, value,
-        )  # fmt: skip
-        return
+def _weights_warning(value: str) -> None:
     file = value if value.endswith(".pdparams") else value + ".pdparams"
     log.warning(
         "ppdet config key weights=%s is not what warmstart evaluates or exports (that is the run's own "

@@ -26,6 +26,7 @@ from app.tasks.det.datasets import DatasetPaths, build_dataset, check_sections, 
 from app.tasks.det.ema import Ema
 from app.tasks.det.keys import report_keys
 from app.tasks.det.options import DetectionOptions, SynthOptions
+from app.tasks.det.reader_keys import report_reader_keys
 from app.tasks.det.workspace import build_architecture, check_pickle_loads, load_ppdet_config
 
 __all__ = ["SynthOptions", "DetectionOptions", "DetectionTask"]
@@ -46,6 +47,7 @@ def _check_user_config(merged: dict[str, Any], overrides: dict[str, Any]) -> Non
     """Before ppdet reads the file: its data set sections, and a word on every top-level key."""
     check_sections(merged)
     report_keys({k: v for k, v in merged.items() if k not in overrides}, overrides)
+    report_reader_keys(merged)
 
 
 #: ppdet's ``metric`` values evaluated here, and the data set each needs.

@@ -1,4 +1,4 @@
-"""Translate a PaddleDetection config's ``LearningRate`` and ``OptimizerBuilder`` onto our sections.
+"""Translate a PaddleDetection config's ``LearningRate``, ``OptimizerBuilder`` and ``pretrain_weights``.
 
 Registered in ``CONFIG_TRANSLATORS["detection"]``; runs on the raw config before validation, so
 ``warmstart plan`` shows the translated schedule. Only keys absent from our own ``schedule`` / ``optim``
@@ -15,6 +15,10 @@ Registered in ``CONFIG_TRANSLATORS["detection"]``; runs on the raw config before
   at ``max_epochs`` (then a constant plateau) |
 | ``PiecewiseDecay{milestones (epochs), gamma or values}`` | ``piecewise`` with step boundaries |
 | top-level ``epoch`` | ``schedule.epochs`` (the run length) |
+| ``OptimizerBuilder`` | ``optim`` (:mod:`app.tasks.det.optimizer`) |
+| top-level ``pretrain_weights`` | ``init.from``, ``mode: partial``, ``match: ppdet`` (:mod:`app.tasks.det.pretrain`) |
+
+Keys ppdet's ``LearningRate`` and its schedulers would reject are refused here too, with one line.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from xml.etree import ElementTree
 import yaml
 
 from app.errors import ConfigError
+from app.tasks.det.optimizer import translate_optimizer
+from app.tasks.det.pretrain import translate_pretrain
 
 __all__ = ["translate", "read_ppdet_yaml", "ppdet_schedule", "count_train_images", "count_voc_images"]
 
@@ -161,6 +167,12 @@ def _scheduler(entry: Any, index: int) -> tuple[str, dict[str, Any]]:
             f"(supported: {', '.join(_DEFAULTS)})",
             hint="set schedule.* in the Warmstart config instead",
         )
+    unknown = [k for k in entry if k != "name" and k not in _DEFAULTS[entry["name"]]]
+    if unknown:  # ppdet's own constructor would reject them
+        raise ConfigError(
+            f"{WHERE}: LearningRate.schedulers[{index}] {entry['name']}: unknown key(s) {', '.join(unknown)} "
+            f"(it takes {', '.join(_DEFAULTS[entry['name']])})"
+        )
     args = {**_DEFAULTS[entry["name"]], **{k: v for k, v in entry.items() if k != "name"}}
     return entry["name"], args
 
@@ -187,6 +199,11 @@ def _warmup_steps(length: dict[str, Any] | None, spe: int) -> int:
 
 def ppdet_schedule(lr: dict[str, Any], run_epochs: int | None, spe: Any) -> dict[str, Any]:
     """Our ``schedule`` section for a ppdet ``LearningRate`` block; ``spe()`` gives steps per epoch."""
+    unknown = [k for k in lr if k not in ("base_lr", "schedulers")]
+    if unknown:  # ppdet's LearningRate takes only these two
+        raise ConfigError(
+            f"{WHERE}: LearningRate: unknown key(s) {', '.join(unknown)} (it takes base_lr, schedulers)"
+        )
     base = float(lr.get("base_lr", 0.01))
     entries = lr.get("schedulers") or [{"name": "PiecewiseDecay"}, {"name": "LinearWarmup"}]
     decay_name, decay = _scheduler(entries[0], 0)
@@ -226,29 +243,6 @@ def ppdet_schedule(lr: dict[str, Any], run_epochs: int | None, spe: Any) -> dict
     return out
 
 
-def _optim(builder: dict[str, Any]) -> dict[str, Any]:
-    opt = dict(builder.get("optimizer") or {"type": "Momentum", "momentum": 0.9})
-    kind = opt.pop("type", "Momentum")
-    names = {"Momentum": "momentum", "SGD": "sgd", "Adam": "adam", "AdamW": "adamw"}
-    if kind not in names:
-        raise ConfigError(
-            f"{WHERE}: OptimizerBuilder.optimizer.type {kind!r} is not translated (supported: {', '.join(names)})"
-        )
-    out: dict[str, Any] = {"name": names[kind]}
-    if kind == "Momentum":
-        out["momentum"] = float(opt.get("momentum", 0.9))
-    reg = builder.get("regularizer", {"type": "L2", "factor": 0.0001})
-    if kind == "AdamW":
-        out["weight_decay"] = float(opt.get("weight_decay", 0.01))  # paddle's AdamW default
-    elif isinstance(reg, dict) and reg.get("type") == "L2":
-        out["weight_decay"] = float(reg.get("factor", 0.0))
-    elif reg and reg != "None":
-        log.warning("%s: regularizer %r is not translated; no weight decay", WHERE, reg)
-    if builder.get("clip_grad_by_norm") is not None:
-        out["grad_clip_norm"] = float(builder["clip_grad_by_norm"])
-    return out
-
-
 def _steps_per_epoch(data: dict[str, Any], ppcfg: dict[str, Any]) -> int:
     opts = data["task"].get("options") or {}
     ds = ppcfg.get("TrainDataset") or {}
@@ -284,6 +278,7 @@ def translate(data: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"{WHERE}: {path!r} does not exist")
     ppcfg = read_ppdet_yaml(path)
     out = copy.deepcopy(data)
+    translate_pretrain(out, ppcfg, opts.get("overrides"))
     train = out.setdefault("train", {})
     # VOC evaluation gives mAP at IoU 0.5 only (app/tasks/det/task.py)
     metric = "bbox_map50" if ppcfg.get("metric") == "VOC" else "bbox_map"
@@ -291,8 +286,11 @@ def translate(data: dict[str, Any]) -> dict[str, Any]:
     batch = (ppcfg.get("TrainReader") or {}).get("batch_size")
     if batch is not None:
         _fill(train, {"batch_size": int(batch)}, [])
+    for key in ("LearningRate", "OptimizerBuilder"):
+        if ppcfg.get(key) is not None and not isinstance(ppcfg[key], dict):
+            raise ConfigError(f"{WHERE}: {key} must be a mapping, got {ppcfg[key]!r}")
     if isinstance(ppcfg.get("OptimizerBuilder"), dict):
-        _fill(out.setdefault("optim", {}), _optim(ppcfg["OptimizerBuilder"]), [])
+        _fill(out.setdefault("optim", {}), translate_optimizer(ppcfg["OptimizerBuilder"]), [])
     lr = ppcfg.get("LearningRate")
     if isinstance(lr, dict):
         sched = out.setdefault("schedule", {})
