@@ -240,6 +240,21 @@ def test_the_init_source_record_survives_a_resume(tmp_path, server, cache, weigh
     assert len(server.gets("/w.safetensors")) == 1
 
 
+def test_ckpt_show_names_the_init_source_and_ckpt_import_reads_a_url(
+    tmp_path, server, cache, weights, capsys
+):
+    data = weights["safetensors"]
+    server.files["/w.safetensors"] = data
+    url = server.url("/w.safetensors")
+    assert main(["ckpt", "import", url, str(tmp_path / "imported")]) == 0
+    assert capsys.readouterr().out.startswith(f"imported {url} -> ")
+    code, err = _train(tmp_path, capsys, url)
+    assert code == 0, err
+    assert len(server.gets("/w.safetensors")) == 1  # the import downloaded it; the run used the cache
+    assert main(["ckpt", "show", str(tmp_path / "run/checkpoints")]) == 0
+    assert f"  init source:  {url} (sha256 {_sha(data)})\n" in capsys.readouterr().out
+
+
 # -- resume, restart, size ---------------------------------------------------------------------------------
 def test_dropped_connection_resumes_with_a_range_request(server, cache, caplog):
     data = os.urandom(300_000)

@@ -7,6 +7,8 @@ every use is logged at WARNING with the file's name and sha256. What a file is c
 (:mod:`app.checkpoint.sniff`), never its name: :func:`read_weights_file` reads safetensors pickle-free
 whatever the file is called, and a pickle under any name goes through the gate. ``import_pdparams``
 converts such a file into a committed checkpoint, after which loading never unpickles again.
+For ``init.from``, :func:`read_init_file` adds the pin: a file whose sha256 differs from ``init.sha256`` is
+refused, and a matching pin opts in to unpickling that exact file.
 """
 
 from __future__ import annotations
