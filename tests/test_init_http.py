@@ -332,9 +332,31 @@ def test_404_is_one_line_exit_3_naming_url_and_cache_path_then_a_hand_placed_fil
     code, err = _train(tmp_path / "b", capsys, url, **{"init.sha256": _sha(weights["safetensors"])})
     assert code == 0, err
     assert len(server.gets("/missing/w.safetensors")) == 1
-    meta_text = json.dumps(_final_meta(tmp_path / "b/run"))
-    assert "hunter2" not in meta_text and "s3cr3t" not in meta_text
+    for text in (
+        json.dumps(_final_meta(tmp_path / "b/run")),
+        (tmp_path / "b/run/log.jsonl").read_text(),
+        err,
+    ):
+        assert "hunter2" not in text and "s3cr3t" not in text
     assert _final_meta(tmp_path / "b/run")["init_source"]["from"] == shown
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "gets"), [(403, "Forbidden", 1), (410, "Gone", 1), (503, "Service Unavailable", 3)]
+)
+def test_http_errors_are_exit_3_and_only_transient_ones_are_retried(server, cache, status, reason, gets):
+    server.files["/e.bin"] = b"x"
+    server.behaviour["/e.bin"] = Behaviour(status=status)
+    url = server.url("/e.bin")
+    with pytest.raises(StorageError) as info:
+        fetch(url, FAST)
+    tried = (
+        f"still failing after 3 attempts: HTTP {status} {reason}" if gets > 1 else f"HTTP {status} {reason}"
+    )
+    assert info.value.exit_code == 3
+    assert info.value.message == f"cannot download {url}: {tried}"
+    assert len(server.gets("/e.bin")) == gets
+    assert not cache_path(url).exists()
 
 
 def test_server_down_is_exit_3_after_retries(tmp_path, cache, capsys):
@@ -484,3 +506,43 @@ def test_a_stalled_server_hits_the_read_timeout_and_is_retried(server, cache):
         "(TimeoutError('timed out'))"
     )
     assert len(server.gets("/stall.bin")) == 2
+
+
+# -- cache paths ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("https://h.example/models/r50.pdparams", "r50.pdparams"),
+        ("https://h.example/a/..%2F..%2F..%2Fetc%2Fpasswd", "_.._.._etc_passwd"),
+        ("https://h.example/a/%2e%2e", "download"),
+        ("https://h.example/a/.hidden", "hidden"),
+        ("https://h.example/a/w%00x.bin?token=1", "w_x.bin"),
+    ],
+)
+def test_the_cache_path_is_a_flat_name_inside_the_cache(cache, url, name):
+    path = cache_path(url)
+    assert path.parent == cache
+    assert path.name == f"{_sha(url.encode())[:16]}-{name}"
+
+
+def test_default_cache_folder_follows_xdg(monkeypatch, tmp_path):
+    from app.checkpoint.download import cache_root
+
+    monkeypatch.delenv("WARMSTART_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg/warmstart/downloads"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home/.cache/warmstart/downloads"
+
+
+def test_an_unusable_cache_folder_is_a_storage_error(server, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("WARMSTART_CACHE", str(tmp_path / "afile/cache"))
+    with pytest.raises(StorageError) as info:
+        fetch(server.url("/w.bin"), FAST)
+    assert info.value.line() == (
+        f"cannot create the download cache folder {tmp_path / 'afile/cache'}: Not a directory "
+        "(set WARMSTART_CACHE to a writable folder)"
+    )
+    assert server.gets("/w.bin") == []

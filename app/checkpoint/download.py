@@ -120,7 +120,13 @@ def cache_path(url: str, root: Path | None = None) -> Path:
 def _locked(dest: Path, shown: str) -> Iterator[None]:
     """Hold an exclusive lock on ``<dest>.lock`` (never deleted: removing a lock file races its users)."""
     lock = dest.with_name(dest.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot open the download lock {lock}: {exc.strerror or exc}",
+            hint=f"set {CACHE_ENV} to a writable folder",
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
