@@ -120,9 +120,11 @@ def _names_file(uri: str, store_cfg) -> bool:  # noqa: ANN001
     return found or name.endswith(FILE_SUFFIXES)
 
 
-def _read(uri: str, path: Path, allow_pickle: bool, sha256: str | None, for_init: bool) -> tuple[dict, str]:
-    """The tensors and sha256 of a local copy of ``uri``."""
-    digest = sha256_file(path)
+def _read(
+    uri: str, path: Path, allow_pickle: bool, sha256: str | None, for_init: bool, digest: str | None
+) -> tuple[dict, str]:
+    """The tensors and sha256 of a local copy of ``uri`` (``digest``: its sha256 if already known)."""
+    digest = digest or sha256_file(path)
     if not for_init:
         return read_weights_file(path, allow_pickle=allow_pickle, source=uri), digest
     tensors = read_init_file(
@@ -133,18 +135,20 @@ def _read(uri: str, path: Path, allow_pickle: bool, sha256: str | None, for_init
 
 def _load_file(  # noqa: PLR0913
     uri: str,
-    store_cfg,
+    store_cfg,  # noqa: ANN001
     staging_dir: Path,
     allow_pickle: bool,
     sha256: str | None,
-    for_init: bool,  # noqa: ANN001
+    for_init: bool,
 ) -> LoadedCheckpoint:
-    if is_http(uri):  # a cached copy, verified against the pin before it is used (or moved aside)
-        path, tmp = fetch(uri, store_cfg, expected_sha256=sha256).path, None
+    digest = None
+    if is_http(uri):  # the cached copy, checked against the pin before it is used (or moved aside)
+        fetched = fetch(uri, store_cfg, expected_sha256=sha256)
+        path, tmp, digest = fetched.path, None, fetched.sha256
     else:
         path, tmp = local_copy(uri, store_cfg, staging_dir)
     try:
-        tensors, digest = _read(uri, path, allow_pickle, sha256, for_init)
+        tensors, digest = _read(uri, path, allow_pickle, sha256, for_init, digest)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
