@@ -211,6 +211,18 @@ def test_a_changed_file_restarts_instead_of_resuming(server, cache):
     assert [(h["range"], h["if-range"]) for h in server.gets("/f.bin")] == [("bytes=1000-", '"v0"')]
 
 
+@pytest.mark.parametrize("side", ['{"etag": 5, "total": 100000}', "[1]", "not json", '{"total": true}', "{}"])
+def test_a_part_without_a_usable_validator_restarts_without_range(server, cache, side):
+    data = os.urandom(100_000)
+    dest = cache_path(server.url("/f.bin"))
+    dest.parent.mkdir(parents=True)
+    dest.with_name(dest.name + ".part").write_bytes(data[:1000])
+    dest.with_name(dest.name + ".part.json").write_text(side)
+    server.files["/f.bin"] = data
+    assert fetch(server.url("/f.bin"), FAST).path.read_bytes() == data
+    assert ["range" in h for h in server.gets("/f.bin")] == [False]
+
+
 def test_short_body_is_retried_then_a_clear_error(server, cache):
     server.files["/short.bin"] = os.urandom(5000)
     server.behaviour["/short.bin"] = Behaviour(ranges=False, always_short=1000)

@@ -86,11 +86,20 @@ def _split_userinfo(url: str) -> tuple[str, str | None]:
 
 
 def _read_side(side: Path) -> dict[str, Any] | None:
+    """The saved validator, or None when missing or not what :func:`_start` writes (then: restart)."""
     try:
         data = json.loads(side.read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    texts = all(isinstance(data.get(k), str | None) for k in ("etag", "last_modified"))
+    total = data.get("total")
+    return (
+        data
+        if texts and (total is None or (isinstance(total, int) and not isinstance(total, bool)))
+        else None
+    )
 
 
 def _partial(job: _Job) -> tuple[int, dict[str, Any] | None]:
