@@ -75,7 +75,8 @@ def test_every_documented_env_var_reaches_its_key(cfg_file):
         (["preempt.grace_seconds=-1"], "preempt.grace_seconds: must be within (0, 86400], got -1.0"),
         (["preempt.spot.interval_s=0"], "preempt.spot.interval_s: must be within (0, 86400], got 0.0"),
         (["task.kind=digitz"], "task.kind: unknown task 'digitz'; did you mean 'digits'?"),
-        (["init.from=http://host/w.pdparams"], "init.from: 'http://host/w.pdparams' has an unsupported scheme"),
+        (["init.from=ftp://host/w.pdparams"], "init.from: 'ftp://host/w.pdparams' has an unsupported scheme"),
+        (["init.from=https://host/models/"], "init.from: 'https://host/models/' names no file"),
         (["checkpoint.uri=gs://b/x"], "checkpoint.uri: 'gs://b/x' has an unsupported scheme"),
     ],
 )  # fmt: skip

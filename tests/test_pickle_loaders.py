@@ -43,10 +43,19 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _refusal(source: str, why: str = "found by its content") -> str:
+def _refusal(source: str, why: str = "found by its content", opt_in: str = OPT_IN) -> str:
     return (
         f"warmstart: checkpoint: {source} is a pickle ({why}); loading it can run arbitrary code, so it is "
-        f"refused {OPT_IN}\n"
+        f"refused {opt_in}\n"
+    )
+
+
+def _init_opt_in(digest: str) -> str:
+    """init.from's refusal names both opt-ins, the pin spelled with the refused file's digest (#14)."""
+    return (
+        "(if you trust the file, set init.allow_pickle: true (--set init.allow_pickle=true) or pin this exact "
+        f"file with init.sha256: {digest}, or convert it once with `warmstart ckpt import SRC DEST "
+        "--allow-pickle`)"
     )
 
 
@@ -98,7 +107,7 @@ def test_safetensors_whose_header_starts_with_0x80_loads(tmp_path: Path) -> None
 def test_init_from_pickle_refused_under_any_name(tmp_path: Path, capsys, name: str) -> None:
     src = _payload(tmp_path / "src" / name, tmp_path / "marker")
     code, err = _train(capsys, "configs/demo.yaml", **{"run.dir": tmp_path / "run", "init.from": src})
-    assert (code, err) == (4, _refusal(str(src)))
+    assert (code, err) == (4, _refusal(str(src), opt_in=_init_opt_in(_sha(src))))
     assert not (tmp_path / "marker").exists()
     assert not (tmp_path / "run/checkpoints").exists()
 

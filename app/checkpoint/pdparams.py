@@ -7,6 +7,8 @@ every use is logged at WARNING with the file's name and sha256. What a file is c
 (:mod:`app.checkpoint.sniff`), never its name: :func:`read_weights_file` reads safetensors pickle-free
 whatever the file is called, and a pickle under any name goes through the gate. ``import_pdparams``
 converts such a file into a committed checkpoint, after which loading never unpickles again.
+For ``init.from``, :func:`read_init_file` adds the pin: a file whose sha256 differs from ``init.sha256`` is
+refused, and a matching pin opts in to unpickling that exact file.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from app.store.base import ObjectStore
 
 __all__ = [
     "OPT_IN_HINT",
+    "init_opt_in_hint",
     "IMPORT_HINT",
     "pickle_refused",
     "allow_pickle_file",
     "read_pdparams",
     "read_weights_file",
+    "read_init_file",
     "import_pdparams",
 ]
 
@@ -41,6 +45,19 @@ OPT_IN_HINT = (
     "if you trust the file, set init.allow_pickle: true (--set init.allow_pickle=true), or convert it "
     "once with `warmstart ckpt import SRC DEST --allow-pickle`"
 )
+#: How the opt-in reads for ``init.from``: besides ``allow_pickle``, pinning the exact file counts.
+PIN_OPT_IN = "init.sha256 pins this file"
+
+
+def init_opt_in_hint(digest: str) -> str:
+    """The refusal hint for an ``init.from`` file: both opt-ins, the pin spelled with this file's digest."""
+    return (
+        "if you trust the file, set init.allow_pickle: true (--set init.allow_pickle=true) or pin this "
+        f"exact file with init.sha256: {digest}, or convert it once with "
+        "`warmstart ckpt import SRC DEST --allow-pickle`"
+    )
+
+
 #: The hint of ``warmstart ckpt import``, whose opt-in is its own flag.
 IMPORT_HINT = "if you trust the file, pass --allow-pickle"
 
@@ -55,21 +72,29 @@ def pickle_refused(source: str, why: str = "", hint: str = OPT_IN_HINT) -> Check
 
 
 def allow_pickle_file(
-    path: Path, *, allow_pickle: bool, source: str | None = None, why: str = "", hint: str = OPT_IN_HINT
+    path: Path,
+    *,
+    allow_pickle: bool,
+    source: str | None = None,
+    why: str = "",
+    hint: str = OPT_IN_HINT,
+    opt_in: str = "allow_pickle is set",
 ) -> str:
     """Gate a file some loader may unpickle: refuse without opt-in, else log its name and sha256.
 
-    Returns the sha256. ``why`` says who unpickles it (e.g. "PaddleNLP's tokenizer").
+    Returns the sha256. ``why`` says who unpickles it (e.g. "PaddleNLP's tokenizer"); ``opt_in`` says
+    which opt-in let it through (the log line names it).
     """
     source = source or str(path)
     if not allow_pickle:
         raise pickle_refused(source, why, hint)
     digest = sha256_file(path)
     log.warning(
-        "unpickling %s (sha256 %s)%s because allow_pickle is set; only do this with trusted files",
+        "unpickling %s (sha256 %s)%s because %s; only do this with trusted files",
         source,
         digest,
         f" via {why}" if why else "",
+        opt_in,
     )
     return digest
 
@@ -87,11 +112,16 @@ def _flatten(tree: Any, prefix: str, out: dict[str, np.ndarray], skipped: list[s
 
 
 def read_pdparams(
-    path: Path, *, allow_pickle: bool, source: str | None = None, hint: str = OPT_IN_HINT
+    path: Path,
+    *,
+    allow_pickle: bool,
+    source: str | None = None,
+    hint: str = OPT_IN_HINT,
+    opt_in: str = "allow_pickle is set",
 ) -> dict[str, np.ndarray]:
     """Unpickle a trusted Paddle pickle into name -> array. Refuses without ``allow_pickle``."""
     source = source or str(path)
-    allow_pickle_file(path, allow_pickle=allow_pickle, source=source, hint=hint)
+    allow_pickle_file(path, allow_pickle=allow_pickle, source=source, hint=hint, opt_in=opt_in)
     import paddle  # deferred: only this opt-in path needs paddle to read files
 
     try:
@@ -109,7 +139,12 @@ def read_pdparams(
 
 
 def read_weights_file(
-    path: Path, *, allow_pickle: bool, source: str | None = None, hint: str = OPT_IN_HINT
+    path: Path,
+    *,
+    allow_pickle: bool,
+    source: str | None = None,
+    hint: str = OPT_IN_HINT,
+    opt_in: str = "allow_pickle is set",
 ) -> dict[str, np.ndarray]:
     """name -> array from a weights file, by content: safetensors pickle-free, a pickle only if allowed.
 
@@ -121,10 +156,32 @@ def read_weights_file(
     if kind == "safetensors" or source.endswith(TENSOR_SUFFIX):
         return read_tensors(path, source)
     if kind in ("pickle", "zip"):
-        return read_pdparams(path, allow_pickle=allow_pickle, source=source, hint=hint)
+        return read_pdparams(path, allow_pickle=allow_pickle, source=source, hint=hint, opt_in=opt_in)
     raise CheckpointError(
         f"{source} is neither a safetensors file nor a Paddle pickle (.pdparams)",
         hint="give a .safetensors file, a checkpoint folder, or a trusted .pdparams with init.allow_pickle",
+    )
+
+
+def read_init_file(
+    path: Path, *, allow_pickle: bool, expected_sha256: str | None, source: str, digest: str | None = None
+) -> dict[str, np.ndarray]:
+    """An ``init.from`` weights file: checked against ``init.sha256`` when pinned, and a pin that matches
+    is the pickle opt-in too (the user named this exact file). ``digest``: the file's sha256 if known."""
+    digest = digest or sha256_file(path)
+    pinned = bool(expected_sha256)
+    if pinned and digest != expected_sha256:
+        raise CheckpointError(
+            f"{source} has sha256 {digest}, but init.sha256 pins {expected_sha256}; nothing was loaded",
+            hint="check init.sha256 and init.from",
+        )
+    opt_in = PIN_OPT_IN if pinned and not allow_pickle else "allow_pickle is set"
+    return read_weights_file(
+        path,
+        allow_pickle=allow_pickle or pinned,
+        source=source,
+        hint=init_opt_in_hint(digest),
+        opt_in=opt_in,
     )
 
 

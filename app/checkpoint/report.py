@@ -88,6 +88,10 @@ def show_lines(
         f"  data source:  {meta.get('data_source') or '-'}",
         f"  notes:        {_short(meta.get('notes') or '-')}",
     ]
+    init = meta.get("init_source")
+    if isinstance(init, dict) and init.get("from"):
+        digest = init.get("sha256") or init.get("manifest_sha256")
+        lines.append(f"  init source:  {init['from']}" + (f" (sha256 {digest})" if digest else ""))
     if meta.get("source"):
         lines.append(f"  source:       {meta['source']}")
     return lines + ["trainer state:", *_state_summary(state)]

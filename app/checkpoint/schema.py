@@ -166,7 +166,7 @@ def check_meta(value: Any, where: str, step: int) -> dict[str, Any]:
     for key in ("user", "utc_time", "config_hash", "data_source", "notes", "parent", "paddle_version"):
         if meta.get(key) is not None:
             need_str(meta[key], where, key, 1 << 16)
-    for key in ("config", "code_version"):
+    for key in ("config", "code_version", "init_source"):
         if key in meta:
             _need_object(meta[key], where, key, allow_none=True)
     return meta

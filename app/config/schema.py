@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.checkpoint.config import CheckpointConfig
+from app.checkpoint.download import check_http_url, check_sha256, is_http
 from app.checkpoint.keymap import KeyMapRule
 from app.config.paths import local_path_of, resolve_output_dir
 from app.config.typed import from_data, limits, output_folder, suggest
@@ -134,7 +135,8 @@ class TrainConfig:
 class InitConfig:
     """Where the first launch takes weights from, when the run has no checkpoint of its own yet."""
 
-    #: Pretrained weights: a folder, file://, s3://, oss:// URI of a checkpoint, optionally ``#tag``.
+    #: Pretrained weights: a folder, file://, s3://, oss:// URI of a checkpoint, optionally ``#tag``, or a
+    #: weights file there or at an http(s):// URL (downloaded once into WARMSTART_CACHE).
     from_: str | None = field(default=None, metadata={"key": "from"})
     #: weights = model only (strict); partial = matching tensors, report, min fraction; resume = strict,
     #: with optimizer, schedule, RNG and data position.
@@ -154,10 +156,17 @@ class InitConfig:
     #: an NLP model_dir, a ppdet `pretrained` / DecodeCache. Unsafe with untrusted files; each use is logged
     #: with the file's sha256.
     allow_pickle: bool = False
+    #: sha256 (64 hex digits) the init.from weights file must have, else the run stops; a matching pin is
+    #: also the opt-in to read that exact file if it is a pickle. None = not pinned.
+    sha256: str | None = None
 
     def validate(self, path: str) -> None:
-        if self.from_:
-            check_uri_scheme(f"{path}.from", self.from_.split("#", 1)[0])
+        if self.from_ and is_http(self.from_):
+            check_http_url(f"{path}.from", self.from_)
+        elif self.from_:
+            check_uri_scheme(f"{path}.from", self.from_.split("#", 1)[0], also="an http(s):// file URL")
+        if self.sha256 is not None:
+            self.sha256 = check_sha256(f"{path}.sha256", self.sha256)
         if self.mode == "resume" and (self.key_map or self.match != "exact"):
             used = [f"{path}.key_map"] if self.key_map else []
             used += [f"{path}.match={self.match}"] if self.match != "exact" else []
@@ -226,7 +235,8 @@ class Config:
     def validate(self, path: str) -> None:
         """A local checkpoint folder follows the output-folder rule (app.config.paths), as run.dir does."""
         _check_store_uri("checkpoint.uri", self.checkpoint.uri)
-        _check_store_uri("init.from", (self.init.from_ or "").split("#", 1)[0])
+        if not is_http(self.init.from_):  # a URL names a file to download, never a store (checked above)
+            _check_store_uri("init.from", (self.init.from_ or "").split("#", 1)[0])
         if self.optim.no_decay is None:  # the task's default, written into the resolved config
             self.optim.no_decay = list(TASK_NO_DECAY.get(self.task.kind, ()))
         local = local_path_of(self.checkpoint.uri) if self.checkpoint.uri else None

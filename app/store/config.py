@@ -19,13 +19,16 @@ __all__ = ["StoreConfig", "check_uri_scheme", "check_endpoint"]
 _SCHEMES = ("file://", "s3://", "oss://")
 
 
-def check_uri_scheme(where: str, uri: str) -> None:
-    """Catch a wrong scheme when the config loads, not minutes later when a store is opened."""
+def check_uri_scheme(where: str, uri: str, *, also: str = "") -> None:
+    """Catch a wrong scheme when the config loads, not minutes later when a store is opened.
+
+    ``also`` names forms the field accepts besides stores (``init.from``: an http(s) file URL).
+    """
     if "://" in uri and not uri.startswith(_SCHEMES):
-        raise ConfigError(
-            f"{where}: {uri!r} has an unsupported scheme (use a folder, file://, s3://bucket/prefix "
-            f"or oss://bucket/prefix)"
+        forms = "a folder, file://, s3://bucket/prefix" + (
+            f", oss://bucket/prefix or {also}" if also else " or oss://bucket/prefix"
         )
+        raise ConfigError(f"{where}: {uri!r} has an unsupported scheme (use {forms})")
 
 
 def check_endpoint(where: str, url: str) -> None:

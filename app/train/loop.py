@@ -54,6 +54,7 @@ class Session:
     best: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     parent: str | None = None
+    init_source: dict[str, Any] | None = None  # lineage: what init.from loaded (URI, sha256), kept on resume
     build_snapshot: Any = None  # callable(session) -> Snapshot; set by app.train.start
     mgr_uri: str = ""
     trainable: frozenset[str] | None = None  # parameters freeze stages may toggle (set at the first step)

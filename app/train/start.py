@@ -71,6 +71,7 @@ def snapshot(s: Session) -> Snapshot:
         "data_source": cfg.run.data_source or s.task.data_source,
         "notes": cfg.run.notes,
         "parent": s.parent,
+        "init_source": s.init_source,
         "user": getpass.getuser(),
     }
     tensors = {"model": model_arrays(s.net), "optimizer": optimizer_arrays(s.optimizer, s.net)}
@@ -84,6 +85,14 @@ def _shown_uri(uri: str) -> str:
     """A local checkpoint folder as its resolved absolute path; a remote URI as written."""
     local = local_path_of(uri)
     return str(resolve_output_dir("checkpoint.uri", local)) if local is not None else uri
+
+
+def _start_text(cfg: Config, s: Session, kind: str, source: str | None) -> str:
+    """``warm_start from URI (sha256 ...)``: the digest of an init.from weights file, e.g. a download."""
+    if not source:
+        return kind
+    digest = (s.init_source or {}).get("sha256") if source == cfg.init.from_ else None
+    return f"{kind} from {source}" + (f" (sha256 {digest})" if digest else "")
 
 
 def _summary(cfg: Config, s: Session, kind: str, source: str | None) -> None:
@@ -100,7 +109,7 @@ def _summary(cfg: Config, s: Session, kind: str, source: str | None) -> None:
         f"{s.stream.micro_batches_per_epoch // cfg.train.grad_accum_steps} steps/epoch",
         f"schedule: {sched.total_steps} steps, base_lr {sched.base_lr:g}, warmup {w.kind} "
         f"{sched.warmup_steps} steps, decay {decay}; optimizer {cfg.optim.name}",
-        f"checkpoints: {_shown_uri(s.mgr_uri)}; start: {kind}" + (f" from {source}" if source else ""),
+        f"checkpoints: {_shown_uri(s.mgr_uri)}; start: {_start_text(cfg, s, kind, source)}",
     ):
         log.info("%s", redact_text(line))
     for note in sched.notes:
@@ -166,7 +175,10 @@ def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
     # full lists: the report file; the event keeps the problems and how many names were paired
     summary = {k: v for k, v in report.as_dict().items() if k not in ("loaded", "mapped")}
     summary["mapped_count"] = len(report.mapped())
-    s.runlog.event(0, "warm_start", source=source, mode=init.mode, loaded=len(report.loaded), report=summary)
+    s.runlog.event(
+        0, "warm_start", source=source, mode=init.mode, loaded=len(report.loaded), report=summary,
+        sha256=(s.init_source or {}).get("sha256"),
+    )  # fmt: skip
     lint = warm_lr_lint(s.schedule.base_lr, loaded.meta)
     if lint:
         log.warning("warm-start lint: %s", lint)
@@ -191,13 +203,39 @@ def _find_start(
         return "resume", loaded, loaded.ref.uri
     if cfg.init.from_:
         loaded = open_source(
-            cfg.init.from_, cfg.store, allow_pickle=cfg.init.allow_pickle, staging_dir=run_dir / "init"
+            cfg.init.from_,
+            cfg.store,
+            allow_pickle=cfg.init.allow_pickle,
+            staging_dir=run_dir / "init",
+            sha256=cfg.init.sha256,
+            for_init=True,
         )
         kind = "resume" if cfg.init.mode == "resume" else "warm_start"
         if kind == "resume":
             _resumable(loaded)
         return kind, loaded, cfg.init.from_
     return "cold_start", None, None
+
+
+def init_source_record(loaded: LoadedCheckpoint, source: str, mode: str) -> dict[str, object]:
+    """What the lineage keeps of ``init.from``: the URI, and the sha256 of the file (a weights file, e.g. a
+    download) or of the manifest (a checkpoint) that was actually loaded."""
+    record: dict[str, object] = {"from": source, "mode": mode}
+    if loaded.meta.get("source_sha256"):
+        record["sha256"] = loaded.meta["source_sha256"]
+    elif loaded.ref.manifest_sha256:
+        record.update(step=loaded.ref.step, manifest_sha256=loaded.ref.manifest_sha256)
+    return record
+
+
+def _carry_init_source(s: Session, kind: str, loaded: LoadedCheckpoint | None, source: str | None) -> None:
+    """Warm start: record init.from; resume of the run's own checkpoint: keep the record it carries."""
+    if loaded is None or source is None:
+        return
+    if source == s.cfg.init.from_:
+        s.init_source = init_source_record(loaded, source, s.cfg.init.mode)
+    elif kind == "resume" and isinstance(loaded.meta.get("init_source"), dict):
+        s.init_source = loaded.meta["init_source"]
 
 
 def prepare(cfg: Config, stop: StopRequest) -> Session:
@@ -247,6 +285,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
         scaler=paddle.amp.GradScaler(init_loss_scaling=2.0**15) if amp_dtype == "float16" else None,
         build_snapshot=snapshot, mgr_uri=uri,
     )  # fmt: skip
+    _carry_init_source(s, kind, loaded, source)
     _summary(cfg, s, kind, source)
     if batch_changed:
         log.warning(
