@@ -20,6 +20,7 @@ class Behaviour:
     drops: list[int] = field(default_factory=list)  # per GET: send only this many body bytes, then close
     always_short: int | None = None  # every GET: send only this many body bytes, then close
     gate: threading.Event | None = None  # hold the body until set
+    hold_after: int = 0  # with a gate: send this many body bytes first, then hold the rest until set
 
 
 @dataclass
@@ -66,9 +67,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("ETag", ETAG)
         self.send_header("Last-Modified", "Mon, 30 Nov 2026 10:00:00 GMT")
         self.end_headers()
-        if how.gate is not None:
-            how.gate.wait(60)
         body = data[start:]
+        if how.gate is not None:
+            if how.hold_after:
+                self.wfile.write(body[: how.hold_after])
+                self.wfile.flush()
+                body = body[how.hold_after :]
+            how.gate.wait(60)
         cut = how.drops.pop(0) if how.drops else how.always_short
         if cut is None:
             self.wfile.write(body)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -475,3 +476,47 @@ def test_an_unusable_cache_folder_is_a_storage_error(server, tmp_path, monkeypat
         "(set WARMSTART_CACHE to a writable folder)"
     )
     assert server.gets("/w.bin") == []
+
+
+# -- a stop request during the download ------------------------------------------------------------------
+def test_sigterm_during_a_download_exits_143_keeping_the_part_and_the_next_run_resumes_it(
+    tmp_path, server, cache, weights, capsys
+):
+    """A download can outlast a spot notice: a real SIGTERM to a real `warmstart train` stuck in the body
+    ends it at once (143, nothing saved), the bytes received stay in .part, and the next run resumes them."""
+    gate = threading.Event()
+    data = weights["safetensors"]
+    server.files["/slow.safetensors"] = data
+    server.behaviour["/slow.safetensors"] = Behaviour(gate=gate, hold_after=1000)
+    url = server.url("/slow.safetensors")
+    part = Path(str(cache_path(url)) + ".part")
+    argv = [sys.executable, "-m", "app.cli", "train", "--config", str(ROOT / "configs/demo.yaml")]
+    sets = {"schedule.total_steps": 2, "schedule.warmup.steps": 1, "init.from": url, **FAST_SET}
+    for item in tiny_overrides(tmp_path / "run", **sets):
+        argv += ["--set", item]
+    env = clean_env(PYTHONPATH=str(ROOT), WARMSTART_CACHE=str(cache))
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # until the first 1000 bytes are on disk (the server then holds the rest)
+            if (part.is_file() and part.stat().st_size == 1000) or proc.poll() is not None:
+                break
+            threading.Event().wait(0.1)
+        assert proc.poll() is None, proc.communicate()[1]
+        assert part.stat().st_size == 1000
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)  # the server still holds the body: only the signal ends it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143
+    assert _one_line(err) == (
+        f"warmstart: preempted before training started, nothing to save (signal SIGTERM, while downloading "
+        f"{url} (what was received stays in {part}; the next run resumes it)); run the same command again"
+    )
+    assert part.stat().st_size == 1000 and not cache_path(url).exists()
+    assert not list((tmp_path / "run").glob("**/manifest.json"))
+    gate.set()
+    code, _ = _train(tmp_path, capsys, url)
+    assert code == 0
+    assert server.gets("/slow.safetensors")[-1]["range"] == "bytes=1000-"
+    assert _sha(cache_path(url).read_bytes()) == _sha(data)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from app import cancel
 from app.checkpoint.http_get import download
 from app.checkpoint.tensorio import sha256_file
 from app.errors import CheckpointError, ConfigError, StorageError
@@ -166,7 +167,8 @@ def fetch(url: str, store_cfg: StoreConfig | None = None, *, expected_sha256: st
     shown = redact_url(url)
     dest = cache_path(url)
     _cache_dir(dest)
-    with _locked(dest, shown):
+    doing = f"downloading {shown} (what was received stays in {dest}.part; the next run resumes it)"
+    with cancel.interruptible(doing), _locked(dest, shown):
         downloaded = not dest.is_file()
         if downloaded:
             log.info("downloading %s to %s", shown, dest)

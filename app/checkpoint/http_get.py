@@ -210,12 +210,13 @@ def _copy(job: _Job, resp: http.client.HTTPResponse, offset: int) -> int:
         try:
             while True:
                 try:
-                    chunk = resp.read(CHUNK)
+                    chunk = resp.read1(CHUNK)  # what has arrived: a cut-short read keeps it
                 except (OSError, http.client.HTTPException) as exc:
                     raise _Dropped(f"the connection dropped after {got} bytes ({exc!r})") from None
                 if not chunk:
                     return got
                 fh.write(chunk)
+                fh.flush()  # on disk as it comes: a kill keeps it for the resume
                 got += len(chunk)
         finally:
             fh.flush()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-from app import signals
+from app import cancel, signals
 from app.checkpoint import CheckpointManager, LoadedCheckpoint, Snapshot, open_source
 from app.checkpoint.layout import TRAINER_STATE
 from app.checkpoint.schema import check_resume_state
@@ -257,7 +257,8 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     if ck.best_metric is None:  # best-K retention follows the metric the run tracks
         ck = dataclasses.replace(ck, best_metric=cfg.train.metric, best_mode=cfg.train.metric_mode)
     mgr = CheckpointManager(open_store(uri, cfg.store), ck, staging_dir=run_dir / "staging")
-    kind, loaded, source = _find_start(cfg, mgr, run_dir)
+    with cancel.stopping_on(lambda: stop.reason if stop.requested else None):
+        kind, loaded, source = _find_start(cfg, mgr, run_dir)  # a download stops on a signal
     old_batch = int(loaded.state.get("global_batch") or 0) if kind == "resume" and loaded else 0
     batch_changed = bool(old_batch) and old_batch != global_batch
     built = build_schedule(
