@@ -168,8 +168,9 @@ def warn_credentials(cfg: Config) -> None:
     if fields and not _warned:
         _warned = True
         log.warning(
-            "%s: credentials in a URL are masked in logs and lineage; put them in the environment instead "
-            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET)",
+            "%s: credentials in a URL are masked in logs and lineage; for S3/OSS put them in the environment "
+            "instead (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET); "
+            "an http(s) URL's user:password is sent as Basic auth to that host only",
             ", ".join(fields),
         )
 
