@@ -152,9 +152,12 @@ def _recorder(run: PpdetRun) -> Any:
     return Recorder(None)
 
 
-def run_ppdet(case: Case, *, epochs: int | None = None, resume: Path | None = None) -> PpdetRun:
+def run_ppdet(
+    case: Case, *, epochs: int | None = None, resume: Path | None = None, initial: dict | None = None
+) -> PpdetRun:
     """Train with ``ppdet.engine.Trainer`` as ``tools/train.py`` does (fresh parameter names, CPU), for
-    the config's ``epoch`` or ``epochs``, after ``trainer.resume_weights(resume)`` when given.
+    the config's ``epoch`` or ``epochs``, after ``trainer.resume_weights(resume)`` when given, or from the
+    weights ``initial`` (``model.set_state_dict``) when given.
 
     Returns the per-step LR and loss, the model's initial weights (numpy, by structured name) and its
     parameter names."""
@@ -172,6 +175,8 @@ def run_ppdet(case: Case, *, epochs: int | None = None, resume: Path | None = No
         run.names = {p.name: n for n, p in trainer.model.named_parameters()}
         if resume is not None:
             trainer.resume_weights(str(resume))
+        if initial is not None:
+            trainer.model.set_state_dict({k: paddle.to_tensor(v) for k, v in initial.items()})
         trainer.register_callbacks([_recorder(run)])
         trainer.train(validate=False)
     return run
