@@ -149,11 +149,31 @@ def _reshaped(opt: dict) -> dict:
     return {**opt, key: np.zeros((1, *opt[key].shape[1:]), opt[key].dtype)}
 
 
+def _crafted_weights(prefix: Path, to: Path) -> Path:
+    import paddle
+
+    new = _copy_save(prefix, to, (".pdparams", ".pdopt"))
+    trained = _load(prefix.with_suffix(".pdema"))
+    key = next(k for k, v in trained.items() if v.ndim == 4)
+    trained[key] = np.zeros((1, *trained[key].shape[1:]), trained[key].dtype)
+    paddle.save(trained, str(new.with_suffix(".pdema")))
+    return new
+
+
+def _amp_o2(opt: dict) -> dict:
+    return {**opt, "master_weights": {}}
+
+
+NO_EMA = "task.options.overrides={use_ema: false}"
+
 BAD = {
     "no_pdparams": (lambda p, t: _copy_save(p, t, (".pdopt",)).with_suffix(".pdopt"), [], 4, "model_final.pdparams does not exist"),
     "no_pdopt": (lambda p, t: _copy_save(p, t, (".pdparams", ".pdema")).with_suffix(".pdparams"), [], 4, "model_final.pdopt does not exist"),
     "other_model": (lambda p, t: _crafted_opt(p, t, _renamed).with_suffix(".pdparams"), [], 4, "optimizer state for parameters this model does not have: linear_"),
     "accumulator_shape": (lambda p, t: _crafted_opt(p, t, _reshaped).with_suffix(".pdparams"), [], 4, "does not fit this optimizer"),
+    "weights_shape": (lambda p, t: _crafted_weights(p, t).with_suffix(".pdparams"), [], 4, "resume load from"),
+    "amp_o2": (lambda p, t: _crafted_opt(p, t, _amp_o2).with_suffix(".pdparams"), [], 4, "AMP O2 master weights"),
+    "pdema_without_use_ema": (lambda p, t: p.with_suffix(".pdparams"), ["--set", NO_EMA], 4, "but the config has no use_ema"),
     "other_schedule": (lambda p, t: p.with_suffix(".pdparams"), ["--set", "schedule.base_lr=0.5"], 4, "ppdet's scheduler saved LR"),
     "no_opt_in": (lambda p, t: p.with_suffix(".pdparams"), ["--no-allow"], 4, "pass --allow-pickle"),
     "pdopt_as_weights": (lambda p, t: p.with_suffix(".pdopt"), ["--no-config"], 2, "is ppdet's optimizer state, not weights"),

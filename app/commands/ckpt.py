@@ -251,7 +251,8 @@ def _import_ppdet_run(args: argparse.Namespace) -> int:
     print(
         f"imported ppdet run {args.src} -> {ref.uri} (step {ref.step}, manifest sha256 {ref.manifest_sha256})"
     )
-    print(f"continue it with: warmstart train --config {args.config} --set checkpoint.uri={args.dest}")
+    sets = "".join(f" --set {o}" for o in args.overrides)
+    print(f"continue it with: warmstart train --config {args.config}{sets} --set checkpoint.uri={args.dest}")
     return EXIT_OK
 
 

@@ -21,7 +21,9 @@ Nothing is written to the store until every check passed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import logging
 import math
 from pathlib import Path
@@ -162,7 +164,9 @@ def _session(cfg: Config, staging: Path) -> Any:
     from app.train.preempt import StopRequest
     from app.train.start import prepare
 
-    return prepare(_session_config(cfg, staging), StopRequest())
+    # the throw-away session's own JSON lines (a cold-start event) are not this command's output
+    with contextlib.redirect_stdout(io.StringIO()):
+        return prepare(_session_config(cfg, staging), StopRequest())
 
 
 def import_ppdet_run(
