@@ -153,7 +153,12 @@ def _recorder(run: PpdetRun) -> Any:
 
 
 def run_ppdet(
-    case: Case, *, epochs: int | None = None, resume: Path | None = None, initial: dict | None = None
+    case: Case,
+    *,
+    epochs: int | None = None,
+    resume: Path | None = None,
+    initial: dict | None = None,
+    save_dir: Path | None = None,
 ) -> PpdetRun:
     """Train with ``ppdet.engine.Trainer`` as ``tools/train.py`` does (fresh parameter names, CPU), for
     the config's ``epoch`` or ``epochs``, after ``trainer.resume_weights(resume)`` when given, or from the
@@ -166,7 +171,10 @@ def run_ppdet(
 
     from app.tasks.det.workspace import load_ppdet_config
 
-    cfg = load_ppdet_config(case.ppdet_yml, {"epoch": epochs} if epochs else None)
+    overrides: dict[str, Any] = {"epoch": epochs} if epochs else {}
+    if save_dir is not None:  # e.g. a resumed run, which would replace the model_final it resumed from
+        overrides["save_dir"] = str(save_dir)
+    cfg = load_ppdet_config(case.ppdet_yml, overrides or None)
     paddle.set_device("cpu")
     run = PpdetRun()
     with paddle.utils.unique_name.guard():  # parameter names as in a fresh `tools/train.py` process

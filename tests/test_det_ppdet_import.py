@@ -117,9 +117,23 @@ def test_resume_continues_ppdet_schedule_and_run(ppdet_save, tmp_path: Path) -> 
     assert [x["step"] for x in train] == [3, 4, 5]
     table = ppdet_lr_table(case, TOTAL_EPOCHS)
     assert_same_lr([x["lr"] for x in train], table[EPOCHS_BY_PPDET:])
-    theirs = run_ppdet(case, epochs=TOTAL_EPOCHS, resume=prefix)
+    theirs = run_ppdet(case, epochs=TOTAL_EPOCHS, resume=prefix, save_dir=tmp_path / "ppdet_resumed")
     assert theirs.lrs == table[EPOCHS_BY_PPDET:]
     assert [x["loss"] for x in train] == pytest.approx(theirs.losses, abs=2e-6)
+
+
+def test_import_at_the_end_of_the_schedule(ppdet_save, tmp_path: Path) -> None:
+    """A save at the schedule's last step imports (no step left whose LR could differ) and trains no more."""
+    case, _, prefix = ppdet_save
+    dest = tmp_path / "dest"
+    ends = ["--set", f"schedule.epochs={EPOCHS_BY_PPDET}", "--set", "schedule.warmup.steps=1"]
+    assert (
+        _import(
+            prefix.with_suffix(".pdparams"), dest, "--config", str(case.ours_yaml), "--allow-pickle", *ends
+        )
+        == 0
+    )
+    assert _step_dir(dest).name == "step-00000002"
 
 
 def _copy_save(prefix: Path, to: Path, suffixes: tuple[str, ...]) -> Path:
@@ -179,6 +193,21 @@ BAD = {
     "pdopt_as_weights": (lambda p, t: p.with_suffix(".pdopt"), ["--no-config"], 2, "is ppdet's optimizer state, not weights"),
     "step_with_config": (lambda p, t: p.with_suffix(".pdparams"), ["--step", "7"], 2, "--step cannot be set with --config"),
 }  # fmt: skip
+
+
+def test_dest_with_checkpoints_is_refused_and_kept(ppdet_save, tmp_path: Path, capsys) -> None:
+    case, _, prefix = ppdet_save
+    dest = tmp_path / "dest"
+    args = ["--config", str(case.ours_yaml), "--allow-pickle"]
+    assert _import(prefix.with_suffix(".pdparams"), dest, *args) == 0
+    before = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert _import(prefix.with_suffix(".pdparams"), dest, *args) == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        err.startswith("warmstart: checkpoint: ") and "already holds committed checkpoints (steps 2)" in err
+    )
+    assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("case_name", sorted(BAD))

@@ -118,7 +118,14 @@ def _advance(s: Any, out: PpdetOutput, source: str) -> None:
     for _ in range(out.steps):
         s.lr.step()
     ours = float(s.lr.get_lr())
-    if out.last_lr is not None and not math.isclose(ours, out.last_lr, rel_tol=LR_TOLERANCE, abs_tol=1e-15):
+    # past its last step ppdet's PiecewiseDecay repeats its last value and ours gives the end LR: a run
+    # imported at its very end trains no further step, so there is no LR to agree on
+    ended = out.steps == s.schedule.total_steps
+    if (
+        out.last_lr is not None
+        and not ended
+        and not math.isclose(ours, out.last_lr, rel_tol=LR_TOLERANCE, abs_tol=1e-15)
+    ):
         raise CheckpointError(
             f"{source}: ppdet's scheduler saved LR {out.last_lr:.10g} for step {out.steps}, this config's "
             f"schedule gives {ours:.10g}",
@@ -169,6 +176,19 @@ def _session(cfg: Config, staging: Path) -> Any:
         return prepare(_session_config(cfg, staging), StopRequest())
 
 
+def _check_empty(store: ObjectStore) -> None:
+    """The run continues from DEST's newest step, so DEST must hold no other run's checkpoints."""
+    from app.checkpoint import catalog
+
+    steps = [st.step for st in catalog.scan(store) if st.has_manifest]
+    if steps:
+        raise CheckpointError(
+            f"{store.uri} already holds committed checkpoints (steps {', '.join(map(str, steps[:5]))}): "
+            "`train` would continue from the newest of them, not from the imported ppdet run",
+            hint="import into a new, empty checkpoint root",
+        )
+
+
 def import_ppdet_run(
     src: str, cfg: Config, store: ObjectStore, staging: Path, *, allow_pickle: bool
 ) -> CheckpointRef:
@@ -177,6 +197,7 @@ def import_ppdet_run(
         raise ConfigError(
             f"--config: task.kind is {cfg.task.kind!r}; a ppdet run imports into a detection task"
         )
+    _check_empty(store)
     files = find_files(src, cfg.store, staging)
     out = read_output(files, allow_pickle=allow_pickle)
     s = _session(cfg, staging)
