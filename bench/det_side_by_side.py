@@ -12,7 +12,7 @@ Cases (the only difference that can remain between the two is the order of the i
 
 * ``one_image``: 1 image, batch 1 — nothing to order;
 * ``same_order``: 2 images, batch 2, ``run.seed`` picked so that our seeded per-epoch order equals ppdet's
-  file order at every step;
+  file order at every step; ``same_order_adamw``: the same with ppdet's ``AdamW`` (weight_decay 0.05);
 * ``other_order``: 4 images, batch 4 — the same images in every batch, in another order within it;
 * ``control_ppdet_reordered``: not ours at all — ppdet against ppdet with the 4 images' ids reversed (ppdet
   reads images sorted by id), the same starting weights: what the order within a batch alone does.
@@ -36,11 +36,12 @@ from bench.ppdet_case import run_ours, run_ppdet, write_case
 
 __all__ = ["CASES", "CONTROL", "Compared", "compare_case", "seed_in_file_order"]
 
-#: name -> (images, batch, seed; None = search one whose order equals ppdet's file order)
-CASES: dict[str, tuple[int, int, int | None]] = {
-    "one_image": (1, 1, 0),
-    "same_order": (2, 2, None),
-    "other_order": (4, 4, 0),
+#: name -> (images, batch, seed; None = search one whose order equals ppdet's file order, optimizer)
+CASES: dict[str, tuple[int, int, int | None, str]] = {
+    "one_image": (1, 1, 0, "momentum"),
+    "same_order": (2, 2, None, "momentum"),
+    "same_order_adamw": (2, 2, None, "adamw"),
+    "other_order": (4, 4, 0, "momentum"),
 }
 CONTROL = "control_ppdet_reordered"
 
@@ -113,11 +114,12 @@ def compare_case(root: Path, name: str, steps: int) -> Compared:
     """Run one case through ppdet's Trainer and ours for ``steps`` optimizer steps."""
     if name == CONTROL:
         return control_case(root, steps)
-    n, batch, seed = CASES[name]
+    n, batch, seed, optimizer = CASES[name]
     seed = seed_in_file_order(n, steps) if seed is None else seed
     case = write_case(
-        root / name, n_train=n, batch=batch, epoch=steps, max_epochs=max(2 * steps, 8), warmup=3
-    )
+        root / name, n_train=n, batch=batch, epoch=steps, max_epochs=max(2 * steps, 8), warmup=3,
+        optimizer=optimizer,
+    )  # fmt: skip
     theirs = run_ppdet(case)
     ours = run_ours(case, theirs.initial, steps, [f"run.seed={seed}"])
     return Compared(name, steps, theirs.lrs, ours.lrs, theirs.losses, ours.losses)

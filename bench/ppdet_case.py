@@ -60,8 +60,7 @@ LearningRate:
   - !LinearWarmup {{start_factor: 0.1, steps: {warmup}}}
 
 OptimizerBuilder:
-  optimizer: {{momentum: 0.9, type: Momentum}}
-  regularizer: {{factor: 0.0005, type: L2}}
+{optimizer}
 
 TrainReader:
   sample_transforms:
@@ -75,6 +74,13 @@ TrainReader:
   shuffle: false
   drop_last: true
 """
+
+
+#: ppdet ``OptimizerBuilder`` bodies: Momentum with L2 (PicoDet's upstream choice) and AdamW.
+OPTIMIZERS = {
+    "momentum": "  optimizer: {momentum: 0.9, type: Momentum}\n  regularizer: {factor: 0.0005, type: L2}",
+    "adamw": "  optimizer: {type: AdamW, weight_decay: 0.05}\n  regularizer: None",
+}
 
 
 @dataclass
@@ -100,8 +106,10 @@ def write_case(
     base_lr: float = 0.02,
     snapshot_epoch: int = 1000,
     seed: int = 3,
+    optimizer: str = "momentum",
 ) -> Case:
-    """Write the images, the ppdet config (``ppdet.yml``) and ours (``warmstart.yaml``) under ``root``."""
+    """Write the images, the ppdet config (``ppdet.yml``) and ours (``warmstart.yaml``) under ``root``;
+    ``optimizer`` names an ``OPTIMIZERS`` block."""
     from app.tasks.det.synth import write_shapes
 
     root = Path(root)
@@ -111,7 +119,7 @@ def write_case(
     ppdet_yml.write_text(
         _PPDET_TEMPLATE.format(
             model=PPDET_MODEL, save_dir=save_dir, snapshot_epoch=snapshot_epoch, epoch=epoch, data=data,
-            base_lr=base_lr, max_epochs=max_epochs, warmup=warmup, batch=batch,
+            base_lr=base_lr, max_epochs=max_epochs, warmup=warmup, batch=batch, optimizer=OPTIMIZERS[optimizer],
         )
     )  # fmt: skip
     ours = root / "warmstart.yaml"

@@ -28,13 +28,26 @@ _workspace()
 EPOCHS_BY_PPDET, TOTAL_EPOCHS = 2, 5  # 1 image, batch 1: one step per epoch
 
 
-@pytest.fixture(scope="module")
-def ppdet_save(tmp_path_factory: pytest.TempPathFactory) -> tuple[Case, PpdetRun, Path]:
+def _ppdet_save(root: Path, optimizer: str) -> tuple[Case, PpdetRun, Path]:
     case = write_case(
-        tmp_path_factory.mktemp("ppdet"), n_train=1, batch=1, epoch=EPOCHS_BY_PPDET, max_epochs=TOTAL_EPOCHS
+        root, n_train=1, batch=1, epoch=EPOCHS_BY_PPDET, max_epochs=TOTAL_EPOCHS, optimizer=optimizer
     )
     run = run_ppdet(case)
     return case, run, case.save_dir / "ppdet" / "model_final"
+
+
+@pytest.fixture(scope="module")
+def ppdet_save(tmp_path_factory: pytest.TempPathFactory) -> tuple[Case, PpdetRun, Path]:
+    """Momentum with L2 (PicoDet's upstream optimizer), EMA on."""
+    return _ppdet_save(tmp_path_factory.mktemp("ppdet"), "momentum")
+
+
+@pytest.fixture(scope="module", params=["momentum", "adamw"])
+def any_save(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Each optimizer's save: Momentum (velocity) and AdamW (moments and beta powers)."""
+    if request.param == "momentum":
+        return request.getfixturevalue("ppdet_save")
+    return _ppdet_save(tmp_path_factory.mktemp("ppdet_adamw"), "adamw")
 
 
 def _load(path: Path) -> dict:
@@ -52,10 +65,10 @@ def _step_dir(dest: Path) -> Path:
     return step
 
 
-def test_import_equals_ppdet_files(ppdet_save, tmp_path: Path, capsys) -> None:
+def test_import_equals_ppdet_files(any_save, tmp_path: Path, capsys) -> None:
     from app.checkpoint.tensorio import read_tensors
 
-    case, run, prefix = ppdet_save
+    case, run, prefix = any_save
     dest = tmp_path / "dest"
     assert (
         _import(prefix.with_suffix(".pdparams"), dest, "--config", str(case.ours_yaml), "--allow-pickle") == 0
@@ -90,6 +103,9 @@ def test_import_equals_ppdet_files(ppdet_save, tmp_path: Path, capsys) -> None:
         param = max((p for p in run.names if key.startswith(p + "_")), key=len)
         kind = key[len(param) + 1 :].rsplit("_", 1)[0]
         assert np.array_equal(ours[f"{run.names[param]}/{kind}"], value), key
+    adamw = "type: AdamW" in case.ppdet_yml.read_text()
+    want = {"moment1", "moment2", "beta1_pow_acc", "beta2_pow_acc"} if adamw else {"velocity"}
+    assert {k.rsplit("/", 1)[1] for k in ours} == want
     state = json.loads((step / "trainer_state.json").read_text())
     assert (state["step"], state["epoch"], state["data"]) == (2, 2, {"epoch": 2, "samples_in_epoch": 0})
     meta = json.loads((step / "meta.json").read_text())
@@ -98,10 +114,10 @@ def test_import_equals_ppdet_files(ppdet_save, tmp_path: Path, capsys) -> None:
     )
 
 
-def test_resume_continues_ppdet_schedule_and_run(ppdet_save, tmp_path: Path) -> None:
+def test_resume_continues_ppdet_schedule_and_run(any_save, tmp_path: Path) -> None:
     """After the import, `train` continues: LR = ppdet's LearningRate at every step, and the same LR and
     losses as ppdet's own Trainer resuming the same files."""
-    case, _, prefix = ppdet_save
+    case, _, prefix = any_save
     dest = tmp_path / "dest"
     assert (
         _import(prefix.with_suffix(".pdparams"), dest, "--config", str(case.ours_yaml), "--allow-pickle") == 0

@@ -22,7 +22,7 @@ _workspace()
 STEPS = 5  # 3 warmup steps (ppdet LinearWarmup), then the cosine; the assigner switches at step 2
 
 
-@pytest.mark.parametrize("name", ["one_image", "same_order"])
+@pytest.mark.parametrize("name", ["one_image", "same_order", "same_order_adamw"])
 def test_same_lr_and_loss_as_ppdet_trainer(tmp_path: Path, name: str) -> None:
     r = compare_case(tmp_path, name, STEPS)
     assert len(r.lr_ppdet) == len(r.loss_ours) == STEPS
