@@ -190,6 +190,16 @@ def _crafted_weights(prefix: Path, to: Path) -> Path:
     return new
 
 
+def _ema_missing(prefix: Path, to: Path) -> Path:
+    import paddle
+
+    new = _copy_save(prefix, to, (".pdopt", ".pdema"))
+    ema = _load(prefix.with_suffix(".pdparams"))
+    ema.pop(sorted(ema)[0])
+    paddle.save(ema, str(new.with_suffix(".pdparams")))
+    return new
+
+
 def _amp_o2(opt: dict) -> dict:
     return {**opt, "master_weights": {}}
 
@@ -202,6 +212,7 @@ BAD = {
     "other_model": (lambda p, t: _crafted_opt(p, t, _renamed).with_suffix(".pdparams"), [], 4, "optimizer state for parameters this model does not have: linear_"),
     "accumulator_shape": (lambda p, t: _crafted_opt(p, t, _reshaped).with_suffix(".pdparams"), [], 4, "does not fit this optimizer"),
     "weights_shape": (lambda p, t: _crafted_weights(p, t).with_suffix(".pdparams"), [], 4, "resume load from"),
+    "ema_tensor_missing": (lambda p, t: _ema_missing(p, t).with_suffix(".pdparams"), [], 4, "EMA tensors in"),
     "amp_o2": (lambda p, t: _crafted_opt(p, t, _amp_o2).with_suffix(".pdparams"), [], 4, "AMP O2 master weights"),
     "pdema_without_use_ema": (lambda p, t: p.with_suffix(".pdparams"), ["--set", NO_EMA], 4, "but the config has no use_ema"),
     "other_schedule": (lambda p, t: p.with_suffix(".pdparams"), ["--set", "schedule.base_lr=0.5"], 4, "ppdet's scheduler saved LR"),

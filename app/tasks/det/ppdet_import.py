@@ -141,7 +141,8 @@ def _advance(s: Any, out: PpdetOutput, source: str) -> None:
 def _ema_arrays(s: Any, out: PpdetOutput) -> dict[str, np.ndarray]:
     """ppdet's ``ModelEMA.resume(<.pdparams>, step)``, in our Ema's saved form."""
     ema = s.task.ema.ema
-    arrays = {k: out.params[k] for k in ema.state_dict if k not in ema.ema_black_list}
+    # missing or mis-shaped tensors are reported by Ema.load, naming the file
+    arrays = {k: out.params[k] for k in ema.state_dict if k not in ema.ema_black_list and k in out.params}
     n = out.steps
     if ema.ema_decay_type == "threshold":
         decay = min(ema.decay, n / (9 + n)) if n else 0.0
