@@ -200,6 +200,15 @@ def _ema_missing(prefix: Path, to: Path) -> Path:
     return new
 
 
+def _bad_last_lr(opt: dict) -> dict:
+    return {**opt, "LR_Scheduler": {**opt["LR_Scheduler"], "last_lr": "0.1"}}
+
+
+def _int_accumulator(opt: dict) -> dict:
+    key = next(k for k in opt if k.endswith("_0") and isinstance(opt[k], np.ndarray))
+    return {**opt, key: opt[key].astype(np.int64)}
+
+
 def _amp_o2(opt: dict) -> dict:
     return {**opt, "master_weights": {}}
 
@@ -213,6 +222,8 @@ BAD = {
     "accumulator_shape": (lambda p, t: _crafted_opt(p, t, _reshaped).with_suffix(".pdparams"), [], 4, "does not fit this optimizer"),
     "weights_shape": (lambda p, t: _crafted_weights(p, t).with_suffix(".pdparams"), [], 4, "resume load from"),
     "ema_tensor_missing": (lambda p, t: _ema_missing(p, t).with_suffix(".pdparams"), [], 4, "EMA tensors in"),
+    "last_lr_not_a_number": (lambda p, t: _crafted_opt(p, t, _bad_last_lr).with_suffix(".pdparams"), [], 4, "LR_Scheduler.last_lr is '0.1'"),
+    "int_accumulator": (lambda p, t: _crafted_opt(p, t, _int_accumulator).with_suffix(".pdparams"), [], 4, "int64 array, not a float tensor"),
     "amp_o2": (lambda p, t: _crafted_opt(p, t, _amp_o2).with_suffix(".pdparams"), [], 4, "AMP O2 master weights"),
     "pdema_without_use_ema": (lambda p, t: p.with_suffix(".pdparams"), ["--set", NO_EMA], 4, "but the config has no use_ema"),
     "other_schedule": (lambda p, t: p.with_suffix(".pdparams"), ["--set", "schedule.base_lr=0.5"], 4, "ppdet's scheduler saved LR"),

@@ -128,15 +128,26 @@ def _read_pdopt(path: Path, source: str) -> tuple[dict[str, np.ndarray], int, in
         )
     steps = _int_field(sched, "last_epoch", f"{source} LR_Scheduler")
     epochs = _int_field(tree, "last_epoch", source)
-    last_lr = sched.get("last_lr")
     accumulators: dict[str, np.ndarray] = {}
     for key, value in tree.items():
         if key in ("LR_Scheduler", "last_epoch"):
             continue
-        if not isinstance(value, np.ndarray):
-            raise CheckpointError(f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor")
+        if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
+            shown = f"{value.dtype} array" if isinstance(value, np.ndarray) else type(value).__name__
+            raise CheckpointError(f"{source}: entry {key!r} is a {shown}, not a float tensor")
         accumulators[str(key)] = np.array(value, copy=True)
-    return accumulators, steps, epochs, float(last_lr) if last_lr is not None else None
+    return accumulators, steps, epochs, _last_lr(sched, source)
+
+
+def _last_lr(sched: dict, source: str) -> float | None:
+    value = sched.get("last_lr")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not np.isfinite(value):
+        raise CheckpointError(f"{source}: LR_Scheduler.last_lr is {value!r}, expected a finite number")
+    return float(value)
 
 
 def read_output(files: PpdetFiles, *, allow_pickle: bool) -> PpdetOutput:
