@@ -152,6 +152,16 @@ def test_import_at_the_end_of_the_schedule(ppdet_save, tmp_path: Path) -> None:
     assert _step_dir(dest).name == "step-00000002"
 
 
+@pytest.mark.parametrize("suffix", ["", ".pdopt", ".pdema"])
+def test_src_names_the_save_any_way(ppdet_save, tmp_path: Path, suffix: str) -> None:
+    """SRC may be any of the three files or the save's name without suffix (as ppdet's --resume takes)."""
+    case, _, prefix = ppdet_save
+    src = f"{prefix}{suffix}"
+    assert _import(Path(src), tmp_path / "dest", "--config", str(case.ours_yaml), "--allow-pickle") == 0
+    meta = json.loads((_step_dir(tmp_path / "dest") / "meta.json").read_text())
+    assert meta["parent"] == f"{prefix}.pdparams"
+
+
 def _copy_save(prefix: Path, to: Path, suffixes: tuple[str, ...]) -> Path:
     to.mkdir(parents=True, exist_ok=True)
     for suffix in suffixes:
