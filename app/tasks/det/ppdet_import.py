@@ -27,7 +27,7 @@ import io
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from app.config.typed import to_data
 from app.errors import CheckpointError, ConfigError
 from app.store.base import ObjectStore
 from app.tasks.det.ppdet_output import PpdetOutput, find_files, read_output, split_accumulator
+
+if TYPE_CHECKING:
+    from app.train.loop import Session
 
 __all__ = ["import_ppdet_run"]
 
@@ -76,7 +79,7 @@ def _model_weights(out: PpdetOutput, use_ema: bool, sources: dict[str, str]) -> 
     return out.ema_model, sources[".pdema"]
 
 
-def _optimizer_arrays(s: Any, out: PpdetOutput, source: str) -> dict[str, np.ndarray]:
+def _optimizer_arrays(s: Session, out: PpdetOutput, source: str) -> dict[str, np.ndarray]:
     """``<structured name>/<kind>`` arrays from ppdet's generated accumulator names."""
     struct = {p.name: n for n, p in s.net.named_parameters()}
     arrays: dict[str, np.ndarray] = {}
@@ -97,7 +100,7 @@ def _optimizer_arrays(s: Any, out: PpdetOutput, source: str) -> dict[str, np.nda
     return arrays
 
 
-def _check_position(s: Any, out: PpdetOutput, source: str) -> None:
+def _check_position(s: Session, out: PpdetOutput, source: str) -> None:
     per_epoch = max(1, s.stream.micro_batches_per_epoch // s.cfg.train.grad_accum_steps)
     if out.steps != out.epochs * per_epoch:
         raise CheckpointError(
@@ -113,7 +116,7 @@ def _check_position(s: Any, out: PpdetOutput, source: str) -> None:
         )
 
 
-def _advance(s: Any, out: PpdetOutput, source: str) -> None:
+def _advance(s: Session, out: PpdetOutput, source: str) -> None:
     """Put the session at ppdet's step: schedule fast-forwarded, data at the start of the next epoch."""
     for _ in range(out.steps):
         s.lr.step()
@@ -138,7 +141,7 @@ def _advance(s: Any, out: PpdetOutput, source: str) -> None:
     s.last_saved_step = -1
 
 
-def _ema_arrays(s: Any, out: PpdetOutput) -> dict[str, np.ndarray]:
+def _ema_arrays(s: Session, out: PpdetOutput) -> dict[str, np.ndarray]:
     """ppdet's ``ModelEMA.resume(<.pdparams>, step)``, in our Ema's saved form."""
     ema = s.task.ema.ema
     # missing or mis-shaped tensors are reported by Ema.load, naming the file
@@ -155,7 +158,7 @@ def _ema_arrays(s: Any, out: PpdetOutput) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _restore(s: Any, out: PpdetOutput, sources: dict[str, str]) -> None:
+def _restore(s: Session, out: PpdetOutput, sources: dict[str, str]) -> None:
     from app.train.state import load_optimizer
     from app.train.warmstart import load_weights
 
@@ -168,7 +171,7 @@ def _restore(s: Any, out: PpdetOutput, sources: dict[str, str]) -> None:
         s.task.ema.load(_ema_arrays(s, out), sources[".pdparams"])
 
 
-def _session(cfg: Config, staging: Path) -> Any:
+def _session(cfg: Config, staging: Path) -> Session:
     from app.train.preempt import StopRequest
     from app.train.start import prepare
 
