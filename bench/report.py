@@ -163,6 +163,36 @@ def _recipes() -> list[str]:
     return out
 
 
+#: toolkit -> (title, its doc): ``bench/<name>_side_by_side.py`` runs the toolkit's own trainer against
+#: ours; its doc holds the measured numbers between ``<!-- bench:<name>_side_by_side -->`` markers.
+SIDE_BY_SIDE = {
+    "det": ("detection: PaddleDetection's own Trainer vs ours", "detection.md"),
+}
+
+
+def _side_by_side() -> list[str]:
+    out = ["### Side by side with the toolkits' own trainers", ""]
+    for name, (title, doc_name) in SIDE_BY_SIDE.items():
+        script, doc = ROOT / "bench" / f"{name}_side_by_side.py", ROOT / "docs" / doc_name
+        if not script.exists():
+            continue
+        out += [
+            f"- **{title}**: `python bench/{name}_side_by_side.py` (details: [docs/{doc_name}](./{doc_name})).",
+            "",
+        ]
+        start, end = f"<!-- bench:{name}_side_by_side -->", f"<!-- /bench:{name}_side_by_side -->"
+        text = doc.read_text() if doc.exists() else ""
+        if start in text and end in text:
+            block = text.split(start, 1)[1].split(end, 1)[0].strip().splitlines()
+            out += ["  " + line if line else "" for line in block] + [""]
+        else:
+            out += [
+                "  (numbers not included: its doc has no bench block yet; the script prints them when run)",
+                "",
+            ]
+    return out if len(out) > 2 else []
+
+
 def _outcomes(results: dict) -> list[str]:
     out = ["## Training outcomes", ""]
     if "warm_vs_cold" in results:
@@ -186,6 +216,7 @@ def _outcomes(results: dict) -> list[str]:
                        f"| {epochs} | {_mm(a['at_50'])} | {_mm(a['final'])} |")  # fmt: skip
         out += ["", "![warm vs cold](img/bench_warm_vs_cold.png)", ""]
     out += _recipes()
+    out += _side_by_side()
     if "warmup" in results:
         u = results["warmup"]
         out += [f"### (b) Warmup vs no warmup: digits, batch {u['batch']}, {u['steps']} steps, linear warmup "

@@ -24,6 +24,7 @@ from app.checkpoint.report import format_metrics, format_table, human_size, show
 from app.checkpoint.source import local_copy, resolve_ref, split_tag
 from app.checkpoint.tags import promote, tagged_steps
 from app.checkpoint.writer import read_started
+from app.commands.common import add_config_args
 from app.config import load_config
 from app.config.paths import local_path_of, resolve_output_dir
 from app.errors import EXIT_CHECKPOINT, EXIT_OK, CheckpointError, ConfigError
@@ -214,19 +215,44 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 # -- import / promote ------------------------------------------------------------------------------
 def cmd_import(args: argparse.Namespace) -> int:
+    if args.config:
+        return _import_ppdet_run(args)
+    if args.src.endswith(".pdopt"):
+        raise ConfigError(
+            f"{args.src} is ppdet's optimizer state, not weights",
+            hint="to continue the ppdet run, give its .pdparams with --config RUN.yaml (docs/detection.md)",
+        )
     store = _open(args.dest, writes="DEST_URI")
     with _staging() as staging:
         path, _ = local_copy(args.src, _store_config(), staging)
         ref = import_pdparams(
             path,
             store,
-            args.step,
+            0 if args.step is None else args.step,
             staging,
             allow_pickle=args.allow_pickle,
             source=args.src,
             hint=IMPORT_HINT,
         )
     print(f"imported {args.src} -> {ref.uri} (manifest sha256 {ref.manifest_sha256})")
+    return EXIT_OK
+
+
+def _import_ppdet_run(args: argparse.Namespace) -> int:
+    """ppdet's .pdparams + .pdopt (+ .pdema) with the run's config: a step an exact resume continues."""
+    if args.step is not None:
+        raise ConfigError("--step cannot be set with --config: the step is the one ppdet's .pdopt records")
+    from app.tasks.det.ppdet_import import import_ppdet_run
+
+    cfg = load_config(args.config, args.overrides)
+    store = _open(args.dest, writes="DEST_URI")
+    with _staging() as staging:
+        ref = import_ppdet_run(args.src, cfg, store, staging, allow_pickle=args.allow_pickle)
+    print(
+        f"imported ppdet run {args.src} -> {ref.uri} (step {ref.step}, manifest sha256 {ref.manifest_sha256})"
+    )
+    sets = "".join(f" --set {o}" for o in args.overrides)
+    print(f"continue it with: warmstart train --config {args.config}{sets} --set checkpoint.uri={args.dest}")
     return EXIT_OK
 
 
@@ -299,7 +325,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     gc.set_defaults(func=cmd_gc)
 
     imp = verbs.add_parser(
-        "import", help="convert a weights file (pickled .pdparams, or safetensors) into a checkpoint"
+        "import",
+        help="convert a weights file (pickled .pdparams, or safetensors) into a checkpoint; with --config, "
+        "a ppdet training save (.pdparams + .pdopt [+ .pdema]) into a step that `train` continues",
     )
     imp.add_argument("src", metavar="SRC")
     imp.add_argument("dest", metavar="DEST_URI")
@@ -308,7 +336,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="required for a pickle (found by content, whatever its name): unpickling runs code from it",
     )
-    imp.add_argument("--step", type=int, default=0, metavar="N", help="step number to give it (default 0)")
+    imp.add_argument(
+        "--step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="step number to give it (default 0; not with --config)",
+    )
+    add_config_args(imp, required=False)
+    imp.epilog = (
+        "with --config RUN.yaml (a detection config naming the ppdet config the run used), SRC is ppdet's "
+        "save (e.g. output/<cfg>/model_final.pdparams): its .pdopt and, with use_ema, .pdema are read too, "
+        "and the step is the one ppdet reached"
+    )
     imp.set_defaults(func=cmd_import)
 
     pro = verbs.add_parser("promote", help="mark a committed checkpoint as a named version (URI#NAME)")
