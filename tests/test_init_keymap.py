@@ -380,3 +380,39 @@ def test_resume_and_export_read_own_checkpoints_whatever_key_map_says(tmp_path: 
     args = ["export", "--config", str(ROOT / "configs/demo.yaml"), "--out", str(out)]
     assert main(args + [a for o in ov for a in ("--set", o)]) == 0
     assert (out / "inference.pdiparams").is_file()
+
+
+def test_pretrain_weights_url_is_downloaded_once_matched_as_ppdet_and_pinned_in_lineage(
+    tmp_path: Path, backbone_files: dict, shapes_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upstream form: pretrain_weights is an https URL of a PaddleClas-named backbone file. It goes
+    through init.from's download (cache, sha256 in the session's lineage record) and ppdet matching."""
+    import hashlib
+
+    from tests.http_helpers import serve
+
+    data = (backbone_files["dir"] / "LCNet.safetensors").read_bytes()
+    monkeypatch.setenv("WARMSTART_CACHE", str(tmp_path / "cache"))
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    server_gen = serve()
+    server = next(server_gen)
+    try:
+        server.files["/weights/LCNet_x1_0_pretrained.pdparams"] = data  # safetensors content: no opt-in
+        url = server.url("/weights/LCNet_x1_0_pretrained.pdparams")
+        ppdet_yml = _ppdet_with(tmp_path, f"pretrain_weights: {url}\n")
+        over = det_overrides(
+            tmp_path,
+            shapes_data,
+            **{"task.options.ppdet_config": ppdet_yml, "init.min_loaded_fraction": 0.05},
+        )
+        rc, session = run_inprocess(over, stop_at=0, config=CONFIG)
+        assert rc == 143
+        assert (session.cfg.init.from_, session.cfg.init.match) == (url, "ppdet")
+        _assert_loaded(session, backbone_files["weights"])
+        assert session.init_source == {
+            "from": url, "mode": "partial", "sha256": hashlib.sha256(data).hexdigest()
+        }  # fmt: skip
+        assert len(server.gets("/weights/LCNet_x1_0_pretrained.pdparams")) == 1
+    finally:
+        server_gen.close()
