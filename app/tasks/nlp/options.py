@@ -27,8 +27,10 @@ def is_uri(path: str) -> bool:
 class NlpOptions:
     """Options shared by both NLP kinds."""
 
-    #: PaddleNLP pretrained folder (config.json + weights + tokenizer files), or an s3:// / oss:// URI of
-    #: one (downloaded into ``cache_dir`` first). Nothing is ever fetched from a model hub.
+    #: PaddleNLP pretrained folder (config.json + weights + tokenizer files), an s3:// / oss:// URI of one
+    #: (downloaded into ``cache_dir`` first), or a PaddleNLP model name (``ernie-3.0-medium-zh``) found in
+    #: PaddleNLP's cache ``<PPNLP_HOME>/models/<name>`` (fetched there by PaddleNLP unless
+    #: ``WARMSTART_OFFLINE=1``). Every folder is checked (no pickle without ``init.allow_pickle``).
     model_dir: str = ""
     #: Training data file.
     train_file: str = ""

@@ -1,7 +1,7 @@
 """The two NLP task adapters: ``nlp_seq_cls`` (text / text-pair classification) and ``nlp_token_cls`` (NER).
 
-Both wrap a PaddleNLP ``AutoModelFor*Classification`` built from ``task.options.model_dir``: that folder
-gives the architecture and the initial (pretrained) weights of a cold start; the trainer's own
+Both wrap a PaddleNLP ``AutoModelFor*Classification`` built from ``task.options.model_dir`` (a folder, a
+store URI or a model name in PaddleNLP's cache): that folder gives the architecture and the initial (pretrained) weights of a cold start; the trainer's own
 checkpoints (exact resume, ``init.from``) replace them afterwards. Data is read and tokenized once, here.
 Parameter names are PaddleNLP's: ``bert.*`` / ``ernie.*`` for the backbone, ``classifier.*`` for the head.
 """
@@ -16,7 +16,7 @@ import paddle
 import paddle.nn.functional as F
 
 from app.config.typed import from_data
-from app.tasks.nlp import data, export, pretrained
+from app.tasks.nlp import data, export, model_name, pretrained
 from app.tasks.nlp.checked_dir import stage_model_dir
 from app.tasks.nlp.features import IGNORE, Encoded, encode_tags, encode_texts, pad_batch
 from app.tasks.nlp.metrics import chunk_metrics, seq_metrics, word_level
@@ -32,11 +32,14 @@ def _local(path: str) -> Path:
 
 
 def resolve_model_dir(opts: NlpOptions) -> Path:
+    """The folder ``model_dir`` names: a store URI's download, a local folder, or a model name's cache."""
     if is_uri(opts.model_dir):
         cache = Path(opts.cache_dir or "runs/run/pretrained")
         folder = pretrained.fetch_model_dir(opts.model_dir, cache, opts.store)
     else:
         folder = _local(opts.model_dir)
+        if not folder.exists() and model_name.looks_like_name(opts.model_dir):
+            folder = model_name.resolve_name(opts.model_dir)
     return pretrained.check_model_dir(folder, opts.model_dir)
 
 

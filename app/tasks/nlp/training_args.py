@@ -175,6 +175,11 @@ RULES: dict[str, ArgRule] = {
 #: arguments; accepted in ``training_args`` too.
 EXTRA: dict[str, ArgRule] = {
     "max_seq_length": _m("task.options.max_seq_len", 128, "PaddleNLP examples' DataArguments"),
+    "model_name_or_path": _m(
+        "task.options.model_dir",
+        None,
+        "PaddleNLP examples' ModelArguments; a name is read from PaddleNLP's cache",
+    ),
 }
 
 
