@@ -15,7 +15,7 @@ from app.store.config import StoreConfig
 
 __all__ = ["NlpOptions", "SeqClsOptions", "TokenClsOptions", "is_uri"]
 
-SEQ_FORMATS = ("auto", "csv", "tsv", "jsonl")
+SEQ_FORMATS = ("auto", "csv", "tsv", "jsonl", "hf_disk", "paddlenlp")
 
 
 def is_uri(path: str) -> bool:
@@ -63,14 +63,33 @@ class NlpOptions:
 class SeqClsOptions(NlpOptions):
     """Sequence classification: one label per text (or text pair)."""
 
-    #: File format; auto = by suffix (.csv, .tsv, .jsonl / .json).
-    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    #: Data format; auto = a ``save_to_disk`` folder is ``hf_disk``, a file goes by suffix (.csv, .tsv,
+    #: .jsonl / .json). ``hf_disk``: Hugging Face ``datasets`` folders; ``paddlenlp``: files read by the
+    #: PaddleNLP dataset reader ``paddlenlp_dataset`` (docs/nlp.md).
+    format: Literal["auto", "csv", "tsv", "jsonl", "hf_disk", "paddlenlp"] = "auto"
+    #: format paddlenlp: the PaddleNLP dataset whose reader reads the files (``chnsenticorp``, ``clue``, ...).
+    paddlenlp_dataset: str | None = None
+    #: format paddlenlp: the dataset's configuration name (``tnews`` for ``clue``); None when it has none.
+    paddlenlp_dataset_config: str | None = None
+    #: format paddlenlp: the split the evaluation file is read as (the training file is ``train``).
+    paddlenlp_eval_split: str = "dev"
     #: Column (CSV/TSV header name, JSONL key) holding the text.
     text_column: str = "text"
     #: Column holding the second text of a pair (sentence-pair tasks); None = single texts.
     text_pair_column: str | None = None
     #: Column holding the label.
     label_column: str = "label"
+
+    def validate(self, path: str) -> None:
+        super().validate(path)
+        if self.format == "paddlenlp" and not self.paddlenlp_dataset:
+            raise ConfigError(
+                f"{path}.paddlenlp_dataset: required with format paddlenlp (e.g. chnsenticorp, lcqmc, clue)"
+            )
+        if self.paddlenlp_dataset and self.format != "paddlenlp":
+            raise ConfigError(
+                f"{path}.paddlenlp_dataset: only used with format paddlenlp, not {self.format!r}"
+            )
 
 
 @dataclass

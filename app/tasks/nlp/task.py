@@ -16,7 +16,7 @@ import paddle
 import paddle.nn.functional as F
 
 from app.config.typed import from_data
-from app.tasks.nlp import data, export, model_name, pretrained
+from app.tasks.nlp import data, data_sources, export, model_name, pretrained
 from app.tasks.nlp.checked_dir import stage_model_dir
 from app.tasks.nlp.features import IGNORE, Encoded, encode_tags, encode_texts, pad_batch
 from app.tasks.nlp.metrics import chunk_metrics, seq_metrics, word_level
@@ -41,6 +41,17 @@ def resolve_model_dir(opts: NlpOptions) -> Path:
         if not folder.exists() and model_name.looks_like_name(opts.model_dir):
             folder = model_name.resolve_name(opts.model_dir)
     return pretrained.check_model_dir(folder, opts.model_dir)
+
+
+def _read_seq(opts: SeqClsOptions, path: Path, split: str) -> list[data.TextExample]:
+    """Examples of one data file or folder in ``opts.format`` (split: for PaddleNLP's readers)."""
+    cols = (opts.text_column, opts.text_pair_column, opts.label_column)
+    if opts.format == "hf_disk" or (opts.format == "auto" and data_sources.is_hf_disk(path)):
+        return data_sources.read_hf_disk(path, *cols)
+    if opts.format == "paddlenlp":
+        name, config = str(opts.paddlenlp_dataset), opts.paddlenlp_dataset_config
+        return data_sources.read_paddlenlp(path, name, config, split, cols)
+    return data.read_text_examples(path, opts.format, *cols)
 
 
 class _NlpTask:
@@ -84,9 +95,8 @@ class SeqClsTask(_NlpTask):
     def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         opts: SeqClsOptions = from_data(SeqClsOptions, options, "task.options")
         self._setup(opts, allow_pickle)
-        read = [opts.format, opts.text_column, opts.text_pair_column, opts.label_column]
-        train = data.read_text_examples(_local(opts.train_file), *read)
-        evals = data.read_text_examples(_local(opts.eval_file), *read)
+        train = _read_seq(opts, _local(opts.train_file), "train")
+        evals = _read_seq(opts, _local(opts.eval_file), opts.paddlenlp_eval_split)
         self.labels = data.label_set(opts.labels, [e.label for e in train], opts.train_file)
         data.check_labels([(e.label, e.where) for e in train + evals], self.labels)
         self.train = encode_texts(self.tokenizer, train, self.labels, opts.max_seq_len)
