@@ -116,9 +116,14 @@ TABLE = [
     ({"save_strategy": "steps", "save_steps": 40}, {"checkpoint.every_steps": 40}),
     ({"save_steps": 0}, {"checkpoint.every_steps": None}),
     ({"logging_strategy": "steps", "logging_steps": 3}, {"train.log_every_steps": 3}),
+    # rounded down, as PaddleNLP's Trainer.create_scheduler (int), not TrainingArguments.get_warmup_steps (ceil)
     (
         {"warmup_ratio": 0.1, "max_steps": 95},
-        {"schedule.warmup.steps": 10, "schedule.total_steps": 95, "schedule.warmup.start_lr_lint": False},
+        {"schedule.warmup.steps": 9, "schedule.total_steps": 95, "schedule.warmup.start_lr_lint": False},
+    ),
+    (
+        {"warmup_ratio": 0.1, "max_steps": 32},  # 3.2: 3, where ceil gave 4
+        {"schedule.warmup.steps": 3, "schedule.total_steps": 32, "schedule.warmup.start_lr_lint": False},
     ),
     ({"lr_scheduler_type": "constant", "warmup_steps": 10}, {"schedule.decay.kind": "constant"}),
     (

@@ -8,7 +8,6 @@ Every function returns ``{our dotted key: (training_args name, value)}``; a key 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from app.config.typed import suggest
@@ -73,7 +72,7 @@ def _length(args: dict[str, Any]) -> Mapped:
 
 
 def _warmup(args: dict[str, Any], data: dict[str, Any]) -> Mapped:
-    """PaddleNLP: warmup_steps > 0 wins over warmup_ratio; a ratio scales the run length."""
+    """PaddleNLP: warmup_steps > 0 wins over warmup_ratio; a ratio scales the run length, rounded down."""
     steps, ratio = args.get("warmup_steps") or 0, args.get("warmup_ratio") or 0.0
     # PaddleNLP's warmup starts at LR 0: not the lint's hand-written mistake (unless start_lr is ours)
     quiet = {} if get_key(data, "schedule.warmup.start_lr")[0] else {_QUIET: ("warmup_steps", False)}
@@ -88,8 +87,8 @@ def _warmup(args: dict[str, Any], data: dict[str, Any]) -> Mapped:
             hint=f"set {SECTION}.max_steps or {SECTION}.num_train_epochs",
         )
     kind, n = length
-    if kind == "steps":
-        return {"schedule.warmup.steps": ("warmup_ratio", math.ceil(ratio * n)), **quiet}
+    if kind == "steps":  # PaddleNLP's Trainer.create_scheduler: int(), not get_warmup_steps' ceil()
+        return {"schedule.warmup.steps": ("warmup_ratio", int(ratio * n)), **quiet}
     return {"schedule.warmup.epochs": ("warmup_ratio", ratio * n), **quiet}
 
 
