@@ -13,7 +13,9 @@ resume: a run stopped right after its checkpoint at ``stop_at`` (theirs: a callb
 ``trainer.train(resume_from_checkpoint=...)`` in a new ``Trainer``; ours: the same command again),
 whose final parameters are compared with the same side's uninterrupted run.
 
-Usage: ``python bench/nlp_side_by_side.py [--work runs/bench_nlp_sbs] [--steps 60]``; prints JSON.
+Usage: ``python bench/nlp_side_by_side.py [--work runs/bench_nlp_sbs] [--steps 60] [--seeds 3]``; prints
+JSON (``--seeds N``: N more uninterrupted runs per side, seeds 1..N, for the accuracy spread) and rewrites
+the table between the ``bench:nlp_side_by_side`` markers of docs/nlp.md (``--no-doc``: not).
 ``run_all`` is what tests/test_nlp_side_by_side.py calls on a smaller setting.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import zlib  # noqa: F401  (before paddle: FIELD_NOTES)
@@ -59,6 +62,7 @@ ARGS: dict[str, Any] = {
     "logging_steps": 1,
 }
 MAX_SEQ_LEN = 32
+EVAL = 200
 
 
 @dataclass
@@ -255,6 +259,66 @@ def run_all(work: Path, s: Setup) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def noise(work: Path, s: Setup, seeds: list[int]) -> dict[str, list[float]]:
+    """Final accuracy of uninterrupted runs of each side over ``seeds``: the spread "within noise" means."""
+    out: dict[str, list[float]] = {"theirs": [], "ours": []}
+    for seed in seeds:
+        ARGS["seed"], saved = seed, ARGS["seed"]
+        try:
+            out["theirs"].append(theirs(s, work / f"noise/theirs_{seed}").accuracy)
+            out["ours"].append(ours(s, work / f"noise/ours_{seed}").accuracy)
+        finally:
+            ARGS["seed"] = saved
+    return out
+
+
+MARK_START, MARK_END = "<!-- bench:nlp_side_by_side -->", "<!-- /bench:nlp_side_by_side -->"
+
+
+def _spread(values: list[float]) -> str:
+    return f"{np.median(values):.3f} ({min(values):.3f}–{max(values):.3f}, {len(values)} seeds)"
+
+
+def table(r: dict[str, Any]) -> str:
+    """The markdown block docs/nlp.md (and through it docs/benchmarks.md) shows."""
+    lr, res = r["lr"], r["resume"]
+    rows = [
+        f"Tiny BERT (2 layers, hidden 32), {r['train']} training / {r['eval']} eval reviews, {r['steps']} steps, "
+        f"`TrainingArguments` {', '.join(f'{k}={v}' for k, v in r['args'].items())}; checkpoints every "
+        f"{r['save_steps']} steps, the resumed runs stopped at step {r['stop_at']} (mid-epoch).",
+        "",
+        "| measured | PaddleNLP `Trainer` | ours (`warmstart train`) |",
+        "|---|---|---|",
+        f"| LR per step (all {len(lr['ours'])}, warmup included) | reference | equal at "
+        f"{lr['equal_steps_float32']}/{len(lr['ours'])} steps as applied (float32); float64 max diff "
+        f"{lr['max_abs_diff_float64']:.1e} |",
+        f"| final eval accuracy, seed {r['args']['seed']} | {r['accuracy']['theirs']:.3f} | "
+        f"{r['accuracy']['ours']:.3f} |",
+    ]
+    if "accuracy_over_seeds" in r:
+        seeds = r["accuracy_over_seeds"]
+        rows.append(
+            f"| final eval accuracy, other seeds | {_spread(seeds['theirs'])} | {_spread(seeds['ours'])} |"
+        )
+    rows += [
+        f"| resumed run = uninterrupted run (final parameters) | {'yes' if res['theirs_identical'] else 'no'}: "
+        f"max abs diff {res['theirs_max_abs_diff']:.3g} | {'yes, bit-identical' if res['ours_identical'] else 'no'}"
+        f": max abs diff {res['ours_max_abs_diff']:.3g} |",
+        f"| final accuracy, uninterrupted → resumed | {res['theirs_acc_full_vs_resumed'][0]:.3f} → "
+        f"{res['theirs_acc_full_vs_resumed'][1]:.3f} | {res['ours_acc_full_vs_resumed'][0]:.3f} → "
+        f"{res['ours_acc_full_vs_resumed'][1]:.3f} |",
+    ]
+    return "\n".join(rows)
+
+
+def _write_doc(block: str) -> None:
+    doc = ROOT / "docs/nlp.md"
+    text = doc.read_text(encoding="utf-8")
+    new = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END),
+                 lambda _: f"{MARK_START}\n{block}\n{MARK_END}", text, flags=re.S)  # fmt: skip
+    doc.write_text(new, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=ROOT / "runs/bench_nlp_sbs")
@@ -262,11 +326,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-steps", type=int, default=10)
     p.add_argument("--stop-at", type=int, default=30)
     p.add_argument("--train", type=int, default=300)
+    p.add_argument("--seeds", type=int, default=3, help="more uninterrupted runs per side (seeds 1..N)")
+    p.add_argument("--no-doc", action="store_true", help="do not rewrite the block in docs/nlp.md")
     args = p.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
-    setup = make_setup(args.work, args.train, 200, args.steps, args.save_steps, args.stop_at)
-    result = run_all(args.work, setup)
+    setup = make_setup(args.work, args.train, EVAL, args.steps, args.save_steps, args.stop_at)
+    result = {"train": args.train, "eval": EVAL, **run_all(args.work, setup)}
+    if args.seeds:
+        result["accuracy_over_seeds"] = noise(args.work, setup, list(range(1, args.seeds + 1)))
     (args.work / "result.json").write_text(json.dumps(result, indent=1))
+    if not args.no_doc:
+        _write_doc(table(result))
     print(json.dumps({k: v for k, v in result.items() if k != "lr"}, indent=1))
     lr = result["lr"]
     print(

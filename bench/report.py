@@ -22,6 +22,14 @@ RECIPES = {
     "det": ("detection", "detection.md"),
     "nlp": ("NLP sequence classification", "nlp.md"),
 }
+#: side by side with a toolkit's own trainer -> (title, its doc); bench/<name>_side_by_side.py writes the
+#: block between ``<!-- bench:<name>_side_by_side -->`` markers of that doc.
+SIDE_BY_SIDE = {
+    "nlp": (
+        "NLP: PaddleNLP's own `Trainer` and ours, same model, data, seed and `TrainingArguments`",
+        "nlp.md",
+    ),
+}
 
 
 def _num(x: float, digits: int = 3) -> str:
@@ -163,6 +171,19 @@ def _recipes() -> list[str]:
     return out
 
 
+def _side_by_side() -> list[str]:
+    out = []
+    for name, (title, doc_name) in SIDE_BY_SIDE.items():
+        doc = ROOT / "docs" / doc_name
+        start, end = f"<!-- bench:{name}_side_by_side -->", f"<!-- /bench:{name}_side_by_side -->"
+        text = doc.read_text() if doc.exists() else ""
+        if not (ROOT / "bench" / f"{name}_side_by_side.py").exists() or start not in text or end not in text:
+            continue
+        out += [f"### {title}", "", f"`python bench/{name}_side_by_side.py` (details: [docs/{doc_name}](./{doc_name})).",
+                "", *text.split(start, 1)[1].split(end, 1)[0].strip().splitlines(), ""]  # fmt: skip
+    return out
+
+
 def _outcomes(results: dict) -> list[str]:
     out = ["## Training outcomes", ""]
     if "warm_vs_cold" in results:
@@ -186,6 +207,7 @@ def _outcomes(results: dict) -> list[str]:
                        f"| {epochs} | {_mm(a['at_50'])} | {_mm(a['final'])} |")  # fmt: skip
         out += ["", "![warm vs cold](img/bench_warm_vs_cold.png)", ""]
     out += _recipes()
+    out += _side_by_side()
     if "warmup" in results:
         u = results["warmup"]
         out += [f"### (b) Warmup vs no warmup: digits, batch {u['batch']}, {u['steps']} steps, linear warmup "

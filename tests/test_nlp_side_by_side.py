@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.nlp_side_by_side import make_setup, run_all
 
@@ -34,3 +35,55 @@ def test_same_lr_every_step_close_accuracy_and_only_ours_resumes_exactly(tmp_pat
     assert res["ours_identical"] and res["ours_max_abs_diff"] == 0.0
     # PaddleNLP 2.8.1 on Paddle 2.6: its resume differs from its own uninterrupted run (FIELD_NOTES)
     assert not res["theirs_identical"] and res["theirs_max_abs_diff"] > 1e-4
+
+
+def _their_lrs(name: str, args: dict, steps: int) -> list[float]:
+    """PaddleNLP 2.8.1's Trainer.create_scheduler for these arguments, stepped ``steps`` times."""
+    from paddlenlp.trainer import TrainingArguments
+    from paddlenlp.trainer.trainer_utils import get_scheduler
+
+    ta = TrainingArguments(output_dir="unused", lr_scheduler_type=name, max_steps=steps, **args)
+    warmup = (
+        ta.warmup_steps if ta.warmup_steps > 0 else int(ta.warmup_ratio * steps)
+    )  # create_scheduler's rule
+    sched = get_scheduler(name, learning_rate=ta.learning_rate, num_warmup_steps=warmup,
+                          num_training_steps=steps, num_cycles=ta.num_cycles, lr_end=ta.lr_end, power=ta.power)  # fmt: skip
+    out = []
+    for _ in range(steps):
+        out.append(float(sched.get_lr()))
+        sched.step()
+    return out
+
+
+def _our_lrs(name: str, args: dict, steps: int) -> list[float]:
+    from app.config import load_config
+    from app.schedule.build import build_schedule
+    from tests.train_helpers import ROOT
+
+    sets = [
+        f"training_args.{k}={v}" for k, v in {**args, "lr_scheduler_type": name, "max_steps": steps}.items()
+    ]
+    cfg = load_config(ROOT / "configs/nlp_seq_cls.yaml", ["training_args.warmup_ratio=0", *sets], env={})
+    sched = build_schedule(
+        cfg.schedule, steps_per_epoch=10, global_batch=32, optimizer_name="adamw"
+    ).scheduler
+    out = []
+    for _ in range(steps):
+        out.append(float(sched.get_lr()))
+        sched.step()
+    return out
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "constant", "constant_with_warmup", "polynomial"])
+@pytest.mark.parametrize(
+    "args, steps",
+    [({"warmup_ratio": 0.1}, 47), ({"warmup_steps": 5}, 40), ({"warmup_ratio": 0.0}, 25),
+     ({"warmup_ratio": 0.25, "lr_end": 1e-5, "power": 2.0}, 33)],
+)  # fmt: skip
+def test_every_scheduler_type_gives_paddlenlps_lr_at_every_step(name, args, steps) -> None:
+    if name != "polynomial":
+        args = {k: v for k, v in args.items() if k not in ("lr_end", "power")}
+    args = {"learning_rate": 3e-3, **args}
+    theirs, ours = _their_lrs(name, args, steps), _our_lrs(name, args, steps)
+    assert np.array_equal(np.array(theirs, dtype="float32"), np.array(ours, dtype="float32")), (theirs, ours)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-18)
