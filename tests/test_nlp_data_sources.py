@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.tasks.nlp.synthetic import make_model_dir, write_reviews
+from app.tasks.nlp.synthetic import make_model_dir, write_ner, write_reviews
 from tests.train_helpers import run_inprocess
 
 SEQ = "configs/nlp_seq_cls.yaml"
@@ -154,3 +154,70 @@ def test_start_lr_lint_is_quiet_for_paddlenlps_own_warmup_only():
     assert (
         len(_start_lr_lints(["schedule.warmup.start_lr=0"])) == 1
     )  # start_lr is the user's, not PaddleNLP's
+
+
+def _ner_sentences(toy: Path) -> dict[str, list]:
+    from app.tasks.nlp import data
+
+    write_ner(toy / "ner/train.conll", 64, seed=5)
+    write_ner(toy / "ner/eval.conll", 24, seed=6)
+    return {n: data.read_conll(toy / f"ner/{n}.conll") for n in ("train", "eval")}
+
+
+TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+def _tok_overrides(toy: Path, run: Path, train: Path, evals: Path, **extra: object) -> list[str]:
+    base = {
+        "run.dir": run, "task.options.model_dir": toy / "bert", "task.options.train_file": train,
+        "task.options.eval_file": evals, "schedule.total_steps": 6, "checkpoint.every_steps": 3,
+        "train.eval_every_steps": 6, "train.progress_bar": "off", "train.batch_size": 16,
+        "schedule.warmup.steps": 2,
+    }  # fmt: skip
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def test_ner_from_hf_save_to_disk_and_paddlenlp_msra_ner_files(toy, tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+    from app.tasks.nlp import data_sources
+
+    sents = _ner_sentences(toy)
+    features = Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=TAGS))})
+    for name, examples in sents.items():
+        cols = {"tokens": [list(e.tokens) for e in examples], "ner_tags": [list(e.tags) for e in examples]}
+        Dataset.from_dict(cols, features=features).save_to_disk(str(tmp_path / f"hf/{name}"))
+        lines = ["\002".join(e.tokens) + "\t" + "\002".join(e.tags) for e in examples]  # msra_ner's layout
+        (tmp_path / f"msra_{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    want = [(e.tokens, e.tags) for e in sents["train"]]
+    got = data_sources.read_hf_disk_tags(tmp_path / "hf/train", "tokens", "ner_tags")
+    assert [(e.tokens, e.tags) for e in got] == want  # ClassLabel numbers back to tag names
+    got = data_sources.read_paddlenlp_tags(
+        tmp_path / "msra_train.txt", "msra_ner", None, "train", "tokens", "labels"
+    )
+    assert [(e.tokens, e.tags) for e in got] == want  # the reader's label_list ids back to names
+
+    tok = "configs/nlp_token_cls.yaml"
+    ov = _tok_overrides(toy, tmp_path / "run_hf", tmp_path / "hf/train", tmp_path / "hf/eval",
+                        **{"task.options.format": "hf_disk"})  # fmt: skip
+    rc, session = run_inprocess(ov, config=tok)
+    assert rc == 0 and _trained_steps(tmp_path / "run_hf") == 6 and session.task.train_size() == 64
+    opts = {"task.options.format": "paddlenlp", "task.options.paddlenlp_dataset": "msra_ner",
+            "task.options.tags_column": "labels", "task.options.paddlenlp_eval_split": "test"}  # fmt: skip
+    ov = _tok_overrides(
+        toy, tmp_path / "run_pn", tmp_path / "msra_train.txt", tmp_path / "msra_eval.txt", **opts
+    )
+    rc, session = run_inprocess(ov, config=tok)
+    assert rc == 0 and _trained_steps(tmp_path / "run_pn") == 6 and len(session.task.eval) == 24
+
+
+def test_ner_rows_with_mismatched_lengths_are_one_line(tmp_path):
+    from datasets import Dataset
+
+    from app.errors import TaskError
+    from app.tasks.nlp import data_sources
+
+    Dataset.from_dict({"tokens": [["a", "b"]], "ner_tags": [["O"]]}).save_to_disk(str(tmp_path / "bad"))
+    with pytest.raises(TaskError, match=r"bad:1: 'tokens' and 'ner_tags' must be lists of the same length"):
+        data_sources.read_hf_disk_tags(tmp_path / "bad", "tokens", "ner_tags")

@@ -46,6 +46,12 @@ class NlpOptions:
     cache_dir: str | None = field(default=None, metadata=output_folder())
     #: Store settings for a ``model_dir`` URI; the config translator copies the top-level ``store:``.
     store: StoreConfig | None = None
+    #: format paddlenlp: the PaddleNLP dataset whose reader reads the files (``chnsenticorp``, ``msra_ner``, ...).
+    paddlenlp_dataset: str | None = None
+    #: format paddlenlp: the dataset's configuration name (``tnews`` for ``clue``); None when it has none.
+    paddlenlp_dataset_config: str | None = None
+    #: format paddlenlp: the split the evaluation file is read as (the training file is ``train``).
+    paddlenlp_eval_split: str = "dev"
 
     def validate(self, path: str) -> None:
         for name in ("model_dir", "train_file", "eval_file"):
@@ -57,6 +63,13 @@ class NlpOptions:
             raise ConfigError(f"{path}.eval_batch_size: must be > 0, got {self.eval_batch_size}")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"{path}.labels: duplicate names in {self.labels}")
+        fmt = getattr(self, "format", "")
+        if fmt == "paddlenlp" and not self.paddlenlp_dataset:
+            raise ConfigError(
+                f"{path}.paddlenlp_dataset: required with format paddlenlp (e.g. chnsenticorp, msra_ner)"
+            )
+        if self.paddlenlp_dataset and fmt != "paddlenlp":
+            raise ConfigError(f"{path}.paddlenlp_dataset: only used with format paddlenlp, not {fmt!r}")
 
 
 @dataclass
@@ -67,12 +80,6 @@ class SeqClsOptions(NlpOptions):
     #: .jsonl / .json). ``hf_disk``: Hugging Face ``datasets`` folders; ``paddlenlp``: files read by the
     #: PaddleNLP dataset reader ``paddlenlp_dataset`` (docs/nlp.md).
     format: Literal["auto", "csv", "tsv", "jsonl", "hf_disk", "paddlenlp"] = "auto"
-    #: format paddlenlp: the PaddleNLP dataset whose reader reads the files (``chnsenticorp``, ``clue``, ...).
-    paddlenlp_dataset: str | None = None
-    #: format paddlenlp: the dataset's configuration name (``tnews`` for ``clue``); None when it has none.
-    paddlenlp_dataset_config: str | None = None
-    #: format paddlenlp: the split the evaluation file is read as (the training file is ``train``).
-    paddlenlp_eval_split: str = "dev"
     #: Column (CSV/TSV header name, JSONL key) holding the text.
     text_column: str = "text"
     #: Column holding the second text of a pair (sentence-pair tasks); None = single texts.
@@ -80,25 +87,21 @@ class SeqClsOptions(NlpOptions):
     #: Column holding the label.
     label_column: str = "label"
 
-    def validate(self, path: str) -> None:
-        super().validate(path)
-        if self.format == "paddlenlp" and not self.paddlenlp_dataset:
-            raise ConfigError(
-                f"{path}.paddlenlp_dataset: required with format paddlenlp (e.g. chnsenticorp, lcqmc, clue)"
-            )
-        if self.paddlenlp_dataset and self.format != "paddlenlp":
-            raise ConfigError(
-                f"{path}.paddlenlp_dataset: only used with format paddlenlp, not {self.format!r}"
-            )
-
 
 @dataclass
 class TokenClsOptions(NlpOptions):
-    """Token classification (NER): CoNLL files, one ``token ... tag`` line per word, blank line per sentence.
+    """Token classification (NER): CoNLL files, one ``token ... tag`` line per word, blank line per sentence;
+    or Hugging Face ``save_to_disk`` folders / PaddleNLP dataset files with a tokens and a tags column.
 
     Tags use the BIO scheme (``B-PER``, ``I-PER``, ``O``); entity-level metrics come from PaddleNLP's
     ChunkEvaluator.
     """
 
-    #: Only CoNLL is supported: whitespace-separated columns, token first, tag last.
-    format: Literal["conll"] = "conll"
+    #: conll: whitespace-separated columns, token first, tag last. ``hf_disk``: Hugging Face ``datasets``
+    #: folders; ``paddlenlp``: files read by the PaddleNLP dataset reader ``paddlenlp_dataset`` (docs/nlp.md).
+    format: Literal["conll", "hf_disk", "paddlenlp"] = "conll"
+    #: hf_disk / paddlenlp: the column holding a sentence's words (a list of strings).
+    tokens_column: str = "tokens"
+    #: hf_disk / paddlenlp: the column holding their tags (names, or ClassLabel / label_list numbers);
+    #: PaddleNLP's NER readers call it ``labels``.
+    tags_column: str = "ner_tags"

@@ -54,6 +54,18 @@ def _read_seq(opts: SeqClsOptions, path: Path, split: str) -> list[data.TextExam
     return data.read_text_examples(path, opts.format, *cols)
 
 
+def _read_tags(opts: TokenClsOptions, path: Path, split: str) -> list[data.TagExample]:
+    """NER sentences of one CoNLL file, save_to_disk folder or PaddleNLP dataset file."""
+    if opts.format == "hf_disk":
+        return data_sources.read_hf_disk_tags(path, opts.tokens_column, opts.tags_column)
+    if opts.format == "paddlenlp":
+        name, config = str(opts.paddlenlp_dataset), opts.paddlenlp_dataset_config
+        return data_sources.read_paddlenlp_tags(
+            path, name, config, split, opts.tokens_column, opts.tags_column
+        )
+    return data.read_conll(path)
+
+
 class _NlpTask:
     """What both kinds share: model folder, tokenizer, batches, export."""
 
@@ -125,8 +137,8 @@ class TokenClsTask(_NlpTask):
     def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         opts: TokenClsOptions = from_data(TokenClsOptions, options, "task.options")
         self._setup(opts, allow_pickle)
-        train = data.read_conll(_local(opts.train_file))
-        evals = data.read_conll(_local(opts.eval_file))
+        train = _read_tags(opts, _local(opts.train_file), "train")
+        evals = _read_tags(opts, _local(opts.eval_file), opts.paddlenlp_eval_split)
         self.labels = data.label_set(opts.labels, [t for e in train for t in e.tags], opts.train_file)
         data.check_labels([(t, e.where) for e in train + evals for t in e.tags], self.labels)
         self.train = encode_tags(self.tokenizer, train, self.labels, opts.max_seq_len)
