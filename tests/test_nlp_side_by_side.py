@@ -36,6 +36,29 @@ def test_same_lr_every_step_close_accuracy_and_only_ours_resumes_exactly(tmp_pat
     # PaddleNLP 2.8.1 on Paddle 2.6: its resume differs from its own uninterrupted run (FIELD_NOTES)
     assert not res["theirs_identical"] and res["theirs_max_abs_diff"] > 1e-4
 
+    # a checkpoint-N/ of PaddleNLP's Trainer is a model_dir (a warm start); its pickle needs the opt-in
+    _checkpoint_folder_is_a_model_dir(tmp_path, tmp_path / "theirs_full/checkpoint-10")
+
+
+def _checkpoint_folder_is_a_model_dir(tmp_path: Path, folder: Path) -> None:
+    import paddle
+
+    from app.errors import CheckpointError
+    from app.tasks.nlp.task import SeqClsTask
+
+    opts = {"model_dir": str(folder), "train_file": str(tmp_path / "data/train.csv"),
+            "eval_file": str(tmp_path / "data/eval.csv")}  # fmt: skip
+    with pytest.raises(CheckpointError, match="model_state.pdparams is a pickle"):
+        SeqClsTask(opts, 0)
+    task = SeqClsTask(opts, 0, allow_pickle=True)
+    assert sorted(p.name for p in task.model_dir.iterdir()) == [
+        "config.json", "model.safetensors", "special_tokens_map.json", "tokenizer_config.json",
+        "trainer_state.json", "vocab.txt"]  # optimizer.pdopt, rng_state.pth, training_args.bin, ... left out  # fmt: skip
+    with paddle.utils.unique_name.guard():
+        net = task.build_model()
+    saved = paddle.load(str(folder / "model_state.pdparams"))  # PaddleNLP's own file, in this test only
+    assert all(np.array_equal(net.state_dict()[k].numpy(), v.numpy()) for k, v in saved.items())
+
 
 def _their_lrs(name: str, args: dict, steps: int) -> list[float]:
     """PaddleNLP 2.8.1's Trainer.create_scheduler for these arguments, stepped ``steps`` times."""
