@@ -113,10 +113,12 @@ def _callbacks(lrs: dict[int, float], stop_at: int | None) -> Any:
     from paddlenlp.trainer import TrainerCallback
 
     class Record(TrainerCallback):
-        def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+        def on_step_begin(
+            self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any
+        ) -> None:
             lrs[state.global_step + 1] = float(optimizer.get_lr())
 
-        def on_step_end(self, args, state, control, **kwargs):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
             if stop_at is not None and state.global_step == stop_at:
                 control.should_training_stop = True  # after this step's save (save_steps divides stop_at)
             return control

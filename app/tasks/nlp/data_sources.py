@@ -169,7 +169,9 @@ def _reader_dataset(path: Path, name: str, config: str | None, split: str) -> An
         ) from None
 
 
-def _paddlenlp_rows(path: Path, name: str, config: str | None, split: str, label_col: str) -> list:
+def _paddlenlp_rows(
+    path: Path, name: str, config: str | None, split: str, label_col: str
+) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise TaskError(f"data file {str(path)!r} does not exist", hint="check task.options.*_file")
     ds = _reader_dataset(path, name, config, split)
