@@ -22,6 +22,15 @@ RECIPES = {
     "det": ("detection", "detection.md"),
     "nlp": ("NLP sequence classification", "nlp.md"),
 }
+#: toolkit -> (title, its doc): ``bench/<name>_side_by_side.py`` runs the toolkit's own trainer against
+#: ours; its doc holds the measured numbers between ``<!-- bench:<name>_side_by_side -->`` markers.
+SIDE_BY_SIDE = {
+    "det": ("detection: PaddleDetection's own Trainer vs ours", "detection.md"),
+    "nlp": (
+        "NLP: PaddleNLP's own `Trainer` and ours, same model, data, seed and `TrainingArguments`",
+        "nlp.md",
+    ),
+}
 
 
 def _num(x: float, digits: int = 3) -> str:
@@ -161,13 +170,6 @@ def _recipes() -> list[str]:
         if img.exists():
             out += [f"  ![{name} warm vs cold](img/{img.name})", ""]
     return out
-
-
-#: toolkit -> (title, its doc): ``bench/<name>_side_by_side.py`` runs the toolkit's own trainer against
-#: ours; its doc holds the measured numbers between ``<!-- bench:<name>_side_by_side -->`` markers.
-SIDE_BY_SIDE = {
-    "det": ("detection: PaddleDetection's own Trainer vs ours", "detection.md"),
-}
 
 
 def _side_by_side() -> list[str]:

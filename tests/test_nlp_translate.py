@@ -23,15 +23,25 @@ LINEAR_DEFAULT = {"schedule.decay.kind": "linear", "schedule.decay.min_lr": 0.0}
 # (training_args, {our dotted key: expected value}) — the mapping table of docs/nlp.md.
 TABLE = [
     ({"learning_rate": 5e-5}, {"schedule.base_lr": 5e-5}),
-    ({"warmup_steps": 10, "max_steps": 100}, {"schedule.warmup.steps": 10, "schedule.total_steps": 100}),
-    ({"warmup_ratio": 0.06, "max_steps": 250}, {"schedule.warmup.steps": 15, "schedule.total_steps": 250}),
+    (
+        {"warmup_steps": 10, "max_steps": 100},
+        {"schedule.warmup.steps": 10, "schedule.total_steps": 100, "schedule.warmup.start_lr_lint": False},
+    ),
+    (
+        {"warmup_ratio": 0.06, "max_steps": 250},
+        {"schedule.warmup.steps": 15, "schedule.total_steps": 250, "schedule.warmup.start_lr_lint": False},
+    ),
     (
         {"warmup_ratio": 0.1, "num_train_epochs": 3},
-        {"schedule.warmup.epochs": 0.30000000000000004, "schedule.epochs": 3},
+        {
+            "schedule.warmup.epochs": 0.30000000000000004,
+            "schedule.epochs": 3,
+            "schedule.warmup.start_lr_lint": False,
+        },
     ),  # fmt: skip
     (
         {"warmup_steps": 7, "warmup_ratio": 0.5, "max_steps": 100},
-        {"schedule.warmup.steps": 7, "schedule.total_steps": 100},
+        {"schedule.warmup.steps": 7, "schedule.total_steps": 100, "schedule.warmup.start_lr_lint": False},
     ),
     ({"per_device_train_batch_size": 16}, {"train.batch_size": 16}),
     ({"gradient_accumulation_steps": 4}, {"train.grad_accum_steps": 4}),
@@ -106,7 +116,15 @@ TABLE = [
     ({"save_strategy": "steps", "save_steps": 40}, {"checkpoint.every_steps": 40}),
     ({"save_steps": 0}, {"checkpoint.every_steps": None}),
     ({"logging_strategy": "steps", "logging_steps": 3}, {"train.log_every_steps": 3}),
-    ({"warmup_ratio": 0.1, "max_steps": 95}, {"schedule.warmup.steps": 10, "schedule.total_steps": 95}),
+    # rounded down, as PaddleNLP's Trainer.create_scheduler (int), not TrainingArguments.get_warmup_steps (ceil)
+    (
+        {"warmup_ratio": 0.1, "max_steps": 95},
+        {"schedule.warmup.steps": 9, "schedule.total_steps": 95, "schedule.warmup.start_lr_lint": False},
+    ),
+    (
+        {"warmup_ratio": 0.1, "max_steps": 32},  # 3.2: 3, where ceil gave 4
+        {"schedule.warmup.steps": 3, "schedule.total_steps": 32, "schedule.warmup.start_lr_lint": False},
+    ),
     ({"lr_scheduler_type": "constant", "warmup_steps": 10}, {"schedule.decay.kind": "constant"}),
     (
         {"lr_scheduler_type": "cosine", "num_cycles": 0.5},
@@ -208,7 +226,7 @@ def test_warmup_ratio_uses_our_run_length_and_needs_one():
     out = translate({**NLP, "schedule": {"total_steps": 90}, "training_args": {"warmup_ratio": 0.1}})
     assert out["schedule"] == {
         "total_steps": 90,
-        "warmup": {"steps": 9},
+        "warmup": {"steps": 9, "start_lr_lint": False},  # PaddleNLP's warmup starts at 0: no lint
         "decay": {"kind": "linear", "min_lr": 0.0},
     }
     with pytest.raises(ConfigError, match=r"^training_args.warmup_ratio \(0.1\) needs the run length"):

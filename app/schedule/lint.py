@@ -55,7 +55,8 @@ def lint_schedule(
     """Warnings for ``cfg`` resolved to ``total_steps`` / ``warmup_steps`` with optimizer ``optimizer_name``."""
     warm = cfg.warmup
     out = _length_lints(total_steps, warmup_steps) if warmup_steps > 0 else []
-    if warmup_steps > 0 and warm.start_lr == 0 and optimizer_name.lower() in ADAPTIVE_OPTIMIZERS:
+    adaptive = optimizer_name.lower() in ADAPTIVE_OPTIMIZERS
+    if warmup_steps > 0 and warm.start_lr == 0 and warm.start_lr_lint and adaptive:
         out.append(
             f"schedule.warmup.start_lr is 0 with {optimizer_name}: step 0 updates Adam's moment estimates "
             "with an LR of 0 (a wasted step whose statistics still count); a small start_lr such as "

@@ -8,7 +8,6 @@ Every function returns ``{our dotted key: (training_args name, value)}``; a key 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from app.config.typed import suggest
@@ -34,6 +33,8 @@ STRATEGIES = ("no", "steps", "epoch")
 #: PaddleNLP's defaults of names that other rules fall back on.
 LOGGING_STEPS = 500
 SAVE_STEPS = 500
+#: Filled in when the warmup comes from training_args: no start_lr 0 lint (PaddleNLP's own convention).
+_QUIET = f"{FILL}schedule.warmup.start_lr_lint"
 
 
 def get_key(data: dict[str, Any], dotted: str) -> tuple[bool, Any]:
@@ -71,10 +72,12 @@ def _length(args: dict[str, Any]) -> Mapped:
 
 
 def _warmup(args: dict[str, Any], data: dict[str, Any]) -> Mapped:
-    """PaddleNLP: warmup_steps > 0 wins over warmup_ratio; a ratio scales the run length."""
+    """PaddleNLP: warmup_steps > 0 wins over warmup_ratio; a ratio scales the run length, rounded down."""
     steps, ratio = args.get("warmup_steps") or 0, args.get("warmup_ratio") or 0.0
+    # PaddleNLP's warmup starts at LR 0: not the lint's hand-written mistake (unless start_lr is ours)
+    quiet = {} if get_key(data, "schedule.warmup.start_lr")[0] else {_QUIET: ("warmup_steps", False)}
     if steps > 0:
-        return {"schedule.warmup.steps": ("warmup_steps", steps)}
+        return {"schedule.warmup.steps": ("warmup_steps", steps), **quiet}
     if ratio <= 0:
         return {}
     length = _run_length(args, data)
@@ -84,9 +87,9 @@ def _warmup(args: dict[str, Any], data: dict[str, Any]) -> Mapped:
             hint=f"set {SECTION}.max_steps or {SECTION}.num_train_epochs",
         )
     kind, n = length
-    if kind == "steps":
-        return {"schedule.warmup.steps": ("warmup_ratio", math.ceil(ratio * n))}
-    return {"schedule.warmup.epochs": ("warmup_ratio", ratio * n)}
+    if kind == "steps":  # PaddleNLP's Trainer.create_scheduler: int(), not get_warmup_steps' ceil()
+        return {"schedule.warmup.steps": ("warmup_ratio", int(ratio * n)), **quiet}
+    return {"schedule.warmup.epochs": ("warmup_ratio", ratio * n), **quiet}
 
 
 def _scheduler(args: dict[str, Any], data: dict[str, Any]) -> Mapped:

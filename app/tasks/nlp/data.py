@@ -1,5 +1,7 @@
 """Read NLP training data into plain examples: CSV/TSV/JSONL for sequence classification, CoNLL for NER.
 
+(Hugging Face ``save_to_disk`` folders and PaddleNLP dataset files: :mod:`app.tasks.nlp.data_sources`.)
+
 Every error is a :class:`TaskError` naming the file (and line where there is one). Label sets come from
 ``task.options.labels`` or, when unset, the sorted set of labels in the training file.
 """
@@ -14,7 +16,15 @@ from pathlib import Path
 
 from app.errors import TaskError
 
-__all__ = ["TextExample", "TagExample", "read_text_examples", "read_conll", "label_set", "check_labels"]
+__all__ = [
+    "TextExample",
+    "TagExample",
+    "read_text_examples",
+    "examples_of_rows",
+    "read_conll",
+    "label_set",
+    "check_labels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +102,13 @@ def read_text_examples(
     """Examples of a CSV (header line), TSV (header line) or JSONL file."""
     lines = _read_lines(path)
     rows = _rows(path, _format_of(path, fmt), lines)
+    return examples_of_rows(path, rows, text_col, pair_col, label_col)
+
+
+def examples_of_rows(
+    path: Path | str, rows: list[tuple[int, dict]], text_col: str, pair_col: str | None, label_col: str
+) -> list[TextExample]:
+    """Check and convert (line or row number, row) pairs; messages name ``path:number``."""
     if not rows:
         raise TaskError(f"data file {str(path)!r} holds no examples", hint="is it the right file?")
     wanted = [c for c in (text_col, pair_col, label_col) if c]

@@ -15,7 +15,7 @@ from app.store.config import StoreConfig
 
 __all__ = ["NlpOptions", "SeqClsOptions", "TokenClsOptions", "is_uri"]
 
-SEQ_FORMATS = ("auto", "csv", "tsv", "jsonl")
+SEQ_FORMATS = ("auto", "csv", "tsv", "jsonl", "hf_disk", "paddlenlp")
 
 
 def is_uri(path: str) -> bool:
@@ -27,8 +27,10 @@ def is_uri(path: str) -> bool:
 class NlpOptions:
     """Options shared by both NLP kinds."""
 
-    #: PaddleNLP pretrained folder (config.json + weights + tokenizer files), or an s3:// / oss:// URI of
-    #: one (downloaded into ``cache_dir`` first). Nothing is ever fetched from a model hub.
+    #: PaddleNLP pretrained folder (config.json + weights + tokenizer files), an s3:// / oss:// URI of one
+    #: (downloaded into ``cache_dir`` first), or a PaddleNLP model name (``ernie-3.0-medium-zh``) found in
+    #: PaddleNLP's cache ``<PPNLP_HOME>/models/<name>`` (fetched there by PaddleNLP unless
+    #: ``WARMSTART_OFFLINE=1``). Every folder is checked (no pickle without ``init.allow_pickle``).
     model_dir: str = ""
     #: Training data file.
     train_file: str = ""
@@ -44,6 +46,12 @@ class NlpOptions:
     cache_dir: str | None = field(default=None, metadata=output_folder())
     #: Store settings for a ``model_dir`` URI; the config translator copies the top-level ``store:``.
     store: StoreConfig | None = None
+    #: format paddlenlp: the PaddleNLP dataset whose reader reads the files (``chnsenticorp``, ``msra_ner``, ...).
+    paddlenlp_dataset: str | None = None
+    #: format paddlenlp: the dataset's configuration name (``tnews`` for ``clue``); None when it has none.
+    paddlenlp_dataset_config: str | None = None
+    #: format paddlenlp: the split the evaluation file is read as (the training file is ``train``).
+    paddlenlp_eval_split: str = "dev"
 
     def validate(self, path: str) -> None:
         for name in ("model_dir", "train_file", "eval_file"):
@@ -55,14 +63,23 @@ class NlpOptions:
             raise ConfigError(f"{path}.eval_batch_size: must be > 0, got {self.eval_batch_size}")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"{path}.labels: duplicate names in {self.labels}")
+        fmt = getattr(self, "format", "")
+        if fmt == "paddlenlp" and not self.paddlenlp_dataset:
+            raise ConfigError(
+                f"{path}.paddlenlp_dataset: required with format paddlenlp (e.g. chnsenticorp, msra_ner)"
+            )
+        if self.paddlenlp_dataset and fmt != "paddlenlp":
+            raise ConfigError(f"{path}.paddlenlp_dataset: only used with format paddlenlp, not {fmt!r}")
 
 
 @dataclass
 class SeqClsOptions(NlpOptions):
     """Sequence classification: one label per text (or text pair)."""
 
-    #: File format; auto = by suffix (.csv, .tsv, .jsonl / .json).
-    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    #: Data format; auto = a ``save_to_disk`` folder is ``hf_disk``, a file goes by suffix (.csv, .tsv,
+    #: .jsonl / .json). ``hf_disk``: Hugging Face ``datasets`` folders; ``paddlenlp``: files read by the
+    #: PaddleNLP dataset reader ``paddlenlp_dataset`` (docs/nlp.md).
+    format: Literal["auto", "csv", "tsv", "jsonl", "hf_disk", "paddlenlp"] = "auto"
     #: Column (CSV/TSV header name, JSONL key) holding the text.
     text_column: str = "text"
     #: Column holding the second text of a pair (sentence-pair tasks); None = single texts.
@@ -73,11 +90,18 @@ class SeqClsOptions(NlpOptions):
 
 @dataclass
 class TokenClsOptions(NlpOptions):
-    """Token classification (NER): CoNLL files, one ``token ... tag`` line per word, blank line per sentence.
+    """Token classification (NER): CoNLL files, one ``token ... tag`` line per word, blank line per sentence;
+    or Hugging Face ``save_to_disk`` folders / PaddleNLP dataset files with a tokens and a tags column.
 
     Tags use the BIO scheme (``B-PER``, ``I-PER``, ``O``); entity-level metrics come from PaddleNLP's
     ChunkEvaluator.
     """
 
-    #: Only CoNLL is supported: whitespace-separated columns, token first, tag last.
-    format: Literal["conll"] = "conll"
+    #: conll: whitespace-separated columns, token first, tag last. ``hf_disk``: Hugging Face ``datasets``
+    #: folders; ``paddlenlp``: files read by the PaddleNLP dataset reader ``paddlenlp_dataset`` (docs/nlp.md).
+    format: Literal["conll", "hf_disk", "paddlenlp"] = "conll"
+    #: hf_disk / paddlenlp: the column holding a sentence's words (a list of strings).
+    tokens_column: str = "tokens"
+    #: hf_disk / paddlenlp: the column holding their tags (names, or ClassLabel / label_list numbers);
+    #: PaddleNLP's NER readers call it ``labels``.
+    tags_column: str = "ner_tags"

@@ -1,7 +1,10 @@
-"""The PaddleNLP pretrained folder: find it (local or object store), check it, load model and tokenizer.
+"""The PaddleNLP pretrained folder: find it (local, object store or a model name in PaddleNLP's cache),
+check it, load model and tokenizer.
 
-Nothing is downloaded from a model hub: PaddleNLP is handed an absolute local folder that was checked to
-hold a config, weights and tokenizer files, and hub access is switched off in the environment.
+PaddleNLP is handed an absolute local folder that was checked to hold a config, weights and tokenizer
+files, and hub access is switched off in the environment. A model *name* (``ernie-3.0-medium-zh``,
+``org/name``) is looked up where PaddleNLP's own download puts it, ``<PPNLP_HOME>/models/<name>``
+(:mod:`app.tasks.nlp.model_name`); nothing is downloaded here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The two NLP task adapters: ``nlp_seq_cls`` (text / text-pair classification) and ``nlp_token_cls`` (NER).
 
-Both wrap a PaddleNLP ``AutoModelFor*Classification`` built from ``task.options.model_dir``: that folder
-gives the architecture and the initial (pretrained) weights of a cold start; the trainer's own
+Both wrap a PaddleNLP ``AutoModelFor*Classification`` built from ``task.options.model_dir`` (a folder, a
+store URI or a model name in PaddleNLP's cache): that folder gives the architecture and the initial (pretrained) weights of a cold start; the trainer's own
 checkpoints (exact resume, ``init.from``) replace them afterwards. Data is read and tokenized once, here.
 Parameter names are PaddleNLP's: ``bert.*`` / ``ernie.*`` for the backbone, ``classifier.*`` for the head.
 """
@@ -16,7 +16,7 @@ import paddle
 import paddle.nn.functional as F
 
 from app.config.typed import from_data
-from app.tasks.nlp import data, export, pretrained
+from app.tasks.nlp import data, data_sources, export, model_name, pretrained
 from app.tasks.nlp.checked_dir import stage_model_dir
 from app.tasks.nlp.features import IGNORE, Encoded, encode_tags, encode_texts, pad_batch
 from app.tasks.nlp.metrics import chunk_metrics, seq_metrics, word_level
@@ -32,12 +32,38 @@ def _local(path: str) -> Path:
 
 
 def resolve_model_dir(opts: NlpOptions) -> Path:
+    """The folder ``model_dir`` names: a store URI's download, a local folder, or a model name's cache."""
     if is_uri(opts.model_dir):
         cache = Path(opts.cache_dir or "runs/run/pretrained")
         folder = pretrained.fetch_model_dir(opts.model_dir, cache, opts.store)
     else:
         folder = _local(opts.model_dir)
+        if not folder.exists() and model_name.looks_like_name(opts.model_dir):
+            folder = model_name.resolve_name(opts.model_dir)
     return pretrained.check_model_dir(folder, opts.model_dir)
+
+
+def _read_seq(opts: SeqClsOptions, path: Path, split: str) -> list[data.TextExample]:
+    """Examples of one data file or folder in ``opts.format`` (split: for PaddleNLP's readers)."""
+    cols = (opts.text_column, opts.text_pair_column, opts.label_column)
+    if opts.format == "hf_disk" or (opts.format == "auto" and data_sources.is_hf_disk(path)):
+        return data_sources.read_hf_disk(path, *cols)
+    if opts.format == "paddlenlp":
+        name, config = str(opts.paddlenlp_dataset), opts.paddlenlp_dataset_config
+        return data_sources.read_paddlenlp(path, name, config, split, cols)
+    return data.read_text_examples(path, opts.format, *cols)
+
+
+def _read_tags(opts: TokenClsOptions, path: Path, split: str) -> list[data.TagExample]:
+    """NER sentences of one CoNLL file, save_to_disk folder or PaddleNLP dataset file."""
+    if opts.format == "hf_disk":
+        return data_sources.read_hf_disk_tags(path, opts.tokens_column, opts.tags_column)
+    if opts.format == "paddlenlp":
+        name, config = str(opts.paddlenlp_dataset), opts.paddlenlp_dataset_config
+        return data_sources.read_paddlenlp_tags(
+            path, name, config, split, opts.tokens_column, opts.tags_column
+        )
+    return data.read_conll(path)
 
 
 class _NlpTask:
@@ -81,9 +107,8 @@ class SeqClsTask(_NlpTask):
     def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         opts: SeqClsOptions = from_data(SeqClsOptions, options, "task.options")
         self._setup(opts, allow_pickle)
-        read = [opts.format, opts.text_column, opts.text_pair_column, opts.label_column]
-        train = data.read_text_examples(_local(opts.train_file), *read)
-        evals = data.read_text_examples(_local(opts.eval_file), *read)
+        train = _read_seq(opts, _local(opts.train_file), "train")
+        evals = _read_seq(opts, _local(opts.eval_file), opts.paddlenlp_eval_split)
         self.labels = data.label_set(opts.labels, [e.label for e in train], opts.train_file)
         data.check_labels([(e.label, e.where) for e in train + evals], self.labels)
         self.train = encode_texts(self.tokenizer, train, self.labels, opts.max_seq_len)
@@ -112,8 +137,8 @@ class TokenClsTask(_NlpTask):
     def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         opts: TokenClsOptions = from_data(TokenClsOptions, options, "task.options")
         self._setup(opts, allow_pickle)
-        train = data.read_conll(_local(opts.train_file))
-        evals = data.read_conll(_local(opts.eval_file))
+        train = _read_tags(opts, _local(opts.train_file), "train")
+        evals = _read_tags(opts, _local(opts.eval_file), opts.paddlenlp_eval_split)
         self.labels = data.label_set(opts.labels, [t for e in train for t in e.tags], opts.train_file)
         data.check_labels([(t, e.where) for e in train + evals for t in e.tags], self.labels)
         self.train = encode_tags(self.tokenizer, train, self.labels, opts.max_seq_len)

@@ -79,7 +79,8 @@ RULES: dict[str, ArgRule] = {
     "warmup_ratio": _m(
         "schedule.warmup.steps / .epochs",
         0.0,
-        "ceil(ratio × `max_steps`) steps, or ratio × `num_train_epochs` epochs",
+        "int(ratio × `max_steps`) steps (rounded down, as PaddleNLP's `Trainer.create_scheduler`), or ratio "
+        "× `num_train_epochs` epochs (converted to steps rounded up: can be 1 step longer than PaddleNLP's)",
     ),  # fmt: skip
     "warmup_steps": _m("schedule.warmup.steps", 0, "> 0 wins over `warmup_ratio`"),
     "num_cycles": _m("schedule.decay.kind: cosine", 0.5, "only 0.5 (half a cosine to 0); others rejected"),
@@ -175,6 +176,11 @@ RULES: dict[str, ArgRule] = {
 #: arguments; accepted in ``training_args`` too.
 EXTRA: dict[str, ArgRule] = {
     "max_seq_length": _m("task.options.max_seq_len", 128, "PaddleNLP examples' DataArguments"),
+    "model_name_or_path": _m(
+        "task.options.model_dir",
+        None,
+        "PaddleNLP examples' ModelArguments; a name is read from PaddleNLP's cache",
+    ),
 }
 
 

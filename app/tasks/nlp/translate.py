@@ -41,6 +41,7 @@ SIMPLE: dict[str, str] = {
     "run_name": "run.name",
     "logging_steps": "train.log_every_steps",
     "max_seq_length": "task.options.max_seq_len",
+    "model_name_or_path": "task.options.model_dir",
 }
 #: Our keys that decide the same thing as a target key (setting either side is a conflict).
 SIBLINGS: dict[str, tuple[str, ...]] = {
