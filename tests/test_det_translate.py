@@ -6,6 +6,7 @@ multi-file ``_BASE_`` config, step by step over the run ppdet would do.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -190,3 +191,19 @@ def test_faster_rcnn_is_refused_with_one_line(tmp_path: Path, capsys: pytest.Cap
     assert (
         "architecture FasterRCNN is not supported" in err[-1] and "use PicoDet, PPYOLOE or YOLOv3" in err[-1]
     )
+
+
+@pytest.mark.parametrize("case", ["piecewise_scalar_gamma+linear_warmup", "piecewise_gamma_list+exp_warmup"])
+def test_ppdets_own_warmup_from_zero_is_not_linted(tmp_path: Path, case: str) -> None:
+    """ppdet's LinearWarmup start_factor 0 / ExpWarmup start at LR 0 by the toolkit's design: the start_lr
+    lint (meant for hand-written configs) stays quiet for them, also with an adaptive optimizer."""
+    cfg = load_config(upstream(tmp_path, CASES[case][0], CASES[case][1]), env={})
+    assert cfg.schedule.warmup.start_lr == 0.0
+    built = build_schedule(cfg.schedule, steps_per_epoch=10, global_batch=BATCH, optimizer_name="adamw")
+    assert [w for w in built.warnings if "start_lr is 0" in w] == []
+    hand = dataclasses.replace(cfg.schedule.warmup, start_lr_lint=True)  # what a hand-written section gets
+    built = build_schedule(
+        dataclasses.replace(cfg.schedule, warmup=hand), steps_per_epoch=10, global_batch=BATCH,
+        optimizer_name="adamw",
+    )  # fmt: skip
+    assert len([w for w in built.warnings if "start_lr is 0" in w]) == 1

@@ -77,8 +77,9 @@ class WarmupConfig:
     epochs: float | None = field(default=None, metadata=limits(ge=0, le=MAX_EPOCHS))
     #: LR at step 0.
     start_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
-    #: Warn when ``start_lr`` is 0 with Adam/AdamW. The NLP config translator sets false when the warmup
-    #: comes from ``training_args`` (PaddleNLP's warmup starts at 0 by design) and start_lr is not set.
+    #: Warn when ``start_lr`` is 0 with Adam/AdamW. The toolkit translators set false for a warmup that
+    #: comes from the toolkit's own config (PaddleNLP ``training_args``, a ppdet ``LearningRate``, a
+    #: PaddleOCR ``Optimizer.lr``: their warmups start at 0 by design) unless start_lr is set in ours.
     start_lr_lint: bool = True
     #: Sharpness of the exponential warmup: lr(t) = start + (base - start) * (e^(p t/W) - 1) / (e^p - 1).
     #: Larger = slower start.

@@ -183,12 +183,19 @@ def _warmup(name: str, args: dict[str, Any], base: float) -> tuple[dict[str, Any
         {"epochs": args["epochs"]} if args["epochs"] is not None else {"steps": max(int(args["steps"]), 1)}
     )
     if name == "LinearWarmup":
-        return {"kind": "linear", **length, "start_lr": base * float(args["start_factor"])}, length
+        # start_factor 0 is ppdet's own choice (the toolkit starts there): not the hand-written-config lint's case
+        warm = {
+            "kind": "linear",
+            **length,
+            "start_lr": base * float(args["start_factor"]),
+            "start_lr_lint": False,
+        }
+        return warm, length
     power = args["power"]
     if power not in _POWER_WARMUPS:
         raise ConfigError(f"{WHERE}: ExpWarmup power {power!r} is not translated (supported: 1, 2, 3, 4)")
     fn = f"{__name__}:{_POWER_WARMUPS[power]}"
-    return {"kind": "custom", **length, "start_lr": 0.0, "callable": fn}, length
+    return {"kind": "custom", **length, "start_lr": 0.0, "callable": fn, "start_lr_lint": False}, length
 
 
 def _warmup_steps(length: dict[str, Any] | None, spe: int) -> int:
