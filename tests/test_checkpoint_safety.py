@@ -49,7 +49,10 @@ def test_pdparams_loaded_with_opt_in_and_logged(tmp_path: Path, caplog: pytest.L
     assert sorted(loaded.tensors["model"]) == sorted(expected) and loaded.state == {}
     for name, value in expected.items():
         assert np.array_equal(loaded.tensors["model"][name], value)
-    assert loaded.meta == {"source": str(path)}
+    assert loaded.meta == {
+        "source": str(path),
+        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(str(path) in w and "unpickling" in w and "allow_pickle" in w for w in warnings)
 
