@@ -3,6 +3,7 @@ bf16 bit patterns, and a committed S3 checkpoint copied with ``aws s3 cp`` then 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
