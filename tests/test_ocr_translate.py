@@ -52,7 +52,15 @@ TABLE = [
     (
         {"Optimizer": {"lr": {"name": "Cosine", "learning_rate": 0.1, "warmup_epoch": 2}}},
         "schedule.warmup",
-        {"kind": "linear", "steps": None, "epochs": 2.0, "start_lr": 0.0, "power": 5.0, "callable": None},
+        {
+            "kind": "linear",
+            "steps": None,
+            "epochs": 2.0,
+            "epochs_rounding": "nearest_even",
+            "start_lr": 0.0,
+            "power": 5.0,
+            "callable": None,
+        },
     ),
     (
         {"Optimizer": {"lr": {"name": "Linear", "learning_rate": 0.1, "end_lr": 0.01}}},
@@ -113,7 +121,7 @@ def test_our_sections_win_with_a_warning(caplog: pytest.LogCaptureFixture) -> No
         "total_steps": 300,
         "base_lr": 0.0005,
         "warmup": {"steps": 10},
-        "decay": {"kind": "cosine", "min_lr": 0.0},
+        "decay": {"kind": "cosine", "min_lr": 0.0, "period": "run"},
     }
     assert (
         "Global" in source and "schedule" in source and "decay" not in source["schedule"]
@@ -210,32 +218,37 @@ def paddleocr(
     return out
 
 
-def test_cosine_with_warmup_per_step() -> None:
-    """Warmup: lr(t) = LR * t / W exactly as Paddle's LinearWarmup (W = 2 epochs = 14 steps). After it,
-    ours is LR/2 (1 + cos(pi (t - W) / (T - W))) (reaching 0 at T); PaddleOCR's CosineAnnealingDecay
-    uses T_max = T counted from W, i.e. LR/2 (1 + cos(pi (t - W) / T)). docs/ocr.md states the gap."""
-    got = ours({"name": "Adam", "lr": {"name": "Cosine", "learning_rate": LR, "warmup_epoch": 2}})
-    ref = paddleocr(paddle.optimizer.lr.CosineAnnealingDecay(LR, T_max=SPE * EPOCHS), 2, LR)
-    T, W = SPE * EPOCHS, 2 * SPE
-    for t in range(T):
-        if t <= W:
-            assert got[t] == pytest.approx(LR * t / W, rel=1e-12, abs=1e-15)
-            assert got[t] == pytest.approx(ref[t], rel=1e-9, abs=1e-15)
-        else:
-            assert got[t] == pytest.approx(LR / 2 * (1 + math.cos(math.pi * (t - W) / (T - W))), rel=1e-9)
-            assert ref[t] == pytest.approx(LR / 2 * (1 + math.cos(math.pi * (t - W) / T)), rel=1e-6)
-    gap = max(abs(a - b) for a, b in zip(got, ref, strict=False))
-    closed = max(
-        LR / 2 * abs(math.cos(math.pi * s / (T - W)) - math.cos(math.pi * s / T)) for s in range(T - W)
-    )
-    assert gap == pytest.approx(closed, rel=1e-6)
-    assert gap == pytest.approx(0.35355 * LR, rel=1e-4)  # W = T/3 here; 500 epochs with 5 warmup: 0.0091 LR
+@pytest.mark.parametrize("warmup_epoch", [2, 0.5, 1.5, 0.25, 0.07])
+def test_cosine_with_warmup_matches_paddleocr_exactly(warmup_epoch: float) -> None:
+    """LinearWarmup(CosineAnnealingDecay(LR, T_max = the whole run), round(warmup_epoch * spe)): the
+    warmup rounds to nearest with ties to even (0.5 * 7 = 3.5 -> 4, 1.5 * 7 = 10.5 -> 10, 0.07 * 7 -> 0)
+    and the cosine, counted from the end of warmup, has the whole run as its period (ends above 0)."""
+    raw = {"name": "Adam", "lr": {"name": "Cosine", "learning_rate": LR, "warmup_epoch": warmup_epoch}}
+    got = ours(raw)
+    ref = paddleocr(paddle.optimizer.lr.CosineAnnealingDecay(LR, T_max=SPE * EPOCHS), warmup_epoch, LR)
+    T, W = SPE * EPOCHS, round(warmup_epoch * SPE)
+    tol = 1e-13 if W else 1e-6  # without warmup Paddle's cosine uses its recursive (non-closed) form
+    assert got == pytest.approx(ref, rel=tol, abs=1e-15)
+    assert got[-1] == pytest.approx(LR / 2 * (1 + math.cos(math.pi * (T - 1 - W) / T)), rel=1e-12)
+    assert got[-1] > 0
 
 
-def test_documented_gap_for_a_usual_paddleocr_run() -> None:
-    T, W = 500 * 100, 5 * 100  # epoch_num 500, warmup_epoch 5, 100 steps per epoch
-    gap = max(abs(math.cos(math.pi * s / (T - W)) - math.cos(math.pi * s / T)) / 2 for s in range(T - W))
-    assert round(gap, 4) == 0.0091
+def test_fractional_warmup_rounds_like_python_round() -> None:
+    lengths = {}
+    for warmup_epoch in (0.5, 1.5, 0.3):
+        raw = {"lr": {"name": "Cosine", "learning_rate": LR, "warmup_epoch": warmup_epoch}}
+        got = ours(raw)
+        lengths[warmup_epoch] = next(t for t, v in enumerate(got) if v == pytest.approx(LR, rel=1e-12))
+    assert lengths == {0.5: 4, 1.5: 10, 0.3: 2}
+
+
+def test_linear_with_warmup_matches_paddleocr_exactly() -> None:
+    raw = {"lr": {"name": "Linear", "learning_rate": LR, "end_lr": 0.0004, "power": 2, "warmup_epoch": 1.5}}
+    got = ours(raw)
+    inner = paddle.optimizer.lr.PolynomialDecay(LR, SPE * EPOCHS, end_lr=0.0004, power=2.0)
+    ref = paddleocr(inner, 1.5, LR)
+    assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    assert got[-1] > 0.0004
 
 
 def test_cosine_without_warmup_matches_paddleocr_exactly() -> None:

@@ -146,7 +146,7 @@ def _lr(lr: Any, w: _Writer) -> None:
     if warmup > 0:
         w.set(
             "schedule.warmup",
-            {"kind": "linear", "epochs": warmup, "start_lr": 0.0},
+            {"kind": "linear", "epochs": warmup, "start_lr": 0.0, "epochs_rounding": "nearest_even"},
             "Optimizer.lr.warmup_epoch",
         )
     else:
@@ -162,14 +162,15 @@ def _lr(lr: Any, w: _Writer) -> None:
         "Optimizer.lr.learning_rate",
     )
     decay: dict[str, Any] = {"kind": "constant"}
-    if name == "Cosine":
-        decay = {"kind": "cosine", "min_lr": 0.0}
-    elif name == "Linear":
+    if name == "Cosine":  # PaddleOCR: CosineAnnealingDecay(T_max = the whole run) after the warmup
+        decay = {"kind": "cosine", "min_lr": 0.0, "period": "run"}
+    elif name == "Linear":  # PolynomialDecay(decay_steps = the whole run) after the warmup
         power = _number(lr.get("power", 1.0), "Optimizer.lr.power")
         decay = {
             "kind": "polynomial",
             "power": power,
             "end_lr": _number(lr.get("end_lr", 0.0), "Optimizer.lr.end_lr"),
+            "period": "run",
         }
     w.set("schedule.decay", decay, f"Optimizer.lr.name={name}")
 
