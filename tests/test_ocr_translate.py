@@ -34,7 +34,6 @@ TABLE = [
     ({"Global": {"print_batch_step": 5}}, "train.log_every_steps", 5),
     ({"Global": {"eval_batch_step": [0, 200]}}, "train.eval_every_steps", 200),
     ({"Global": {"eval_batch_step": 50}}, "train.eval_every_steps", 50),
-    ({"Global": {"character_dict_path": "d.txt"}}, "task.options.character_dict_path", "d.txt"),
     ({"Global": {"max_text_length": 40}}, "task.options.max_text_length", 40),
     ({"Global": {"use_space_char": True}}, "task.options.use_space_char", True),
     ({"Optimizer": {"name": "Adam"}}, "optim.name", "adam"),
@@ -168,9 +167,10 @@ def test_set_override_beats_paddleocr_key(tmp_path) -> None:
         ),
         ({"Optimizer": {"lr": {"name": "Cosine"}}}, "Optimizer.lr.learning_rate: required for name Cosine"),
         (
-            {"Architecture": {"model_type": "rec"}},
-            "Architecture: PaddleOCR's Architecture section is not read",
+            {"Architecture": {"model_type": "rec", "algorithm": "SVTR"}},
+            "Architecture.algorithm: 'SVTR' is not a supported PaddleOCR recognition setup (supported: SVTR_LCNet",
         ),
+        ({"Train": {"dataset": {}}}, "Train: PaddleOCR's Train section is not read"),
         ({"Global": {"eval_batch_step": [0, 1, 2]}}, "Global.eval_batch_step: expected [start, every]"),
     ],
 )

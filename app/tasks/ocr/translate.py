@@ -8,19 +8,24 @@ Conflicts: **our own sections win.** Each PaddleOCR setting fills a group of our
 (in YAML, a ``WARMSTART_*`` env var or ``--set``), the PaddleOCR value is dropped and a warning names both.
 That is what lets ``WARMSTART_BASE_LR`` or ``--set schedule.base_lr=...`` override a pasted PaddleOCR
 config. Unknown ``Optimizer`` keys and unsupported LR names are errors; ``Global`` keys that have no
-meaning here (``use_gpu``, ``save_model_dir``, ...) are ignored with a warning. Other PaddleOCR sections
-(``Architecture``, ``Loss``, ``Train``, ...) are errors: the model and data are described in ``task.options``.
-``train.metric`` defaults to ``word_accuracy`` (PaddleOCR's ``acc``) when not set.
+meaning here (``use_gpu``, ``save_model_dir``, ...) are ignored with a warning. ``Architecture``, ``Loss``,
+``PostProcess`` and ``Metric`` are checked and mapped by :mod:`app.tasks.ocr.translate_arch`; ``Train`` and
+``Eval`` are errors (the data is described in ``task.options``). ``Global.character_dict_path`` of the form
+``ppocr/utils/<name>`` (and no such local file) becomes ``task.options.builtin_dict: <name>``; our own
+``character_dict_path`` or ``builtin_dict`` wins over it. ``train.metric`` defaults to ``word_accuracy``
+(PaddleOCR's ``acc``) when neither our section nor ``Metric`` sets it.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from pathlib import Path
 from typing import Any
 
 from app.config.typed import suggest
 from app.errors import ConfigError
+from app.tasks.ocr import translate_arch
 
 __all__ = ["OPTIMIZERS", "LR_NAMES", "GLOBAL_KEYS", "OPTIMIZER_KEYS", "translate"]
 
@@ -55,13 +60,19 @@ OPTIMIZER_KEYS = {
 }
 #: PaddleOCR AdamW's exemptions from weight decay (``optim.no_decay``).
 NO_DECAY_KEYS = ("no_weight_decay_name", "one_dim_param_no_weight_decay")
+_OTHER_SECTIONS = ("Train", "Eval")
+_MODEL_SECTIONS = ("Architecture", "Loss", "PostProcess", "Metric")
+_DICT_KEYS = ("task.options.character_dict_path", "task.options.builtin_dict")
+#: A ``character_dict_path`` under this prefix names a dictionary the paddleocr wheel ships.
+PPOCR_UTILS = "ppocr/utils/"
 #: Our keys that decide the same thing as a target (the user setting one blocks the other).
 _GROUPS = {
     "schedule.epochs": ("schedule.epochs", "schedule.total_steps"),
     "schedule.warmup": ("schedule.warmup",),
     "schedule.decay": ("schedule.decay", "schedule.stages"),
+    "task.options.character_dict_path": _DICT_KEYS,
+    "task.options.builtin_dict": _DICT_KEYS,
 }
-_OTHER_SECTIONS = ("Architecture", "Loss", "PostProcess", "Metric", "Train", "Eval")
 
 
 def _has(data: dict[str, Any], dotted: str) -> bool:
@@ -238,7 +249,33 @@ def _global(section: Any, w: _Writer) -> None:
                     f"Global.eval_batch_step: expected [start, every] or a number, got {value!r}"
                 )
             value = value[1]
+        if key == "character_dict_path":
+            target, value = _dict_target(value)
         w.set(target, value, f"Global.{key}")
+
+
+def _dict_target(value: Any) -> tuple[str, Any]:
+    """``ppocr/utils/<name>`` (PaddleOCR-relative, no such local file) -> the wheel's dictionary."""
+    text = str(value)
+    if text.startswith(PPOCR_UTILS) and not Path(text).is_file():
+        return "task.options.builtin_dict", text[len(PPOCR_UTILS) :]
+    return "task.options.character_dict_path", value
+
+
+def _model_blocks(data: dict[str, Any], w: _Writer) -> None:
+    """Architecture / Loss / PostProcess / Metric (see :mod:`app.tasks.ocr.translate_arch`)."""
+    algorithm = None
+    if data.get("Architecture") is not None:
+        algorithm, items = translate_arch.architecture(data["Architecture"])
+        for key, value, source in items:
+            w.set(key, value, source)
+    if data.get("Loss") is not None:
+        translate_arch.loss(data["Loss"], algorithm)
+    if data.get("PostProcess") is not None:
+        translate_arch.postprocess(data["PostProcess"])
+    if data.get("Metric") is not None:
+        for key, value, source in translate_arch.metric(data["Metric"]):
+            w.set(key, value, source)
 
 
 def translate(data: dict[str, Any]) -> dict[str, Any]:
@@ -246,16 +283,19 @@ def translate(data: dict[str, Any]) -> dict[str, Any]:
     for name in _OTHER_SECTIONS:
         if name in data:
             raise ConfigError(
-                f"{name}: PaddleOCR's {name} section is not read by Warmstart (only Global and Optimizer are "
-                "mapped); describe the model and data in task.options (docs/ocr.md)"
+                f"{name}: PaddleOCR's {name} section is not read by Warmstart (Global, Optimizer, "
+                "Architecture, Loss, PostProcess and Metric are mapped); describe the data in task.options "
+                "(docs/ocr.md)"
             )
     out = copy.deepcopy(data)
-    if not _has(out, "train.metric"):  # the default "accuracy" is not an OCR metric
-        _put(out, "train.metric", "word_accuracy")
+    blocks = {name: out.pop(name) for name in _MODEL_SECTIONS if name in out}
     pp_global, pp_optimizer = out.pop("Global", None), out.pop("Optimizer", None)
     writer = _Writer(out)
     if pp_global is not None:
         _global(pp_global, writer)
     if pp_optimizer is not None:
         _optimizer(pp_optimizer, writer)
+    _model_blocks(blocks, writer)
+    if not _has(out, "train.metric"):  # the default "accuracy" is not an OCR metric
+        _put(out, "train.metric", "word_accuracy")
     return out
