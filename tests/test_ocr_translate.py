@@ -43,6 +43,7 @@ TABLE = [
     ({"Optimizer": {"beta1": 0.8, "beta2": 0.99}}, "optim.beta2", 0.99),
     ({"Optimizer": {"epsilon": 1.0e-6}}, "optim.epsilon", 1.0e-6),
     ({"Optimizer": {"clip_norm": 10}}, "optim.grad_clip_norm", 10.0),
+    ({"Optimizer": {"clip_norm_global": 5}}, "optim.grad_clip_norm", 5.0),
     ({"Optimizer": {"regularizer": {"name": "L2", "factor": 3.0e-5}}}, "optim.weight_decay", 3.0e-5),
     ({"Optimizer": {"lr": {"name": "Cosine", "learning_rate": 0.001}}}, "schedule.base_lr", 0.001),
     ({"Optimizer": {"lr": {"name": "Cosine", "learning_rate": 0.001}}}, "schedule.decay.kind", "cosine"),

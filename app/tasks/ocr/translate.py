@@ -56,6 +56,7 @@ OPTIMIZER_KEYS = {
     "epsilon": "optim.epsilon",
     "momentum": "optim.momentum",
     "clip_norm": "optim.grad_clip_norm",
+    "clip_norm_global": "optim.grad_clip_norm",
     "weight_decay": "optim.weight_decay",
 }
 #: PaddleOCR AdamW's exemptions from weight decay (``optim.no_decay``).
