@@ -171,7 +171,7 @@ def test_set_override_beats_paddleocr_key(tmp_path) -> None:
             {"Architecture": {"model_type": "rec", "algorithm": "SVTR"}},
             "Architecture.algorithm: 'SVTR' is not a supported PaddleOCR recognition setup (supported: SVTR_LCNet",
         ),
-        ({"Train": {"dataset": {}}}, "Train: PaddleOCR's Train section is not read"),
+        ({"Train": {"dataset": {"name": "LMDBDataSet"}}}, "Train.dataset.name: 'LMDBDataSet' is not one of"),
         ({"Global": {"eval_batch_step": [0, 1, 2]}}, "Global.eval_batch_step: expected [start, every]"),
     ],
 )

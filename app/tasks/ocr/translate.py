@@ -9,8 +9,8 @@ Conflicts: **our own sections win.** Each PaddleOCR setting fills a group of our
 That is what lets ``WARMSTART_BASE_LR`` or ``--set schedule.base_lr=...`` override a pasted PaddleOCR
 config. Unknown ``Optimizer`` keys and unsupported LR names are errors; ``Global`` keys that have no
 meaning here (``use_gpu``, ``save_model_dir``, ...) are ignored with a warning. ``Architecture``, ``Loss``,
-``PostProcess`` and ``Metric`` are checked and mapped by :mod:`app.tasks.ocr.translate_arch`; ``Train`` and
-``Eval`` are errors (the data is described in ``task.options``). ``Global.character_dict_path`` of the form
+``PostProcess`` and ``Metric`` are checked and mapped by :mod:`app.tasks.ocr.translate_arch`, ``Train`` and
+``Eval`` by :mod:`app.tasks.ocr.translate_data`. ``Global.character_dict_path`` of the form
 ``ppocr/utils/<name>`` (and no such local file) becomes ``task.options.builtin_dict: <name>``; our own
 ``character_dict_path`` or ``builtin_dict`` wins over it. ``train.metric`` defaults to ``word_accuracy``
 (PaddleOCR's ``acc``) when neither our section nor ``Metric`` sets it.
@@ -26,6 +26,7 @@ from typing import Any
 from app.config.typed import suggest
 from app.errors import ConfigError
 from app.tasks.ocr import translate_arch
+from app.tasks.ocr.translate_data import dataset_items
 
 __all__ = ["OPTIMIZERS", "LR_NAMES", "GLOBAL_KEYS", "OPTIMIZER_KEYS", "translate"]
 
@@ -61,7 +62,7 @@ OPTIMIZER_KEYS = {
 }
 #: PaddleOCR AdamW's exemptions from weight decay (``optim.no_decay``).
 NO_DECAY_KEYS = ("no_weight_decay_name", "one_dim_param_no_weight_decay")
-_OTHER_SECTIONS = ("Train", "Eval")
+_DATA_SECTIONS = ("Train", "Eval")
 _MODEL_SECTIONS = ("Architecture", "Loss", "PostProcess", "Metric")
 _DICT_KEYS = ("task.options.character_dict_path", "task.options.builtin_dict")
 #: A ``character_dict_path`` under this prefix names a dictionary the paddleocr wheel ships.
@@ -279,15 +280,23 @@ def _model_blocks(data: dict[str, Any], w: _Writer) -> None:
             w.set(key, value, source)
 
 
+def _data_sections(data: dict[str, Any], w: _Writer) -> None:
+    """Train / Eval (see :mod:`app.tasks.ocr.translate_data`); both must name the same data_dir."""
+    items = [item for name in _DATA_SECTIONS if name in data for item in dataset_items(data[name], name)]
+    dirs = {value for key, value, _ in items if key == "task.options.data_dir"}
+    if len(dirs) > 1:
+        raise ConfigError(
+            f"Train.dataset.data_dir / Eval.dataset.data_dir: one data_dir is supported, got {sorted(dirs)}",
+            hint="put both label files' images under one folder, or use absolute image paths",
+        )
+    for key, value, source in items:
+        w.set(key, value, source)
+    for name in _DATA_SECTIONS:
+        w.data.pop(name, None)
+
+
 def translate(data: dict[str, Any]) -> dict[str, Any]:
     """The raw config with ``Global`` / ``Optimizer`` folded into our sections (a new dict)."""
-    for name in _OTHER_SECTIONS:
-        if name in data:
-            raise ConfigError(
-                f"{name}: PaddleOCR's {name} section is not read by Warmstart (Global, Optimizer, "
-                "Architecture, Loss, PostProcess and Metric are mapped); describe the data in task.options "
-                "(docs/ocr.md)"
-            )
     out = copy.deepcopy(data)
     blocks = {name: out.pop(name) for name in _MODEL_SECTIONS if name in out}
     pp_global, pp_optimizer = out.pop("Global", None), out.pop("Optimizer", None)
@@ -297,6 +306,7 @@ def translate(data: dict[str, Any]) -> dict[str, Any]:
     if pp_optimizer is not None:
         _optimizer(pp_optimizer, writer)
     _model_blocks(blocks, writer)
+    _data_sections(data, writer)
     if not _has(out, "train.metric"):  # the default "accuracy" is not an OCR metric
         _put(out, "train.metric", "word_accuracy")
     return out
