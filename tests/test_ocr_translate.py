@@ -277,3 +277,33 @@ def test_linear_without_warmup_matches_paddleocr_exactly() -> None:
     got = ours({"lr": {"name": "Linear", "learning_rate": LR, "end_lr": 0.0004}})
     ref = paddleocr(paddle.optimizer.lr.PolynomialDecay(LR, SPE * EPOCHS, end_lr=0.0004), 0, LR)
     assert got == pytest.approx(ref, rel=1e-9)
+
+
+def test_multistep_with_warmup_matches_paddleocr_exactly() -> None:
+    raw = {
+        "lr": {
+            "name": "MultiStepDecay",
+            "learning_rate": LR,
+            "milestones": [2, 4],
+            "gamma": 0.5,
+            "warmup_epoch": 1,
+        }
+    }
+    got = ours(raw)
+    ref = paddleocr(paddle.optimizer.lr.MultiStepDecay(LR, [2 * SPE, 4 * SPE], gamma=0.5), 1, LR)
+    assert got == ref
+
+
+def test_step_with_warmup_matches_paddleocr_exactly() -> None:
+    got = ours(
+        {"lr": {"name": "Step", "learning_rate": LR, "step_size": 2, "gamma": 0.3, "warmup_epoch": 0.5}}
+    )
+    ref = paddleocr(paddle.optimizer.lr.StepDecay(LR, 2 * SPE, gamma=0.3), 0.5, LR)
+    assert got == ref
+    assert len(set(got[SPE:])) == 3  # LR, LR*0.3, LR*0.09 within the 6 epochs (counted after warmup)
+
+
+def test_step_needs_the_run_length() -> None:
+    data = {"task": TASK, "Optimizer": {"lr": {"name": "Step", "learning_rate": LR, "step_size": 2}}}
+    with pytest.raises(ConfigError, match="Step needs step_size > 0 and Global.epoch_num"):
+        translate(data)

@@ -39,6 +39,8 @@ LR_NAMES: dict[str, tuple[str, ...]] = {
     "Cosine": (),
     "Linear": ("end_lr", "power"),
     "Piecewise": ("decay_epochs", "values"),
+    "MultiStepDecay": ("milestones", "gamma"),
+    "Step": ("step_size", "gamma"),
     "Const": (),
 }
 #: ``Global`` key -> our dotted key (copied as is; eval_batch_step is special).
@@ -129,11 +131,37 @@ def _check_keys(section: dict[str, Any], known: tuple[str, ...], where: str) -> 
             )
 
 
-def _piecewise(lr: dict[str, Any], w: _Writer) -> None:
-    epochs, values = lr.get("decay_epochs", []), lr.get("values", [])
+def _step_values(lr: dict[str, Any], epoch_num: Any) -> tuple[list[float], list[float]]:
+    """(milestones in epochs, LRs) of PaddleOCR's MultiStepDecay / Step: ``lr * gamma**i`` after the
+    i-th milestone (Paddle's formula); Step's milestones are every ``step_size`` epochs of the run."""
+    name = lr["name"]
+    if "learning_rate" not in lr:
+        raise ConfigError(f"Optimizer.lr.learning_rate: required for name {name}")
+    base = _number(lr["learning_rate"], "Optimizer.lr.learning_rate")
+    gamma = _number(lr.get("gamma", 0.1), "Optimizer.lr.gamma")
+    if name == "MultiStepDecay":
+        milestones = [_number(m, "Optimizer.lr.milestones") for m in lr.get("milestones") or []]
+    else:
+        size = _number(lr.get("step_size", 0), "Optimizer.lr.step_size")
+        if size <= 0 or epoch_num is None:
+            raise ConfigError(
+                "Optimizer.lr: Step needs step_size > 0 and Global.epoch_num (the run's length)"
+            )
+        count = int(_number(epoch_num, "Global.epoch_num") // size)
+        milestones = [k * size for k in range(1, count + 1) if k * size < epoch_num]
+    return milestones, [base * gamma**i for i in range(len(milestones) + 1)]
+
+
+def _piecewise(lr: dict[str, Any], w: _Writer, epoch_num: Any = None) -> None:
+    if lr["name"] == "Piecewise":
+        epochs, values = lr.get("decay_epochs", []), lr.get("values", [])
+    else:
+        epochs, values = _step_values(lr, epoch_num)
     if not isinstance(epochs, list) or not isinstance(values, list) or len(values) != len(epochs) + 1:
         raise ConfigError("Optimizer.lr: Piecewise needs decay_epochs and one more value in values")
     bounds = [0] + [_number(e, "Optimizer.lr.decay_epochs") for e in epochs]
+    if any(b <= a for a, b in zip(bounds, bounds[1:], strict=False)):
+        raise ConfigError(f"Optimizer.lr: milestones must be positive and increasing, got {epochs}")
     stages: list[dict[str, Any]] = []
     for i, value in enumerate(values):
         stage: dict[str, Any] = {"decay": {"kind": "piecewise", "boundaries": [], "values": [value]}}
@@ -141,11 +169,11 @@ def _piecewise(lr: dict[str, Any], w: _Writer) -> None:
             stage["epochs"] = bounds[i + 1] - bounds[i]
         stages.append(stage)
     w.set("schedule.base_lr", _number(values[0], "Optimizer.lr.values[0]"), "Optimizer.lr.values[0]")
-    if w.allowed("schedule.decay", "Optimizer.lr.name=Piecewise"):
+    if w.allowed("schedule.decay", f"Optimizer.lr.name={lr['name']}"):
         _put(w.data, "schedule.stages", stages)
 
 
-def _lr(lr: Any, w: _Writer) -> None:
+def _lr(lr: Any, w: _Writer, epoch_num: Any = None) -> None:
     if not isinstance(lr, dict):
         raise ConfigError(f"Optimizer.lr: expected a mapping, got {lr!r}")
     name = lr.get("name", "Const")
@@ -164,8 +192,8 @@ def _lr(lr: Any, w: _Writer) -> None:
         )
     else:
         w.set("schedule.warmup", {"kind": "none"}, "Optimizer.lr.warmup_epoch")
-    if name == "Piecewise":
-        _piecewise(lr, w)
+    if name in ("Piecewise", "MultiStepDecay", "Step"):  # constant stages counted from the warmup's end
+        _piecewise({**lr, "name": name}, w, epoch_num)
         return
     if "learning_rate" not in lr:
         raise ConfigError(f"Optimizer.lr.learning_rate: required for name {name}")
@@ -208,7 +236,7 @@ def _no_decay(opt: dict[str, Any], w: _Writer) -> None:
     w.set("optim.no_decay", [_glob_substring(n) for n in names.split()], "Optimizer.no_weight_decay_name")
 
 
-def _optimizer(opt: Any, w: _Writer) -> None:
+def _optimizer(opt: Any, w: _Writer, epoch_num: Any = None) -> None:
     if not isinstance(opt, dict):
         raise ConfigError(f"Optimizer: expected a mapping, got {opt!r}")
     _check_keys(opt, ("name", "lr", "regularizer", *NO_DECAY_KEYS) + tuple(OPTIMIZER_KEYS), "Optimizer")
@@ -232,7 +260,7 @@ def _optimizer(opt: Any, w: _Writer) -> None:
             "Optimizer.regularizer.factor",
         )
     if "lr" in opt:
-        _lr(opt["lr"], w)
+        _lr(opt["lr"], w, epoch_num)
 
 
 def _global(section: Any, w: _Writer) -> None:
@@ -304,7 +332,8 @@ def translate(data: dict[str, Any]) -> dict[str, Any]:
     if pp_global is not None:
         _global(pp_global, writer)
     if pp_optimizer is not None:
-        _optimizer(pp_optimizer, writer)
+        epoch_num = pp_global.get("epoch_num") if isinstance(pp_global, dict) else None
+        _optimizer(pp_optimizer, writer, epoch_num)
     _model_blocks(blocks, writer)
     _data_sections(data, writer)
     if not _has(out, "train.metric"):  # the default "accuracy" is not an OCR metric
