@@ -132,3 +132,34 @@ def test_labels_and_resize_are_the_wheels(lines) -> None:
     assert out["image"].shape == (3, 32, 320) and 0 < out["valid_ratio"] <= 1
     batch = collate([out, pipe(2, 320, 32, 0, 0)])
     assert batch["image"].shape == (2, 3, 32, 320) and batch["label_ctc"].shape == (2, 25)
+
+
+def test_ranks_split_the_epoch_and_step_together() -> None:
+    plans = [epoch_plan(1000, V4, 3, 0, world=2, rank=r) for r in (0, 1)]
+    assert [(b.width, b.height, len(b.indices)) for b in plans[0]] == [
+        (b.width, b.height, len(b.indices)) for b in plans[1]
+    ]
+    seen = [set(i for b in plan for i in b.indices) for plan in plans]
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 1000
+
+
+def test_stream_resumes_at_the_same_batch(lines) -> None:
+    from app.tasks.ocr.multiscale import MultiScaleStream
+    from app.tasks.ocr.pipeline import train_batch
+
+    opts = MultiScaleOptions([[64, 32], [96, 48]], 4, False, [8, 16])
+    straight = MultiScaleStream(12, opts, seed=5)
+    first = [straight.next_batch() for _ in range(7)]  # crosses into epoch 1
+    assert first[-1][0] == 1 and straight.batches_per_epoch < 7
+    resumed = MultiScaleStream(12, opts, seed=5)
+    probe = MultiScaleStream(12, opts, seed=5)
+    for _ in range(4):
+        probe.next_batch()
+    resumed.restore(probe.state())
+    assert [resumed.next_batch() for _ in range(3)] == first[4:]
+    pipe = pipeline(lines)
+    epoch, batch = first[5]
+    a = train_batch(pipe, batch.width, batch.height, batch.indices, 5, epoch)
+    b = train_batch(pipe, batch.width, batch.height, batch.indices, 5, epoch)
+    assert a["image"].shape == (len(batch.indices), 3, batch.height, batch.width)
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)

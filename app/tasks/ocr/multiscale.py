@@ -22,7 +22,7 @@ import numpy as np
 from app.config.typed import limits
 from app.errors import ConfigError
 
-__all__ = ["MultiScaleOptions", "ScaleBatch", "scale_batch_sizes", "epoch_plan"]
+__all__ = ["MultiScaleOptions", "ScaleBatch", "scale_batch_sizes", "epoch_plan", "MultiScaleStream"]
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,23 @@ def _slots(n: int, pairs: list[tuple[int, int, int]]) -> list[tuple[int, int, in
     return slots
 
 
-def epoch_plan(n: int, opts: MultiScaleOptions, seed: int, epoch: int) -> list[ScaleBatch]:
-    """Every batch of ``epoch`` in order; each batch is full (a short last batch is filled up from the
-    start of the epoch's order, as PaddleOCR does)."""
-    if n <= 0:
-        raise ConfigError("task.options.multiscale: the training set is empty")
+def epoch_plan(
+    n: int, opts: MultiScaleOptions, seed: int, epoch: int, world: int = 1, rank: int = 0
+) -> list[ScaleBatch]:
+    """Every batch of ``epoch`` for ``rank`` in order; each batch is full (a short last batch is filled up
+    from the start of the epoch's order, as PaddleOCR does). With ``world`` processes each rank takes
+    ``n // world`` samples of the shuffled order (``order[rank::world]``, PaddleOCR's split); the batch
+    shapes are the same on every rank, so the ranks step together."""
+    per_rank = n // world
+    if per_rank <= 0:
+        raise ConfigError(f"task.options.multiscale: {n} training samples for {world} processes")
     pairs = scale_batch_sizes(opts)
     order_rng = np.random.default_rng([seed, epoch, 0])
     batch_rng = np.random.default_rng([seed, epoch, 1])
-    slots = _slots(n, pairs)
+    slots = _slots(per_rank, pairs)
     shapes = [slots[i] for i in batch_rng.permutation(len(slots))]
-    order = order_rng.permutation(n).tolist()
+    order = order_rng.permutation(n)[rank::world][:per_rank].tolist()
+    n = per_rank
     out, start = [], 0
     for w, h, size in shapes:
         ids = order[start : min(start + size, n)]
@@ -107,3 +113,40 @@ def epoch_plan(n: int, opts: MultiScaleOptions, seed: int, epoch: int) -> list[S
         out.append(ScaleBatch(w, h, tuple(ids)))
         start += size
     return out
+
+
+class MultiScaleStream:
+    """The training stream of multi-scale batches: position ``(epoch, batch)``, exact on resume.
+
+    The counterpart of :class:`app.train.data.DataStream` for variable batch shapes: ``next_batch()``
+    returns the next :class:`ScaleBatch` (and its epoch) and advances; ``state()`` / ``restore()`` carry
+    the position in a checkpoint. Every epoch has ``batches_per_epoch`` batches.
+    """
+
+    def __init__(
+        self, n: int, opts: MultiScaleOptions, seed: int, world: int = 1, rank: int = 0, epoch: int = 0
+    ) -> None:
+        self.n, self.opts, self.seed, self.world, self.rank = n, opts, seed, world, rank
+        self.epoch, self.batch = epoch, 0
+        self._plan_epoch, self._plan = -1, []
+        self.batches_per_epoch = len(self._plan_for(epoch))
+
+    def _plan_for(self, epoch: int) -> list[ScaleBatch]:
+        if self._plan_epoch != epoch:
+            self._plan = epoch_plan(self.n, self.opts, self.seed, epoch, self.world, self.rank)
+            self._plan_epoch = epoch
+        return self._plan
+
+    def next_batch(self) -> tuple[int, ScaleBatch]:
+        """(epoch, batch) for the next micro-step, advancing the position."""
+        if self.batch >= self.batches_per_epoch:
+            self.epoch, self.batch = self.epoch + 1, 0
+        out = self._plan_for(self.epoch)[self.batch]
+        self.batch += 1
+        return self.epoch, out
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batch": self.batch}
+
+    def restore(self, state: dict[str, int]) -> None:
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])

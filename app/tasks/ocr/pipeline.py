@@ -27,7 +27,7 @@ from app.config.typed import limits
 from app.errors import TaskError
 from app.tasks.ocr.wheel import ppocr_module
 
-__all__ = ["RecAugOptions", "RecConAugOptions", "sample_rng", "PPOCRv4Pipeline", "collate"]
+__all__ = ["RecAugOptions", "RecConAugOptions", "sample_rng", "PPOCRv4Pipeline", "train_batch", "collate"]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,13 @@ class PPOCRv4Pipeline:
         if data is None:
             return None
         return self.resize(None, data, width, height)
+
+
+def train_batch(
+    pipeline: PPOCRv4Pipeline, width: int, height: int, indices: tuple[int, ...], seed: int, epoch: int
+) -> dict[str, np.ndarray]:
+    """One collated batch of a :class:`app.tasks.ocr.multiscale.ScaleBatch`."""
+    return collate([pipeline(i, width, height, seed, epoch) for i in indices])
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, np.ndarray]:
