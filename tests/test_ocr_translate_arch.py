@@ -309,3 +309,12 @@ def test_unsupported_data_settings_are_one_line(change: tuple, message: str) -> 
     with pytest.raises(ConfigError) as info:
         translate({"task": {"kind": "ocr_rec", "options": {}}, **raw})
     assert info.value.message.startswith(message)
+
+
+def test_loss_block_follows_our_own_algorithm_key() -> None:
+    task = {"kind": "ocr_rec", "options": {"data_dir": "d", "model": {"algorithm": "svtr_lcnet"}}}
+    translate({"task": task, "Loss": copy.deepcopy(UPSTREAM["Loss"])})  # no error: MultiLoss fits
+    with pytest.raises(
+        ConfigError, match=r"Loss: \['CTCLoss'\] does not match Architecture.algorithm SVTR_LCNet"
+    ):
+        translate({"task": task, "Loss": {"name": "CTCLoss"}})

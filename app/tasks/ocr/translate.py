@@ -294,7 +294,10 @@ def _dict_target(value: Any) -> tuple[str, Any]:
 
 def _model_blocks(data: dict[str, Any], w: _Writer) -> None:
     """Architecture / Loss / PostProcess / Metric (see :mod:`app.tasks.ocr.translate_arch`)."""
-    algorithm = None
+    node: Any = w.user
+    for part in ("task", "options", "model", "algorithm"):
+        node = node.get(part) if isinstance(node, dict) else None
+    algorithm = {"svtr_lcnet": "SVTR_LCNet"}.get(node) if isinstance(node, str) else None
     if data.get("Architecture") is not None:
         algorithm, items = translate_arch.architecture(data["Architecture"])
         for key, value, source in items:
