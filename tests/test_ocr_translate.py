@@ -34,7 +34,6 @@ TABLE = [
     ({"Global": {"print_batch_step": 5}}, "train.log_every_steps", 5),
     ({"Global": {"eval_batch_step": [0, 200]}}, "train.eval_every_steps", 200),
     ({"Global": {"eval_batch_step": 50}}, "train.eval_every_steps", 50),
-    ({"Global": {"character_dict_path": "d.txt"}}, "task.options.character_dict_path", "d.txt"),
     ({"Global": {"max_text_length": 40}}, "task.options.max_text_length", 40),
     ({"Global": {"use_space_char": True}}, "task.options.use_space_char", True),
     ({"Optimizer": {"name": "Adam"}}, "optim.name", "adam"),
@@ -44,6 +43,7 @@ TABLE = [
     ({"Optimizer": {"beta1": 0.8, "beta2": 0.99}}, "optim.beta2", 0.99),
     ({"Optimizer": {"epsilon": 1.0e-6}}, "optim.epsilon", 1.0e-6),
     ({"Optimizer": {"clip_norm": 10}}, "optim.grad_clip_norm", 10.0),
+    ({"Optimizer": {"clip_norm_global": 5}}, "optim.grad_clip_norm", 5.0),
     ({"Optimizer": {"regularizer": {"name": "L2", "factor": 3.0e-5}}}, "optim.weight_decay", 3.0e-5),
     ({"Optimizer": {"lr": {"name": "Cosine", "learning_rate": 0.001}}}, "schedule.base_lr", 0.001),
     ({"Optimizer": {"lr": {"name": "Cosine", "learning_rate": 0.001}}}, "schedule.decay.kind", "cosine"),
@@ -52,7 +52,15 @@ TABLE = [
     (
         {"Optimizer": {"lr": {"name": "Cosine", "learning_rate": 0.1, "warmup_epoch": 2}}},
         "schedule.warmup",
-        {"kind": "linear", "steps": None, "epochs": 2.0, "start_lr": 0.0, "power": 5.0, "callable": None},
+        {
+            "kind": "linear",
+            "steps": None,
+            "epochs": 2.0,
+            "epochs_rounding": "nearest_even",
+            "start_lr": 0.0,
+            "power": 5.0,
+            "callable": None,
+        },
     ),
     (
         {"Optimizer": {"lr": {"name": "Linear", "learning_rate": 0.1, "end_lr": 0.01}}},
@@ -113,7 +121,7 @@ def test_our_sections_win_with_a_warning(caplog: pytest.LogCaptureFixture) -> No
         "total_steps": 300,
         "base_lr": 0.0005,
         "warmup": {"steps": 10},
-        "decay": {"kind": "cosine", "min_lr": 0.0},
+        "decay": {"kind": "cosine", "min_lr": 0.0, "period": "run"},
     }
     assert (
         "Global" in source and "schedule" in source and "decay" not in source["schedule"]
@@ -160,9 +168,10 @@ def test_set_override_beats_paddleocr_key(tmp_path) -> None:
         ),
         ({"Optimizer": {"lr": {"name": "Cosine"}}}, "Optimizer.lr.learning_rate: required for name Cosine"),
         (
-            {"Architecture": {"model_type": "rec"}},
-            "Architecture: PaddleOCR's Architecture section is not read",
+            {"Architecture": {"model_type": "rec", "algorithm": "SVTR"}},
+            "Architecture.algorithm: 'SVTR' is not a supported PaddleOCR recognition setup (supported: SVTR_LCNet",
         ),
+        ({"Train": {"dataset": {"name": "LMDBDataSet"}}}, "Train.dataset.name: 'LMDBDataSet' is not one of"),
         ({"Global": {"eval_batch_step": [0, 1, 2]}}, "Global.eval_batch_step: expected [start, every]"),
     ],
 )
@@ -210,32 +219,37 @@ def paddleocr(
     return out
 
 
-def test_cosine_with_warmup_per_step() -> None:
-    """Warmup: lr(t) = LR * t / W exactly as Paddle's LinearWarmup (W = 2 epochs = 14 steps). After it,
-    ours is LR/2 (1 + cos(pi (t - W) / (T - W))) (reaching 0 at T); PaddleOCR's CosineAnnealingDecay
-    uses T_max = T counted from W, i.e. LR/2 (1 + cos(pi (t - W) / T)). docs/ocr.md states the gap."""
-    got = ours({"name": "Adam", "lr": {"name": "Cosine", "learning_rate": LR, "warmup_epoch": 2}})
-    ref = paddleocr(paddle.optimizer.lr.CosineAnnealingDecay(LR, T_max=SPE * EPOCHS), 2, LR)
-    T, W = SPE * EPOCHS, 2 * SPE
-    for t in range(T):
-        if t <= W:
-            assert got[t] == pytest.approx(LR * t / W, rel=1e-12, abs=1e-15)
-            assert got[t] == pytest.approx(ref[t], rel=1e-9, abs=1e-15)
-        else:
-            assert got[t] == pytest.approx(LR / 2 * (1 + math.cos(math.pi * (t - W) / (T - W))), rel=1e-9)
-            assert ref[t] == pytest.approx(LR / 2 * (1 + math.cos(math.pi * (t - W) / T)), rel=1e-6)
-    gap = max(abs(a - b) for a, b in zip(got, ref, strict=False))
-    closed = max(
-        LR / 2 * abs(math.cos(math.pi * s / (T - W)) - math.cos(math.pi * s / T)) for s in range(T - W)
-    )
-    assert gap == pytest.approx(closed, rel=1e-6)
-    assert gap == pytest.approx(0.35355 * LR, rel=1e-4)  # W = T/3 here; 500 epochs with 5 warmup: 0.0091 LR
+@pytest.mark.parametrize("warmup_epoch", [2, 0.5, 1.5, 0.25, 0.07])
+def test_cosine_with_warmup_matches_paddleocr_exactly(warmup_epoch: float) -> None:
+    """LinearWarmup(CosineAnnealingDecay(LR, T_max = the whole run), round(warmup_epoch * spe)): the
+    warmup rounds to nearest with ties to even (0.5 * 7 = 3.5 -> 4, 1.5 * 7 = 10.5 -> 10, 0.07 * 7 -> 0)
+    and the cosine, counted from the end of warmup, has the whole run as its period (ends above 0)."""
+    raw = {"name": "Adam", "lr": {"name": "Cosine", "learning_rate": LR, "warmup_epoch": warmup_epoch}}
+    got = ours(raw)
+    ref = paddleocr(paddle.optimizer.lr.CosineAnnealingDecay(LR, T_max=SPE * EPOCHS), warmup_epoch, LR)
+    T, W = SPE * EPOCHS, round(warmup_epoch * SPE)
+    tol = 1e-13 if W else 1e-6  # without warmup Paddle's cosine uses its recursive (non-closed) form
+    assert got == pytest.approx(ref, rel=tol, abs=1e-15)
+    assert got[-1] == pytest.approx(LR / 2 * (1 + math.cos(math.pi * (T - 1 - W) / T)), rel=1e-12)
+    assert got[-1] > 0
 
 
-def test_documented_gap_for_a_usual_paddleocr_run() -> None:
-    T, W = 500 * 100, 5 * 100  # epoch_num 500, warmup_epoch 5, 100 steps per epoch
-    gap = max(abs(math.cos(math.pi * s / (T - W)) - math.cos(math.pi * s / T)) / 2 for s in range(T - W))
-    assert round(gap, 4) == 0.0091
+def test_fractional_warmup_rounds_like_python_round() -> None:
+    lengths = {}
+    for warmup_epoch in (0.5, 1.5, 0.3):
+        raw = {"lr": {"name": "Cosine", "learning_rate": LR, "warmup_epoch": warmup_epoch}}
+        got = ours(raw)
+        lengths[warmup_epoch] = next(t for t, v in enumerate(got) if v == pytest.approx(LR, rel=1e-12))
+    assert lengths == {0.5: 4, 1.5: 10, 0.3: 2}
+
+
+def test_linear_with_warmup_matches_paddleocr_exactly() -> None:
+    raw = {"lr": {"name": "Linear", "learning_rate": LR, "end_lr": 0.0004, "power": 2, "warmup_epoch": 1.5}}
+    got = ours(raw)
+    inner = paddle.optimizer.lr.PolynomialDecay(LR, SPE * EPOCHS, end_lr=0.0004, power=2.0)
+    ref = paddleocr(inner, 1.5, LR)
+    assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    assert got[-1] > 0.0004
 
 
 def test_cosine_without_warmup_matches_paddleocr_exactly() -> None:
@@ -263,3 +277,33 @@ def test_linear_without_warmup_matches_paddleocr_exactly() -> None:
     got = ours({"lr": {"name": "Linear", "learning_rate": LR, "end_lr": 0.0004}})
     ref = paddleocr(paddle.optimizer.lr.PolynomialDecay(LR, SPE * EPOCHS, end_lr=0.0004), 0, LR)
     assert got == pytest.approx(ref, rel=1e-9)
+
+
+def test_multistep_with_warmup_matches_paddleocr_exactly() -> None:
+    raw = {
+        "lr": {
+            "name": "MultiStepDecay",
+            "learning_rate": LR,
+            "milestones": [2, 4],
+            "gamma": 0.5,
+            "warmup_epoch": 1,
+        }
+    }
+    got = ours(raw)
+    ref = paddleocr(paddle.optimizer.lr.MultiStepDecay(LR, [2 * SPE, 4 * SPE], gamma=0.5), 1, LR)
+    assert got == ref
+
+
+def test_step_with_warmup_matches_paddleocr_exactly() -> None:
+    got = ours(
+        {"lr": {"name": "Step", "learning_rate": LR, "step_size": 2, "gamma": 0.3, "warmup_epoch": 0.5}}
+    )
+    ref = paddleocr(paddle.optimizer.lr.StepDecay(LR, 2 * SPE, gamma=0.3), 0.5, LR)
+    assert got == ref
+    assert len(set(got[SPE:])) == 3  # LR, LR*0.3, LR*0.09 within the 6 epochs (counted after warmup)
+
+
+def test_step_needs_the_run_length() -> None:
+    data = {"task": TASK, "Optimizer": {"lr": {"name": "Step", "learning_rate": LR, "step_size": 2}}}
+    with pytest.raises(ConfigError, match="Step needs step_size > 0 and Global.epoch_num"):
+        translate(data)

@@ -15,7 +15,7 @@ from paddle.optimizer.lr import LRScheduler
 
 from app.errors import ConfigError
 from app.schedule import policy
-from app.schedule.config import DecayConfig, ScheduleConfig, warmup_too_long
+from app.schedule.config import PERIOD_KINDS, DecayConfig, ScheduleConfig, warmup_too_long
 from app.schedule.curves import Curve, decay_curve, exponential_warmup, linear_warmup, wsd_lengths
 from app.schedule.hooks import custom_warmup
 from app.schedule.lint import lint_schedule
@@ -121,8 +121,11 @@ def _warmup(cfg: ScheduleConfig, total: int, spe: int | None, notes: list[str]) 
         return int(warm.steps), f"{P}warmup.steps", str(warm.steps)
     if warm.epochs is not None:
         spe = _need_spe(f"{P}warmup.epochs ({warm.epochs:g})", spe)
-        steps = policy.steps_from_epochs(warm.epochs, spe)
-        notes.append(f"warmup.epochs={warm.epochs:g} -> {steps} steps ({spe} optimizer steps/epoch)")
+        steps = policy.steps_from_epochs(warm.epochs, spe, warm.epochs_rounding)
+        notes.append(
+            f"warmup.epochs={warm.epochs:g} -> {steps} steps ({spe} optimizer steps/epoch, "
+            f"rounded {warm.epochs_rounding.replace('_', ' ')})"
+        )
         return steps, f"{P}warmup.epochs", f"{warm.epochs:g} = {steps} steps"
     return 0, f"{P}warmup.steps", "unset"
 
@@ -174,18 +177,13 @@ def _stage_lengths(cfg: ScheduleConfig, r: _Resolved, spe: int | None) -> list[i
 
 
 def _shape_phases(
-    decay: DecayConfig, name: str, start: int, span: int, peak: float, warmup: int
+    decay: DecayConfig, name: str, start: int, span: int, peak: float, warmup: int, period: int | None = None
 ) -> list[Phase]:
-    """One phase for ``decay``; warmup_stable_decay is shown as its stable and decay parts."""
+    """One phase for ``decay`` lasting ``span`` steps whose curve lasts ``period`` (default ``span``);
+    warmup_stable_decay is shown as its stable and decay parts."""
     if decay.kind != "warmup_stable_decay":
-        return [
-            Phase(
-                f"{name} ({decay.kind})",
-                start,
-                span,
-                decay_curve(decay, span=span, peak=peak, warmup_steps=warmup),
-            )
-        ]
+        curve = decay_curve(decay, span=period or span, peak=peak, warmup_steps=warmup)
+        return [Phase(f"{name} ({decay.kind})", start, span, curve)]
     stable, tail = wsd_lengths(span, decay.decay_fraction)
     parts = []
     if stable:
@@ -201,7 +199,9 @@ def _shape_phases(
 def _decay_phases(cfg: ScheduleConfig, r: _Resolved, spe: int | None) -> list[Phase]:
     if not cfg.stages:
         span = r.total_steps - r.warmup_steps
-        return _shape_phases(cfg.decay, "decay", r.warmup_steps, span, r.base_lr, r.warmup_steps)
+        run = cfg.decay.period == "run" and cfg.decay.kind in PERIOD_KINDS
+        period = r.total_steps if run else span
+        return _shape_phases(cfg.decay, "decay", r.warmup_steps, span, r.base_lr, r.warmup_steps, period)
     phases: list[Phase] = []
     start, peak = r.warmup_steps, r.base_lr
     for i, (stage, span) in enumerate(zip(cfg.stages, _stage_lengths(cfg, r, spe), strict=False)):

@@ -16,6 +16,9 @@ from app.errors import ConfigError
 __all__ = [
     "WarmupKind",
     "DecayKind",
+    "EpochsRounding",
+    "DecayPeriod",
+    "PERIOD_KINDS",
     "WarmupConfig",
     "DecayConfig",
     "StageConfig",
@@ -25,6 +28,8 @@ __all__ = [
 ]
 
 WarmupKind = Literal["linear", "exponential", "none", "custom"]
+EpochsRounding = Literal["up", "nearest_even"]
+DecayPeriod = Literal["after_warmup", "run"]
 DecayKind = Literal[
     "cosine",
     "linear",
@@ -37,6 +42,9 @@ DecayKind = Literal[
     "warmup_stable_decay",
 ]
 
+
+#: Decay kinds whose length ``decay.period`` sets (the others have no length).
+PERIOD_KINDS = ("cosine", "linear", "polynomial")
 
 #: Upper bound of every learning rate (far above any useful one; keeps LR arithmetic finite).
 MAX_LR = 1000.0
@@ -73,8 +81,12 @@ class WarmupConfig:
     #: Warmup length in optimizer steps, or "auto" (6 % of total steps, clamped; see docs/schedule.md).
     #: Neither ``steps`` nor ``epochs`` set means no warmup.
     steps: int | Literal["auto"] | None = field(default=None, metadata=limits(ge=0))
-    #: Warmup length in epochs; converted once to steps (rounded up) from the optimizer steps per epoch.
+    #: Warmup length in epochs; converted once to steps (see ``epochs_rounding``) from the optimizer steps
+    #: per epoch.
     epochs: float | None = field(default=None, metadata=limits(ge=0, le=MAX_EPOCHS))
+    #: How ``epochs`` x steps/epoch becomes whole steps: up (ceil) or nearest_even (Python's ``round``:
+    #: nearest, ties to even; PaddleOCR's ``round(warmup_epoch * step_each_epoch)``).
+    epochs_rounding: EpochsRounding = "up"
     #: LR at step 0.
     start_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
     #: Warn when ``start_lr`` is 0 with Adam/AdamW. The toolkit translators set false for a warmup that
@@ -112,6 +124,11 @@ class DecayConfig:
 
     #: Decay curve after warmup (formulas in docs/schedule.md).
     kind: DecayKind = "cosine"
+    #: Length of a cosine, linear or polynomial decay: after_warmup = the steps left after warmup (it
+    #: reaches its floor at the last step); run = the whole run's steps, still counted from the end of
+    #: warmup, so it stops short of its floor (PaddleOCR's and Paddle's ``LinearWarmup`` around
+    #: ``CosineAnnealingDecay(T_max=epochs x steps/epoch)``). Not allowed inside ``stages``.
+    period: DecayPeriod = "after_warmup"
     #: Floor reached by cosine, linear and warmup_stable_decay; floor of exponential and inverse_sqrt.
     min_lr: float = field(default=0.0, metadata=limits(ge=0, le=MAX_LR))
     #: Final LR of polynomial.
@@ -221,6 +238,12 @@ class ScheduleConfig:
             raise ConfigError(
                 f"{p}total_steps ({self.total_steps}) and {p}epochs ({self.epochs}): set one, not both"
             )
+        for i, stage in enumerate(self.stages):
+            if stage.decay.period != "after_warmup":
+                raise ConfigError(
+                    f"{p}stages[{i}].decay.period: only 'after_warmup' is allowed in a stage "
+                    f"(got {stage.decay.period!r}); use schedule.decay.period without stages"
+                )
         for i, stage in enumerate(self.stages[:-1]):
             if stage.open_ended:
                 raise ConfigError(

@@ -29,8 +29,11 @@ AUTO_WARMUP_MIN_STEPS = 10
 AUTO_WARMUP_MAX_STEPS = 2000
 
 
-def steps_from_epochs(epochs: float, steps_per_epoch: int) -> int:
-    """ceil(epochs * steps_per_epoch): a fractional last epoch still counts its partial steps."""
+def steps_from_epochs(epochs: float, steps_per_epoch: int, rounding: str = "up") -> int:
+    """up: ceil(epochs * steps_per_epoch), a fractional last epoch still counts its partial steps;
+    nearest_even: Python's round(epochs * steps_per_epoch) (ties to even), as PaddleOCR rounds warmup."""
+    if rounding == "nearest_even":
+        return max(round(epochs * steps_per_epoch), 0)
     return max(math.ceil(epochs * steps_per_epoch - 1e-9), 0)
 
 

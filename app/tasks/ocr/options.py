@@ -12,6 +12,8 @@ from typing import Literal
 
 from app.config.typed import limits
 from app.errors import ConfigError
+from app.tasks.ocr.multiscale import MultiScaleOptions
+from app.tasks.ocr.pipeline import RecAugOptions, RecConAugOptions
 
 __all__ = ["ModelOptions", "AugmentOptions", "SynthOptions", "OcrRecOptions"]
 
@@ -143,6 +145,12 @@ class OcrRecOptions:
     augment: AugmentOptions = field(default_factory=AugmentOptions)
     #: Write a synthetic set into ``data_dir`` first (when its files are missing or differ).
     synthetic: SynthOptions | None = None
+    #: PaddleOCR's MultiScaleSampler batches (app.tasks.ocr.multiscale); from ``Train.sampler``.
+    multiscale: MultiScaleOptions | None = None
+    #: The wheel's RecAug, seeded per sample (app.tasks.ocr.pipeline); from ``Train`` transforms.
+    rec_aug: RecAugOptions | None = None
+    #: The wheel's RecConAug, seeded per sample; from ``Train`` transforms.
+    rec_con_aug: RecConAugOptions | None = None
 
     def validate(self, path: str) -> None:
         if not self.data_dir:
@@ -164,3 +172,9 @@ class OcrRecOptions:
             )
         if self.max_text_length <= 0 or self.eval_batch_size <= 0:
             raise ConfigError(f"{path}.max_text_length / eval_batch_size: must be > 0")
+        pending = [n for n in ("multiscale", "rec_aug", "rec_con_aug") if getattr(self, n) is not None]
+        if pending:  # the pipeline exists (app.tasks.ocr.pipeline); the trainer does not feed it yet
+            raise ConfigError(
+                f"{path}.{pending[0]}: PaddleOCR's PP-OCRv4 training data is not wired into training yet",
+                hint=f"remove {', '.join(f'{path}.{n}' for n in pending)} (or those Train transforms/sampler)",
+            )

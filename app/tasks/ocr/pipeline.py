@@ -1,0 +1,169 @@
+"""PaddleOCR's PP-OCRv4 training transforms from the paddleocr wheel, seeded per sample.
+
+The ``Train.dataset.transforms`` of ``ch_PP-OCRv4_rec.yml`` are ``DecodeImage`` -> ``RecConAug`` ->
+``RecAug`` -> ``MultiLabelEncode`` (CTC + NRTR labels) -> (``MultiScaleDataSet``) resize to the batch's
+scale, scale to [-1, 1] and right-pad, with ``valid_ratio``. Every op here is the wheel's own
+(``ppocr.data.imaug``, and ``MultiScaleDataSet.resize_norm_img``, which uses no instance state).
+
+Those ops draw from Python's ``random`` and NumPy's global generator. :func:`sample_rng` runs each
+sample under generators seeded from ``(seed, epoch, index)`` and then puts the previous global states
+back, so a sample's augmentation (including which other lines ``RecConAug`` concatenates) depends only on
+those three numbers: any batch at any step is reproducible, before or after a resume, in any order.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.config.typed import limits
+from app.errors import TaskError
+from app.tasks.ocr.wheel import ppocr_module
+
+__all__ = ["RecAugOptions", "RecConAugOptions", "sample_rng", "PPOCRv4Pipeline", "train_batch", "collate"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecAugOptions:
+    """The wheel's ``RecAug`` (TIA distort/stretch/perspective, then BaseDataAugmentation); its defaults."""
+
+    tia_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    crop_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    reverse_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    noise_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    jitter_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    blur_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    hsv_aug_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+
+
+@dataclass
+class RecConAugOptions:
+    """The wheel's ``RecConAug``: with ``prob``, append up to ``ext_data_num`` other lines side by side."""
+
+    prob: float = field(default=0.5, metadata=limits(ge=0, le=1))
+    ext_data_num: int = field(default=2, metadata=limits(ge=1))
+    #: [H, W, C] the concatenation may fill (PaddleOCR ``image_shape`` of RecConAug).
+    image_shape: list[int] = field(default_factory=lambda: [48, 320, 3], metadata=limits(gt=0))
+
+
+def _derived_seed(seed: int, epoch: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+@contextmanager
+def sample_rng(seed: int, epoch: int, index: int) -> Iterator[None]:
+    """Python ``random`` and ``np.random`` seeded from ``(seed, epoch, index)``; restored afterwards."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    derived = _derived_seed(seed, epoch, index)
+    random.seed(derived)
+    np.random.seed(derived)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+class PPOCRv4Pipeline:
+    """One training sample as PaddleOCR's MultiScaleDataSet builds it, from the wheel's ops."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        texts: list[str],
+        dict_path: Path,
+        max_text_length: int,
+        use_space_char: bool,
+        rec_aug: RecAugOptions | None,
+        rec_con_aug: RecConAugOptions | None,
+    ) -> None:
+        if len(paths) != len(texts) or not paths:
+            raise TaskError(f"PP-OCRv4 pipeline: {len(paths)} images for {len(texts)} labels")
+        imaug = ppocr_module("ppocr.data.imaug")
+        labels = ppocr_module("ppocr.data.imaug.label_ops")
+        self.paths, self.texts = paths, texts
+        self.decode = imaug.DecodeImage(img_mode="BGR", channel_first=False)
+        self.rec_aug = imaug.RecAug(**vars(rec_aug)) if rec_aug else None
+        self.con = rec_con_aug
+        self.rec_con_aug = (
+            imaug.RecConAug(
+                prob=rec_con_aug.prob,
+                ext_data_num=rec_con_aug.ext_data_num,
+                image_shape=list(rec_con_aug.image_shape),
+                max_text_length=max_text_length,
+            )
+            if rec_con_aug
+            else None
+        )
+        self.encode = labels.MultiLabelEncode(
+            max_text_length=max_text_length,
+            character_dict_path=str(dict_path),
+            use_space_char=use_space_char,
+            gtc_encode="NRTRLabelEncode",
+        )
+        self.resize = ppocr_module("ppocr.data.simple_dataset").MultiScaleDataSet.resize_norm_img
+
+    def _decoded(self, index: int) -> dict[str, Any]:
+        data = self.decode({"image": self.paths[index].read_bytes(), "label": self.texts[index]})
+        if data is None:
+            raise TaskError(f"image {self.paths[index]} cannot be decoded")
+        return data
+
+    def _ext_data(self) -> list[dict[str, Any]]:
+        """Other lines for RecConAug, drawn like PaddleOCR's ``get_ext_data`` (``np.random.randint``)."""
+        assert self.con is not None
+        return [self._decoded(int(np.random.randint(len(self.paths)))) for _ in range(self.con.ext_data_num)]
+
+    def __call__(self, index: int, width: int, height: int, seed: int, epoch: int) -> dict[str, Any]:
+        """``image`` [3, height, width] float32, ``label_ctc``, ``label_gtc``, ``length``, ``valid_ratio``.
+
+        A sample whose label does not encode is replaced by the next index, as PaddleOCR does."""
+        for step in range(len(self.paths)):
+            out = self.sample(index + step, width, height, seed, epoch)
+            if out is not None:
+                return out
+        raise TaskError("no training line encodes with the dictionary and max_text_length")
+
+    def sample(self, index: int, width: int, height: int, seed: int, epoch: int) -> dict[str, Any] | None:
+        """One sample, or None when the (possibly concatenated) label does not encode."""
+        index %= len(self.paths)
+        with sample_rng(seed, epoch, index):
+            data = self._decoded(index)
+            if self.rec_con_aug is not None:
+                data["ext_data"] = self._ext_data()
+                data = self.rec_con_aug(data)
+                data.pop("ext_data", None)
+            if self.rec_aug is not None:
+                data = self.rec_aug(data)
+            data = self.encode(data)
+        if data is None:
+            return None
+        return self.resize(None, data, width, height)
+
+
+def train_batch(
+    pipeline: PPOCRv4Pipeline, width: int, height: int, indices: tuple[int, ...], seed: int, epoch: int
+) -> dict[str, np.ndarray]:
+    """One collated batch of a :class:`app.tasks.ocr.multiscale.ScaleBatch`."""
+    return collate([pipeline(i, width, height, seed, epoch) for i in indices])
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Stack a batch's samples (PaddleOCR's ``KeepKeys`` order: image, label_ctc, label_gtc, length,
+    valid_ratio)."""
+    return {
+        "image": np.stack([s["image"] for s in samples]).astype("float32"),
+        "label_ctc": np.stack([s["label_ctc"] for s in samples]).astype("int64"),
+        "label_gtc": np.stack([s["label_gtc"] for s in samples]).astype("int64"),
+        "length": np.asarray([s["length"] for s in samples], dtype="int64"),
+        "valid_ratio": np.asarray([s["valid_ratio"] for s in samples], dtype="float32"),
+    }

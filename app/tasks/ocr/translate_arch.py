@@ -1,0 +1,216 @@
+"""PaddleOCR's ``Architecture`` / ``Loss`` / ``PostProcess`` / ``Metric`` blocks of a recognition config,
+checked against what Warmstart builds and turned into ``task.options.model`` keys.
+
+Supported (anything else is one ConfigError line naming these):
+
+* ``algorithm: SVTR_LCNet`` with ``Backbone: PPLCNetV3`` and ``Head: MultiHead`` (a ``CTCHead`` with an
+  ``svtr`` neck and an ``NRTRHead``) -> ``model.algorithm: svtr_lcnet`` and ``model.svtr_lcnet.*``
+  (PP-OCRv4 mobile recognition); ``Loss: MultiLoss`` of ``CTCLoss`` + ``NRTRLoss``.
+* ``algorithm: CRNN`` with a ``SequenceEncoder`` neck (``rnn`` -> ``bilstm``, ``hidden_size``) and a
+  ``CTCHead`` -> our CRNN-class recognizer; ``Loss: CTCLoss``. Its ``Backbone`` block is not rebuilt:
+  the recipe's backbone is Warmstart's PP-LCNet-style convs (``model.width``), and a warning says so.
+
+``PostProcess`` must be ``CTCLabelDecode`` (what both algorithms decode with at inference) and ``Metric``
+``RecMetric`` with its default ``ignore_space: true`` / ``is_filter: false``; ``main_indicator`` ``acc``
+or ``norm_edit_dis`` becomes ``train.metric``. The functions return ``(dotted key, value, source)``
+triples; :mod:`app.tasks.ocr.translate` writes them unless our own section set the key.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.errors import ConfigError
+
+__all__ = ["ALGORITHMS", "architecture", "loss", "postprocess", "metric"]
+
+log = logging.getLogger(__name__)
+
+Item = tuple[str, Any, str]
+M = "task.options.model"
+
+#: PaddleOCR ``Architecture.algorithm`` -> what it needs (for the one-line refusal).
+ALGORITHMS = {
+    "SVTR_LCNet": "Backbone PPLCNetV3 + Head MultiHead [CTCHead (Neck svtr), NRTRHead], Loss MultiLoss",
+    "CRNN": "Neck SequenceEncoder (encoder_type rnn) + Head CTCHead, Loss CTCLoss",
+}
+#: ``svtr`` neck key -> our ``model.svtr_lcnet`` key, with PaddleOCR's defaults when a key is absent.
+SVTR_NECK = {
+    "dims": ("neck_dims", 64),
+    "depth": ("neck_depth", 2),
+    "hidden_dims": ("neck_hidden_dims", 120),
+    "kernel_size": ("neck_kernel_size", [3, 3]),
+    "use_guide": ("use_guide", False),
+}
+_METRICS = {"acc": "word_accuracy", "norm_edit_dis": "norm_edit_dis"}
+
+
+def _supported() -> str:
+    return "; ".join(f"{name}: {need}" for name, need in ALGORITHMS.items())
+
+
+def _refuse(where: str, got: Any) -> ConfigError:
+    return ConfigError(
+        f"{where}: {got!r} is not a supported PaddleOCR recognition setup (supported: {_supported()})",
+        hint="or describe the model in task.options.model (docs/ocr.md)",
+    )
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return value
+
+
+def _name(section: dict[str, Any], where: str) -> str:
+    return str(section.get("name", "")) or f"<no {where}.name>"
+
+
+def _only(section: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key, value in section.items():
+        if key not in known and value is not None:
+            raise ConfigError(
+                f"{where}.{key}: not read by Warmstart for this algorithm (known: {', '.join(known)})"
+            )
+
+
+def _heads(head: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(CTCHead settings, NRTRHead settings) of a MultiHead's ``head_list``."""
+    found: dict[str, dict[str, Any]] = {}
+    for i, entry in enumerate(head.get("head_list") or []):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ConfigError(
+                f"Architecture.Head.head_list[{i}]: expected {{HeadName: settings}}, got {entry!r}"
+            )
+        ((name, settings),) = entry.items()
+        found[name] = _mapping(settings, f"Architecture.Head.head_list[{i}].{name}")
+    if set(found) != {"CTCHead", "NRTRHead"}:
+        raise _refuse("Architecture.Head.head_list", sorted(found))
+    return found["CTCHead"], found["NRTRHead"]
+
+
+def _svtr_lcnet(arch: dict[str, Any]) -> list[Item]:
+    backbone = _mapping(arch.get("Backbone"), "Architecture.Backbone")
+    head = _mapping(arch.get("Head"), "Architecture.Head")
+    if _name(backbone, "Backbone") != "PPLCNetV3" or _name(head, "Head") != "MultiHead":
+        raise _refuse(
+            "Architecture", f"SVTR_LCNet with {_name(backbone, 'Backbone')} + {_name(head, 'Head')}"
+        )
+    _only(backbone, ("name", "scale"), "Architecture.Backbone")
+    ctc, nrtr = _heads(head)
+    neck = _mapping(ctc.get("Neck"), "Architecture.Head.head_list.CTCHead.Neck")
+    if _name(neck, "Neck") != "svtr":
+        raise _refuse("Architecture.Head.head_list.CTCHead.Neck", _name(neck, "Neck"))
+    _only(neck, ("name", *SVTR_NECK), "Architecture.Head.head_list.CTCHead.Neck")
+    ctc_head = _mapping(ctc.get("Head"), "Architecture.Head.head_list.CTCHead.Head")
+    _only(ctc_head, ("fc_decay",), "Architecture.Head.head_list.CTCHead.Head")
+    _only(nrtr, ("nrtr_dim", "max_text_length", "num_decoder_layers"), "Architecture.Head.head_list.NRTRHead")
+    params: dict[str, Any] = {"backbone_scale": float(backbone.get("scale", 1.0))}
+    for key, (ours, default) in SVTR_NECK.items():
+        params[ours] = neck.get(key, default)
+    params["ctc_fc_decay"] = float(ctc_head.get("fc_decay", 0.0004))
+    params["nrtr_dim"] = int(nrtr.get("nrtr_dim", 256))  # MultiHead's defaults for an NRTRHead
+    params["nrtr_max_text_length"] = int(nrtr.get("max_text_length", 25))
+    params["nrtr_num_decoder_layers"] = int(nrtr.get("num_decoder_layers", 4))
+    return [
+        (f"{M}.algorithm", "svtr_lcnet", "Architecture.algorithm"),
+        (f"{M}.svtr_lcnet", params, "Architecture"),
+    ]
+
+
+def _crnn(arch: dict[str, Any]) -> list[Item]:
+    neck = _mapping(arch.get("Neck"), "Architecture.Neck")
+    head = _mapping(arch.get("Head"), "Architecture.Head")
+    if _name(neck, "Neck") != "SequenceEncoder" or neck.get("encoder_type") != "rnn":
+        raise _refuse("Architecture.Neck", f"{_name(neck, 'Neck')} {neck.get('encoder_type')!r}")
+    if _name(head, "Head") != "CTCHead":
+        raise _refuse("Architecture.Head", _name(head, "Head"))
+    if arch.get("Backbone"):
+        log.warning(
+            "Architecture.Backbone (%s) is not rebuilt: the CRNN recipe uses Warmstart's PP-LCNet-style "
+            "backbone (task.options.model.width / blocks_per_stage)",
+            _name(_mapping(arch["Backbone"], "Architecture.Backbone"), "Backbone"),
+        )
+    items: list[Item] = [(f"{M}.encoder", "bilstm", "Architecture.Neck.encoder_type")]
+    if "hidden_size" in neck:
+        items.append((f"{M}.hidden_size", int(neck["hidden_size"]), "Architecture.Neck.hidden_size"))
+    return items
+
+
+def architecture(section: Any) -> tuple[str, list[Item]]:
+    """(PaddleOCR algorithm name, keys to write) for an ``Architecture`` block."""
+    arch = _mapping(section, "Architecture")
+    if arch.get("model_type", "rec") != "rec":
+        raise ConfigError(
+            f"Architecture.model_type: only 'rec' is read by task ocr_rec, got {arch['model_type']!r}"
+        )
+    if arch.get("Transform"):
+        raise ConfigError(
+            f"Architecture.Transform: not supported (got {arch['Transform']!r}); leave it empty"
+        )
+    algorithm = arch.get("algorithm")
+    if algorithm == "SVTR_LCNet":
+        return algorithm, _svtr_lcnet(arch)
+    if algorithm == "CRNN":
+        return algorithm, _crnn(arch)
+    raise _refuse("Architecture.algorithm", algorithm)
+
+
+def _loss_names(section: dict[str, Any]) -> list[str]:
+    if section.get("name") != "MultiLoss":
+        return [_name(section, "Loss")]
+    names = []
+    for i, entry in enumerate(section.get("loss_config_list") or []):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ConfigError(f"Loss.loss_config_list[{i}]: expected {{LossName: settings}}, got {entry!r}")
+        ((name, settings),) = entry.items()
+        if settings:
+            raise ConfigError(
+                f"Loss.loss_config_list[{i}].{name}: settings are not supported, got {settings!r}"
+            )
+        names.append(name)
+    return ["MultiLoss", *names]
+
+
+def loss(section: Any, algorithm: str | None) -> None:
+    """Check a ``Loss`` block against the algorithm (our loss is fixed by it)."""
+    data = _mapping(section, "Loss")
+    names = _loss_names(data)
+    want = {"SVTR_LCNet": ["MultiLoss", "CTCLoss", "NRTRLoss"], "CRNN": ["CTCLoss"]}
+    expected = want.get(algorithm or "CRNN", [])
+    extra = [k for k in data if k not in ("name", "loss_config_list")]
+    if data.get("name") == "CTCLoss":
+        extra = [k for k in extra if not (k == "use_focal_loss" and not data[k])]
+    if names != expected or extra:
+        raise ConfigError(
+            f"Loss: {names}{' with ' + ', '.join(extra) if extra else ''} does not match "
+            f"Architecture.algorithm {algorithm or 'CRNN (the default)'}, which trains with {expected} "
+            f"(supported: {_supported()})"
+        )
+
+
+def postprocess(section: Any) -> None:
+    data = _mapping(section, "PostProcess")
+    if data.get("name") != "CTCLabelDecode" or set(data) - {"name", "character_dict_path", "use_space_char"}:
+        raise ConfigError(
+            f"PostProcess: {data!r} is not supported; both algorithms decode with {{name: CTCLabelDecode}} "
+            "(the dictionary comes from Global.character_dict_path)"
+        )
+
+
+def metric(section: Any) -> list[Item]:
+    data = _mapping(section, "Metric")
+    if data.get("name") != "RecMetric":
+        raise ConfigError(f"Metric.name: only RecMetric is supported, got {data.get('name')!r}")
+    if data.get("ignore_space", True) is not True or data.get("is_filter", False) is not False:
+        raise ConfigError(
+            "Metric: only RecMetric's defaults ignore_space: true, is_filter: false are supported"
+        )
+    _only(data, ("name", "main_indicator", "ignore_space", "is_filter"), "Metric")
+    indicator = data.get("main_indicator", "acc")
+    if indicator not in _METRICS:
+        raise ConfigError(f"Metric.main_indicator: {indicator!r} is not one of {', '.join(_METRICS)}")
+    return [("train.metric", _METRICS[indicator], "Metric.main_indicator")]

@@ -1,0 +1,165 @@
+"""PaddleOCR's PP-OCRv4 training data: MultiScaleSampler batches and the wheel's RecConAug / RecAug /
+MultiLabelEncode / resize, seeded per sample so any batch is reproducible."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.tasks.ocr.multiscale import MultiScaleOptions, epoch_plan, scale_batch_sizes
+from app.tasks.ocr.options import SynthOptions
+from app.tasks.ocr.pipeline import PPOCRv4Pipeline, RecAugOptions, RecConAugOptions, collate
+from app.tasks.ocr.synth import write_synthetic
+from app.tasks.ocr.wheel import ppocr_module
+
+V4 = MultiScaleOptions(
+    scales=[[320, 32], [320, 48], [320, 64]], first_bs=128, fix_bs=False, divided_factor=[8, 16]
+)
+
+
+class _Source:
+    """What the wheel's MultiScaleSampler reads from its dataset."""
+
+    def __init__(self, n: int) -> None:
+        self.data_idx_order_list = list(range(n))
+        self.ds_width, self.seed = False, None
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def wheel_sampler(n: int, opts: MultiScaleOptions):
+    sampler_cls = ppocr_module("ppocr.data.multi_scale_sampler").MultiScaleSampler
+    return sampler_cls(
+        _Source(n),
+        scales=opts.scales,
+        first_bs=opts.first_bs,
+        fix_bs=opts.fix_bs,
+        divided_factor=opts.divided_factor,
+    )
+
+
+def test_scale_batch_sizes_are_paddleocrs() -> None:
+    assert scale_batch_sizes(V4) == [(320, 32, 128), (320, 48, 85), (320, 64, 64)]
+    assert sorted(scale_batch_sizes(V4)) == sorted(wheel_sampler(10, V4).img_batch_pairs)  # it shuffles them
+    odd = MultiScaleOptions(scales=[[330, 40], [100, 50]], first_bs=6, fix_bs=True, divided_factor=[8, 16])
+    assert scale_batch_sizes(odd) == [(328, 32, 6), (96, 48, 6)]
+    assert sorted(scale_batch_sizes(odd)) == sorted(wheel_sampler(10, odd).img_batch_pairs)
+
+
+@pytest.mark.parametrize(
+    ("n", "opts"), [(1000, V4), (77, MultiScaleOptions([[64, 32], [96, 48]], 8, False, [8, 16]))]
+)
+def test_epoch_has_paddleocrs_batches(n: int, opts: MultiScaleOptions) -> None:
+    """Same number of batches per shape, each batch full, every sample seen, the overflow wrapped from the
+    start of the epoch's order (compared with the wheel's own sampler)."""
+    state = random.getstate()
+    sampler = wheel_sampler(n, opts)
+    theirs = [(b[0][0], b[0][1], len(b)) for b in sampler]
+    random.setstate(state)
+    plan = epoch_plan(n, opts, seed=3, epoch=0)
+    ours = [(b.width, b.height, len(b.indices)) for b in plan]
+    assert Counter(ours) == Counter(theirs)
+    seen = [i for b in plan for i in b.indices]
+    assert set(seen) == set(range(n))
+    assert len(seen) == sum(size for _, _, size in ours)
+
+
+def test_plan_is_a_function_of_seed_and_epoch() -> None:
+    a, b = epoch_plan(1000, V4, 3, 5), epoch_plan(1000, V4, 3, 5)
+    assert a == b
+    assert epoch_plan(1000, V4, 3, 6) != a and epoch_plan(1000, V4, 4, 5) != a
+
+
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory) -> tuple[list[Path], list[str], Path]:
+    root = tmp_path_factory.mktemp("v4")
+    opts = SynthOptions(charset="abcdef0123", min_len=2, max_len=6, n_train=12, n_eval=2, seed=1)
+    files = write_synthetic(root, opts)
+    rows = [line.split("\t") for line in files["train"].read_text().splitlines()]
+    return [root / p for p, _ in rows], [t for _, t in rows], files["dict"]
+
+
+def pipeline(lines, con: bool = True) -> PPOCRv4Pipeline:
+    paths, texts, dict_path = lines
+    return PPOCRv4Pipeline(
+        paths, texts, dict_path, 25, False, RecAugOptions(), RecConAugOptions(prob=0.9) if con else None
+    )
+
+
+def test_sample_is_reproducible_in_any_order_and_leaves_global_rngs(lines) -> None:
+    pipe = pipeline(lines)
+    random.seed(123)
+    np.random.seed(123)
+    before = (random.random(), np.random.random())
+    random.seed(123)
+    np.random.seed(123)
+    first = [pipe(i, 320, 48, seed=7, epoch=2) for i in range(6)]
+    backwards = [pipe(i, 320, 48, seed=7, epoch=2) for i in reversed(range(6))][::-1]
+    assert (random.random(), np.random.random()) == before
+    for a, b in zip(first, backwards, strict=True):
+        assert a["image"].tobytes() == b["image"].tobytes()
+        assert (a["label_ctc"] == b["label_ctc"]).all() and (a["label_gtc"] == b["label_gtc"]).all()
+    other_epoch = pipe(0, 320, 48, seed=7, epoch=3)
+    other_seed = pipe(0, 320, 48, seed=8, epoch=2)
+    assert (
+        other_epoch["image"].tobytes() != first[0]["image"].tobytes()
+        or other_seed["image"].tobytes() != first[0]["image"].tobytes()
+    )
+
+
+def test_labels_and_resize_are_the_wheels(lines) -> None:
+    paths, texts, dict_path = lines
+    pipe = PPOCRv4Pipeline(paths, texts, dict_path, 25, False, None, None)
+    out = pipe(1, 320, 32, seed=0, epoch=0)
+    encode = ppocr_module("ppocr.data.imaug.label_ops").MultiLabelEncode(
+        max_text_length=25,
+        character_dict_path=str(dict_path),
+        use_space_char=False,
+        gtc_encode="NRTRLabelEncode",
+    )
+    decoded = ppocr_module("ppocr.data.imaug").DecodeImage(img_mode="BGR")(
+        {"image": paths[1].read_bytes(), "label": texts[1]}
+    )
+    ref = encode(decoded)
+    assert (out["label_ctc"] == ref["label_ctc"]).all() and (out["label_gtc"] == ref["label_gtc"]).all()
+    assert out["label_gtc"][0] == 2 and int(out["length"]) == len(texts[1])
+    assert out["image"].shape == (3, 32, 320) and 0 < out["valid_ratio"] <= 1
+    batch = collate([out, pipe(2, 320, 32, 0, 0)])
+    assert batch["image"].shape == (2, 3, 32, 320) and batch["label_ctc"].shape == (2, 25)
+
+
+def test_ranks_split_the_epoch_and_step_together() -> None:
+    plans = [epoch_plan(1000, V4, 3, 0, world=2, rank=r) for r in (0, 1)]
+    assert [(b.width, b.height, len(b.indices)) for b in plans[0]] == [
+        (b.width, b.height, len(b.indices)) for b in plans[1]
+    ]
+    seen = [set(i for b in plan for i in b.indices) for plan in plans]
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 1000
+
+
+def test_stream_resumes_at_the_same_batch(lines) -> None:
+    from app.tasks.ocr.multiscale import MultiScaleStream
+    from app.tasks.ocr.pipeline import train_batch
+
+    opts = MultiScaleOptions([[64, 32], [96, 48]], 4, False, [8, 16])
+    straight = MultiScaleStream(12, opts, seed=5)
+    first = [straight.next_batch() for _ in range(7)]  # crosses into epoch 1
+    assert first[-1][0] == 1 and straight.batches_per_epoch < 7
+    resumed = MultiScaleStream(12, opts, seed=5)
+    probe = MultiScaleStream(12, opts, seed=5)
+    for _ in range(4):
+        probe.next_batch()
+    resumed.restore(probe.state())
+    assert [resumed.next_batch() for _ in range(3)] == first[4:]
+    pipe = pipeline(lines)
+    epoch, batch = first[5]
+    a = train_batch(pipe, batch.width, batch.height, batch.indices, 5, epoch)
+    b = train_batch(pipe, batch.width, batch.height, batch.indices, 5, epoch)
+    assert a["image"].shape == (len(batch.indices), 3, batch.height, batch.width)
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
