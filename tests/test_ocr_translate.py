@@ -58,6 +58,7 @@ TABLE = [
             "epochs": 2.0,
             "epochs_rounding": "nearest_even",
             "start_lr": 0.0,
+            "start_lr_lint": False,  # PaddleOCR's own warmup from 0: not the hand-written lint's case
             "power": 5.0,
             "callable": None,
         },

@@ -187,7 +187,13 @@ def _lr(lr: Any, w: _Writer, epoch_num: Any = None) -> None:
     if warmup > 0:
         w.set(
             "schedule.warmup",
-            {"kind": "linear", "epochs": warmup, "start_lr": 0.0, "epochs_rounding": "nearest_even"},
+            {
+                "kind": "linear",
+                "epochs": warmup,
+                "start_lr": 0.0,
+                "epochs_rounding": "nearest_even",
+                "start_lr_lint": False,
+            },
             "Optimizer.lr.warmup_epoch",
         )
     else:
