@@ -62,6 +62,13 @@ def _train(cfg, stop) -> int:  # noqa: ANN001
         session = prepare(cfg, stop)  # imports and builds the task with the signals held
         signals.check(during="while preparing the run")  # e.g. by a library imported while loading
         return run_loop(session)
+    except Exception as exc:
+        from app.errors import AppError
+        from app.train import peers
+
+        if not isinstance(exc, AppError):  # e.g. gloo's RuntimeError when a peer's connection resets
+            peers.confirm_lost()  # ends the process with exit 142 if a peer was lost
+        raise
     finally:
         if keeper is not None:
             keeper.stop()
