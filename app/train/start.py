@@ -250,8 +250,9 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     if batch_changed:
         log.warning(
             "global batch changed since the checkpoint: %d -> %d; LR/warmup rescaled by schedule.scaling "
-            "(lr_rule=%s, warmup_rule=%s), sample position kept", old_batch, global_batch,
-            cfg.schedule.scaling.lr_rule, cfg.schedule.scaling.warmup_rule,
+            "(lr_rule=%s, warmup_rule=%s), sample position kept (epoch %s, sample %s of the epoch)",
+            old_batch, global_batch, cfg.schedule.scaling.lr_rule, cfg.schedule.scaling.warmup_rule,
+            loaded.state.get("data", {}).get("epoch"), loaded.state.get("data", {}).get("samples_in_epoch"),
         )  # fmt: skip
     if kind == "resume":
         _restore_exact(s, loaded, source, batch_changed)
