@@ -191,8 +191,9 @@ class PreemptConfig:
     grace_seconds: float = field(default=25.0, metadata=limits(gt=0, le=MAX_SECONDS))
     #: Several processes (``warmstart launch``): seconds without a heartbeat from another rank (or from
     #: rank 0's rendezvous store) before this rank decides that peer is lost and exits 142 without saving.
-    #: Detection takes at most this plus ~2 s. Keep it above the longest pause a healthy rank can make.
-    peer_timeout_seconds: float = field(default=60.0, metadata=limits(gt=0, le=MAX_SECONDS))
+    #: Detection takes at most this plus ~2 s; at least 5 (five heartbeats). Keep it above the longest
+    #: pause a healthy rank can make.
+    peer_timeout_seconds: float = field(default=60.0, metadata=limits(ge=5, le=MAX_SECONDS))
     spot: SpotConfig = field(default_factory=SpotConfig)
 
 

@@ -87,11 +87,22 @@ class PeerWatch:
         self.exit: Callable[[int], None] = os._exit
 
     def start(self) -> None:
-        for target, name in ((self._beat, "warmstart-heartbeat"), (self._monitor, "warmstart-peer-watch")):
-            threading.Thread(target=target, name=name, daemon=True).start()
+        self._threads = [threading.Thread(target=t, name=n, daemon=True)
+                         for t, n in ((self._beat, "warmstart-heartbeat"), (self._monitor, "warmstart-peer-watch"))]  # fmt: skip
+        for t in self._threads:
+            t.start()
 
-    def stop(self) -> None:
+    def stop(self, join_s: float = 3 * HEARTBEAT_S) -> None:
+        """No more verdicts; wait up to ``join_s`` for the heartbeat thread to leave the store.
+
+        A daemon thread still inside a store call when Python shuts down dies in C++ (pybind's GIL
+        re-acquisition unwinds through ``noexcept``): ``terminate called without an active exception``,
+        SIGABRT, and the launch reports 250 instead of 143 or 0 (measured). So stop() waits for it.
+        """
         self._stopped.set()
+        for t in getattr(self, "_threads", []):
+            if t is not threading.current_thread():
+                t.join(join_s)
 
     def _beat(self) -> None:
         host, _, port = self.master.rpartition(":")
@@ -112,10 +123,11 @@ class PeerWatch:
     def check(self, now: float) -> Verdict | None:
         """The lost peer as of ``now`` (monotonic seconds), or None while every peer looks alive."""
         if self.d.rank != 0:
-            if self._store_error is not None and now - self._store_error[1] >= STORE_ERROR_GRACE_S:
-                why = f"its rendezvous store {self.master} closed the connection ({self._store_error[0]})"
+            err, silent = self._store_error, now - self._store_ok
+            if err is not None and (now - err[1] >= STORE_ERROR_GRACE_S or silent > self.timeout_s):
+                why = f"its rendezvous store {self.master} closed the connection ({err[0]})"
                 return Verdict(0, self.hosts[0], why)
-            if now - self._store_ok > self.timeout_s:
+            if silent > self.timeout_s:
                 why = f"its rendezvous store {self.master} did not answer for {now - self._store_ok:.0f} s"
                 return Verdict(0, self.hosts[0], why)
         for r, (_, when) in sorted(self._seen.items()):

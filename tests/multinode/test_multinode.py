@@ -121,7 +121,9 @@ def test_link_cut_both_sides_exit_142_and_a_restart_resumes(net, job_factory, re
             f"cut{i}", **{"preempt.peer_timeout_seconds": PEER_TIMEOUT_S, "checkpoint.keep_last": 100}
         )
         launches = job.start(net.hosts[:2])
-        got = _lost(job, net, launches, 0, cut=True)  # cut rank 1's host: rank 0 keeps the store and S3
+        got = _lost(
+            job, net, launches, i, cut=True
+        )  # rank 0's host first: it loses the store's clients and S3
         got["bit_identical"] = _resume_to_the_end(job, net.hosts[:2], got["resume_at"], reference_sha)
         assert got["bit_identical"]
         figures.append(got)
