@@ -25,7 +25,7 @@ PEER_TIMEOUT_S = 20  #: preempt.peer_timeout_seconds in these tests (default 60)
 
 def _victim(i: int) -> int:
     """Which rank's host the i-th run stops or kills: rank 1's first, then alternating with rank 0's."""
-    return i % 2
+    return 1 - i % 2
 
 
 def _resume_to_the_end(job: Job, hosts: list, expect_step: int, reference_sha: str) -> bool:
