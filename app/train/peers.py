@@ -74,7 +74,7 @@ class PeerWatch:
 
     def __init__(
         self, d: Dist, timeout_s: float, master: str, hosts: list[str], connect: Connect = _tcp_store
-    ):
+    ) -> None:
         self.d, self.timeout_s, self.master, self.hosts = d, timeout_s, master, hosts
         self._connect = connect
         now = time.monotonic()
@@ -85,6 +85,7 @@ class PeerWatch:
         self._exit_lock = threading.Lock()
         self.committed: int | None = None
         self.exit: Callable[[int], None] = os._exit
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         self._threads = [threading.Thread(target=t, name=n, daemon=True)
@@ -100,7 +101,7 @@ class PeerWatch:
         SIGABRT, and the launch reports 250 instead of 143 or 0 (measured). So stop() waits for it.
         """
         self._stopped.set()
-        for t in getattr(self, "_threads", []):
+        for t in self._threads:
             if t is not threading.current_thread():
                 t.join(join_s)
 
@@ -158,6 +159,10 @@ class PeerWatch:
             sys.stderr.flush()
             self.exit(EXIT_PEER_LOST)
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
     def wait(self, seconds: float) -> None:
         """Block up to ``seconds``; the monitor ends the process meanwhile if a peer is lost."""
         self._stopped.wait(seconds)
@@ -196,7 +201,7 @@ def confirm_lost() -> None:
     Returns (and the caller re-raises the original error) if every peer still answers after a full
     timeout, i.e. the failure was not a lost peer.
     """
-    if _watch is not None and not _watch._stopped.is_set():
+    if _watch is not None and not _watch.stopped:
         log.warning(
             "a collective failed; checking whether another rank was lost (up to %gs)", _watch.timeout_s
         )
