@@ -45,6 +45,10 @@ POLL_S = 0.5  #: how often the monitor looks
 #: A refused connection to rank 0's store is a verdict only if it lasts this long (rank 0 may just have
 #: left normally a moment before this rank called :func:`stop`).
 STORE_ERROR_GRACE_S = 2 * HEARTBEAT_S
+#: After a collective has failed, this much silence is enough: the failure is the first sign, the silence
+#: confirms it (a live peer keeps beating). Measured: a kill -9 of rank 1's host was named after ~21 s
+#: with a 20 s timeout when rank 0's collective raised instead of aborting.
+SUSPECT_S = 5 * HEARTBEAT_S
 
 Connect = Callable[[str, int], Any]
 
@@ -86,6 +90,7 @@ class PeerWatch:
         self.committed: int | None = None
         self.exit: Callable[[int], None] = os._exit
         self._threads: list[threading.Thread] = []
+        self.suspect = False  #: set when a collective failed: see SUSPECT_S
 
     def start(self) -> None:
         self._threads = [threading.Thread(target=t, name=n, daemon=True)
@@ -123,17 +128,19 @@ class PeerWatch:
 
     def check(self, now: float) -> Verdict | None:
         """The lost peer as of ``now`` (monotonic seconds), or None while every peer looks alive."""
+        limit = min(self.timeout_s, SUSPECT_S) if self.suspect else self.timeout_s
         if self.d.rank != 0:
             err, silent = self._store_error, now - self._store_ok
-            if err is not None and (now - err[1] >= STORE_ERROR_GRACE_S or silent > self.timeout_s):
+            if err is not None and (now - err[1] >= STORE_ERROR_GRACE_S or silent > limit):
                 why = f"its rendezvous store {self.master} closed the connection ({err[0]})"
                 return Verdict(0, self.hosts[0], why)
-            if silent > self.timeout_s:
+            if silent > limit:
                 why = f"its rendezvous store {self.master} did not answer for {now - self._store_ok:.0f} s"
                 return Verdict(0, self.hosts[0], why)
         for r, (_, when) in sorted(self._seen.items()):
-            if now - when > self.timeout_s:
-                return Verdict(r, self.hosts[r], f"no heartbeat for {now - when:.0f} s")
+            if now - when > limit:
+                first = "a collective failed, then " if self.suspect else ""
+                return Verdict(r, self.hosts[r], f"{first}no heartbeat for {now - when:.0f} s")
         return None
 
     def message(self, v: Verdict) -> PeerLost:
@@ -198,10 +205,11 @@ def note_commit(step: int) -> None:
 def confirm_lost() -> None:
     """After a collective failed: give the monitor time to name the lost peer (it ends the process).
 
-    Returns (and the caller re-raises the original error) if every peer still answers after a full
-    timeout, i.e. the failure was not a lost peer.
+    A peer silent for :data:`SUSPECT_S` is now enough. Returns (and the caller re-raises the original
+    error) if every peer still answers after a full timeout, i.e. the failure was not a lost peer.
     """
     if _watch is not None and not _watch.stopped:
+        _watch.suspect = True
         log.warning(
             "a collective failed; checking whether another rank was lost (up to %gs)", _watch.timeout_s
         )

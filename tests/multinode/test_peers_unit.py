@@ -167,3 +167,20 @@ def test_gloo_is_pointed_at_the_interface_holding_this_ranks_endpoint(monkeypatc
     assert dist._gloo_interface({"PADDLE_CURRENT_ENDPOINT": "127.0.0.1:6002"}) is None  # one host
     monkeypatch.setattr(socket, "gethostbyname", lambda _name: "198.18.0.12")
     assert dist._gloo_interface(env) is None  # the host name already resolves to the endpoint
+
+
+def test_after_a_failed_collective_a_short_silence_is_enough(monkeypatch, capfd):
+    """A collective failed (the first sign): SUSPECT_S of silence names the peer, not the full timeout."""
+    monkeypatch.setattr(peers, "SUSPECT_S", 0.2)
+    store = FakeStore(advancing=set())
+    w, codes, died = _watch(0, 2, lambda *_: store)
+    w.timeout_s = 3600  # never reached
+    w.start()
+    w.suspect = True
+    assert died.wait(WAIT_S)
+    w.stop()
+    assert codes == [EXIT_PEER_LOST]
+    assert (
+        "rank 1 (198.18.0.12) lost: a collective failed, then no heartbeat for 0 s (preempt.peer_timeout_seconds=3600)"
+        in capfd.readouterr().err
+    )
