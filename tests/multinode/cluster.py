@@ -128,7 +128,10 @@ class Job:
     def _start_one(self, host: Host, rank: int, master: str, nnodes: int) -> Launch:
         folder = self.root / f"h{host.index}" / f"attempt{self.attempts}"
         folder.mkdir(parents=True)
-        env = clean_env(**AWS_ENV, PADDLE_MASTER=master, PADDLE_NNODES=str(nnodes), POD_IP=host.ip)
+        # PADDLE_RANK fixes the node rank; without it the launcher gives rank 0 to the master's host and
+        # orders the others by their random pod names (seen: host 3 became rank 1 of 3)
+        env = clean_env(**AWS_ENV, PADDLE_MASTER=master, PADDLE_NNODES=str(nnodes), POD_IP=host.ip,
+                        PADDLE_RANK=str(rank))  # fmt: skip
         sets = [a for o in self.overrides(host) for a in ("--set", o)]
         cmd = ["ip", "netns", "exec", host.ns, str(VENV_BIN / "warmstart"), "launch", "--nproc-per-node", "1",
                "--log-dir", str(folder / "log"), "--", "train", "-c", str(ROOT / "configs/demo.yaml"), *sets]  # fmt: skip
