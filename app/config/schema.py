@@ -193,7 +193,7 @@ class PreemptConfig:
     #: rank 0's rendezvous store) before this rank decides that peer is lost and exits 142 without saving.
     #: Detection takes at most this plus ~2 s; at least 5 (five heartbeats). Keep it above the longest
     #: pause a healthy rank can make.
-    peer_timeout_seconds: float = field(default=60.0, metadata=limits(ge=5, le=MAX_SECONDS))
+    peer_timeout_seconds: float = field(default=45.0, metadata=limits(ge=5, le=MAX_SECONDS))
     spot: SpotConfig = field(default_factory=SpotConfig)
 
 

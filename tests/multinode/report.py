@@ -35,14 +35,14 @@ def section(results: dict[str, dict]) -> list[str]:
     """Markdown lines (empty when the multi-node suite did not run, e.g. not root)."""
     notice, lost = results.get("multinode_notice"), results.get("multinode_lost")
     cut, scale = results.get("multinode_cut"), results.get("multinode_scale")
-    if not any((notice, lost, cut, scale)):
+    if not any((notice, lost, cut, scale, results.get("multinode_three"))):
         return []
     lines = [
         "## Several nodes (tests/multinode)",
         "",
         "Two test hosts in network namespaces (198.18.0.0/15), one `warmstart launch` per host, checkpoints on",
         "moto S3; the victim alternates between rank 1's and rank 0's host. Detection: from the kill or cut to",
-        "the survivor's `warmstart launch` exiting (lost-peer timeout set to 20 s in the tests; default 60 s).",
+        "the survivor's `warmstart launch` exiting (lost-peer timeout set to 20 s in the tests; default 45 s).",
         "",
         "| scenario | runs | exit codes (victim / other host) | hangs | corrupt loads | steps lost | "
         "detection median / max | bit-identical resumes |",
@@ -59,6 +59,15 @@ def section(results: dict[str, dict]) -> list[str]:
         lines.append(_lost_row("node lost (kill -9 of every process on one host)", lost, "killed / 142"))
     if cut:
         lines.append(_lost_row("link cut (`ip link set <veth> down`)", cut, "142 / 142"))
+    three = results.get("multinode_three")
+    if three:
+        runs = three.get("runs", [])
+        detect = [t for r in runs for t in r.get("detect_s", [])]
+        lines.append(
+            f"| three hosts, rank 1's killed | {len(runs)} | "
+            f"{'; '.join(' / '.join(str(c) for c in r.get('codes', [])) for r in runs)} | 0 | 0 | - | "
+            f"{max(detect, default='-')} s max | - (resumed, exit 0) |"
+        )
     if scale:
         lines.append(
             "| 2 → 1 → 2 nodes on restart | 1 | 143, 143, 0 | 0 | 0 | 0 | - | - (global batch changes: LR and "

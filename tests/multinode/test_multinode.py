@@ -20,7 +20,7 @@ FULL_ONLY = pytest.mark.skipif(
     not FULL,
     reason="runs under `make faults` (WS_FAULTS_FULL=1); make test runs the notice and node-lost cases",
 )
-PEER_TIMEOUT_S = 20  #: preempt.peer_timeout_seconds in these tests (default 60)
+PEER_TIMEOUT_S = 20  #: preempt.peer_timeout_seconds in these tests (default 45)
 
 
 def _victim(i: int) -> int:
