@@ -184,3 +184,13 @@ def test_after_a_failed_collective_a_short_silence_is_enough(monkeypatch, capfd)
         "rank 1 (198.18.0.12) lost: a collective failed, then no heartbeat for 0 s (preempt.peer_timeout_seconds=3600)"
         in capfd.readouterr().err
     )
+
+
+def test_the_scenarios_skip_with_a_reason_without_root_or_ip(monkeypatch):
+    from tests.multinode import netns
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert netns.available() == "multi-node tests need root (ip netns, veth)"
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns.shutil, "which", lambda _name: None)
+    assert netns.available() == "the `ip` command (iproute2) is not installed"
