@@ -144,11 +144,13 @@ class PeerWatch:
         return None
 
     def message(self, v: Verdict) -> PeerLost:
-        last = f"checkpoint step-{self.committed:08d}" if self.committed is not None else "the last commit"
+        seen = (
+            f" (the last save this rank saw: step-{self.committed:08d})" if self.committed is not None else ""
+        )
         return PeerLost(
             f"rank {v.rank} ({v.host}) lost: {v.why} (preempt.peer_timeout_seconds={self.timeout_s:g}); "
             f"rank {self.d.rank} of {self.d.world} stops without saving",
-            hint=f"run the launch on every node again: it resumes from {last}",
+            hint=f"run the launch on every node again: it resumes from the last committed checkpoint{seen}",
         )
 
     def _monitor(self) -> None:
@@ -197,7 +199,7 @@ def stop() -> None:
 
 
 def note_commit(step: int) -> None:
-    """The last committed step, named in the lost-peer line."""
+    """The last step saved (committed, or being uploaded by an async save), named in the lost-peer line."""
     if _watch is not None:
         _watch.committed = step
 

@@ -70,7 +70,8 @@ def test_a_peer_whose_heartbeat_stops_is_named_and_the_rank_exits_142(capfd):
     assert line.startswith("warmstart: peer-lost: rank 2 (198.18.0.13) lost: no heartbeat for ")
     assert line.endswith(
         "(preempt.peer_timeout_seconds=0.5); rank 0 of 3 stops without saving "
-        "(run the launch on every node again: it resumes from checkpoint step-00000050)"
+        "(run the launch on every node again: it resumes from the last committed checkpoint (the last save this "
+        "rank saw: step-00000050))"
     )
 
 
