@@ -195,3 +195,24 @@ def test_the_scenarios_skip_with_a_reason_without_root_or_ip(monkeypatch):
     monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
     monkeypatch.setattr(netns.shutil, "which", lambda _name: None)
     assert netns.available() == "the `ip` command (iproute2) is not installed"
+
+
+def test_leftovers_of_a_crashed_session_are_removed_and_live_ones_kept():
+    import subprocess
+
+    from tests.multinode import netns
+
+    why = netns.available()
+    if why:
+        pytest.skip(why)
+    dead = 4_194_305  # above the largest pid_max Linux allows (2**22): no process has this id
+    stale, live = f"{netns.PREFIX}{dead}h1", f"{netns.PREFIX}1h9"  # pid 1 always exists
+    for ns in (stale, live):
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        assert netns.clean_stale() == [stale]
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert stale not in listed and live in listed
+    finally:
+        for ns in (stale, live):
+            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
