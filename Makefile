@@ -59,7 +59,9 @@ bench-save: install
 	$(PY) deploy/bench_save.py
 
 # --- faults ---
-# The fault-injection suite at full counts (50 kill -9, 20 SIGTERM) and the fuzz suite's long profile
+# The fault-injection suite at full counts (50 kill -9, 20 SIGTERM), the multi-node scenarios (tests/multinode:
+# two hosts in network namespaces, needs root; 6 notices, 6 node losses, 3 link cuts, 2->1->2; ~15 min)
+# and the fuzz suite's long profile
 # (FUZZ_EXAMPLES generated inputs per fuzz test, fresh each run), then docs/reliability.md from their
 # figures. `make test` runs both reduced (the fuzz suite's derandomized "ci" profile, well under a minute).
 # 300 examples take ~10 min on 2 cores; `make faults FUZZ_EXAMPLES=1000` ~30 min.
@@ -68,6 +70,7 @@ FUZZ_EXAMPLES ?= 300
 faults: install
 	rm -rf runs/faults
 	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/faults
+	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/multinode
 	WS_FUZZ_PROFILE=long WS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) WS_FUZZ_COLLECT=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 	$(PY) -m tests.faults.report runs/faults docs/reliability.md
 

@@ -17,6 +17,7 @@ __all__ = [
     "EXIT_TASK",
     "EXIT_PREEMPTED",
     "EXIT_INTERRUPTED",
+    "EXIT_PEER_LOST",
     "AppError",
     "ConfigError",
     "StorageError",
@@ -24,6 +25,7 @@ __all__ = [
     "TaskError",
     "Preempted",
     "PreemptedBeforeStart",
+    "PeerLost",
     "PREEMPTED_BEFORE_START",
 ]
 
@@ -39,6 +41,10 @@ EXIT_PREEMPTED = 143
 # 130 = 128 + SIGINT: a second Ctrl-C while training stops at once WITHOUT saving. Retryable (the run
 # resumes from its last committed checkpoint), unlike 2, which means "fix the command line".
 EXIT_INTERRUPTED = 130
+# 142 = 128 + SIGALRM: the lost-peer watchdog's alarm. Another rank of a multi-process job stopped answering
+# (its node was lost or its link cut): this rank cannot go on alone, so it exits at once without saving.
+# Retryable (128-255 for PaddleJob's ExitCode policy): the next launch resumes from the last commit.
+EXIT_PEER_LOST = 142
 
 
 def _one_line(text: str) -> str:
@@ -105,3 +111,10 @@ class PreemptedBeforeStart(Preempted):
 
     def report(self) -> str:
         return f"warmstart: {self.line()}"
+
+
+class PeerLost(AppError):
+    """Another rank stopped answering (node lost, link cut): printed by the watchdog in app.train.peers."""
+
+    exit_code = EXIT_PEER_LOST
+    kind = "peer-lost"

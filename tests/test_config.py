@@ -46,7 +46,7 @@ def test_every_documented_env_var_reaches_its_key(cfg_file):
         "run.dir": "/r", "run.name": "n", "run.seed": "3", "checkpoint.uri": "/c", "init.from": "/i",
         "init.mode": "partial", "schedule.total_steps": "50", "schedule.base_lr": "0.5",
         "store.endpoint_url": "http://x", "store.region": "eu", "store.addressing_style": "path",
-        "preempt.grace_seconds": "9", "preempt.spot.provider": "aws", "preempt.spot.endpoint": "http://m",
+        "preempt.grace_seconds": "9", "preempt.peer_timeout_seconds": "30", "preempt.spot.provider": "aws", "preempt.spot.endpoint": "http://m",
     }  # fmt: skip
     assert sorted(samples) == sorted(ENV_VARS.values())
     env = {var: samples[key] for var, key in ENV_VARS.items()}

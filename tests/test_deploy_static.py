@@ -22,7 +22,15 @@ import yaml
 from kubernetes_validate import utils as kv
 
 from app.config.load import ENV_VARS
-from app.errors import EXIT_CHECKPOINT, EXIT_FAILURE, EXIT_PREEMPTED, EXIT_STORAGE, EXIT_TASK, EXIT_USAGE
+from app.errors import (
+    EXIT_CHECKPOINT,
+    EXIT_FAILURE,
+    EXIT_PEER_LOST,
+    EXIT_PREEMPTED,
+    EXIT_STORAGE,
+    EXIT_TASK,
+    EXIT_USAGE,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy/k8s"
@@ -268,6 +276,7 @@ def test_job_failure_policy_matches_the_trainer_exit_codes():
     }
     by_action = {r["action"]: r["onExitCodes"] for r in rules if "onExitCodes" in r}
     assert by_action["Ignore"]["values"] == [EXIT_PREEMPTED]
+    assert by_action["Count"]["values"] == [EXIT_PEER_LOST]  # retried, but a link that keeps failing ends it
     assert set(by_action["FailJob"]["values"]) == {EXIT_USAGE, EXIT_CHECKPOINT, EXIT_TASK}
     assert {r["operator"] for r in by_action.values()} == {"In"}
     # Storage errors may be transient and crashes are bugs: both count against backoffLimit.
@@ -285,7 +294,7 @@ def test_paddlejob_exit_code_policy_retries_preemption_and_not_user_errors():
         assert container["name"] == "paddle"
         assert container["args"][:4] == ["launch", "--nproc-per-node", "1", "--log-dir"]  # keeps 143
     # restartPolicy ExitCode: 1-127 permanent, 128-255 retried.
-    assert 128 <= EXIT_PREEMPTED <= 255
+    assert 128 <= EXIT_PREEMPTED <= 255 and 128 <= EXIT_PEER_LOST <= 255  # both retried
     assert all(1 <= c <= 127 for c in (EXIT_FAILURE, EXIT_USAGE, EXIT_STORAGE, EXIT_CHECKPOINT, EXIT_TASK))
 
 

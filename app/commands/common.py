@@ -12,6 +12,7 @@ from app.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_PEER_LOST,
     EXIT_PREEMPTED,
     EXIT_STORAGE,
     EXIT_TASK,
@@ -31,6 +32,8 @@ EXIT_CODES_HELP = f"""exit codes:
        to save; safe to run again, it resumes
   {EXIT_INTERRUPTED}  interrupted by a second Ctrl-C while training: stopped at once, NOT saved; run again to
        resume from the last committed checkpoint
+  {EXIT_PEER_LOST}  another rank of a multi-process job was lost (node gone, link cut): stopped at once, NOT
+       saved; run again (every node) to resume from the last committed checkpoint
 """
 
 

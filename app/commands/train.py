@@ -49,6 +49,7 @@ def _train(cfg, stop) -> int:  # noqa: ANN001
     from app import signals
 
     with signals.held("while importing the trainer"):
+        from app.train import peers
         from app.train.loop import run_loop
         from app.train.spot import SpotKeeper, start_spot_watcher
         from app.train.start import prepare
@@ -62,7 +63,14 @@ def _train(cfg, stop) -> int:  # noqa: ANN001
         session = prepare(cfg, stop)  # imports and builds the task with the signals held
         signals.check(during="while preparing the run")  # e.g. by a library imported while loading
         return run_loop(session)
+    except Exception as exc:
+        from app.errors import AppError
+
+        if not isinstance(exc, AppError):  # e.g. gloo's RuntimeError when a peer's connection resets
+            peers.confirm_lost()  # ends the process with exit 142 if a peer was lost
+        raise
     finally:
+        peers.stop()  # before Python shuts down: its heartbeat thread must not be inside a store call
         if keeper is not None:
             keeper.stop()
         if session is not None:

@@ -41,6 +41,7 @@ ENV_VARS: dict[str, str] = {
     "WARMSTART_S3_REGION": "store.region",
     "WARMSTART_S3_ADDRESSING_STYLE": "store.addressing_style",
     "WARMSTART_GRACE_SECONDS": "preempt.grace_seconds",
+    "WARMSTART_PEER_TIMEOUT_SECONDS": "preempt.peer_timeout_seconds",
     "WARMSTART_SPOT_PROVIDER": "preempt.spot.provider",
     "WARMSTART_SPOT_ENDPOINT": "preempt.spot.endpoint",
 }

@@ -214,6 +214,11 @@ class PreemptConfig:
 
     #: Seconds available to finish the step and save after SIGTERM (keep below the platform's grace).
     grace_seconds: float = field(default=25.0, metadata=limits(gt=0, le=MAX_SECONDS))
+    #: Several processes (``warmstart launch``): seconds without a heartbeat from another rank (or from
+    #: rank 0's rendezvous store) before this rank decides that peer is lost and exits 142 without saving.
+    #: Detection takes at most this plus ~2 s; at least 5 (five heartbeats). Keep it above the longest
+    #: pause a healthy rank can make.
+    peer_timeout_seconds: float = field(default=45.0, metadata=limits(ge=5, le=MAX_SECONDS))
     spot: SpotConfig = field(default_factory=SpotConfig)
 
 

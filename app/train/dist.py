@@ -58,6 +58,7 @@ _LAUNCH_ENV = (
     "PADDLE_CURRENT_ENDPOINT",
     "PADDLE_TRAINER_ENDPOINTS",
     "PADDLE_DISTRI_BACKEND",
+    "GLOO_SOCKET_IFNAME",
 )
 
 
@@ -125,6 +126,30 @@ def _wait_for_master(address: str, timeout: float) -> None:
             time.sleep(0.5)
 
 
+def _gloo_interface(env: Mapping[str, str]) -> str | None:
+    """The network interface gloo must use on a multi-node job, when it would otherwise pick a wrong one.
+
+    Without ``GLOO_SOCKET_IFNAME`` gloo binds to the address the host name resolves to; where that is not
+    the address the launcher announced for this rank (a host name mapped to 127.0.1.1, a container sharing
+    the host's name), the peers dial an address nobody listens on and joining fails after 150 s with a
+    bare ``gloo ... TIMEOUT``. This returns the interface holding the announced address in that case.
+    """
+    ip = env.get("PADDLE_CURRENT_ENDPOINT", "").rpartition(":")[0]
+    if env.get("GLOO_SOCKET_IFNAME") or not ip or ip.startswith("127."):
+        return None
+    try:
+        if socket.gethostbyname(socket.getfqdn(socket.gethostname())) == ip:
+            return None
+    except OSError:
+        pass
+    import psutil
+
+    for name, addrs in psutil.net_if_addrs().items():
+        if any(a.family == socket.AF_INET and a.address == ip for a in addrs):
+            return name
+    return None
+
+
 def init_dist(connect_timeout: float = CONNECT_TIMEOUT_S) -> Dist:
     """Join the process group when launched as one of several processes; ``Dist(1, 0)`` otherwise."""
     want = world_from_env()
@@ -136,6 +161,10 @@ def init_dist(connect_timeout: float = CONNECT_TIMEOUT_S) -> Dist:
         # A CPU build fails with an opaque "list.remove(x)" unless the backend is named (the 2.6 launcher
         # sets it; a hand-made environment may not).
         os.environ.setdefault("PADDLE_DISTRI_BACKEND", "gloo")
+    iface = _gloo_interface(os.environ)
+    if iface is not None:
+        os.environ["GLOO_SOCKET_IFNAME"] = iface
+        log.info("gloo: using interface %s (it holds this rank's endpoint)", iface)
     master = os.environ.get("PADDLE_MASTER") or os.environ.get("PADDLE_TRAINER_ENDPOINTS", "").split(",")[0]
     if want.rank > 0 and master:
         _wait_for_master(master, connect_timeout)

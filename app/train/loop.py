@@ -20,7 +20,7 @@ from app.config.schema import Config
 from app.errors import Preempted, PreemptedBeforeStart, TaskError
 from app.schedule import BuiltSchedule
 from app.tasks.base import Task
-from app.train import dist, rng
+from app.train import dist, peers, rng
 from app.train.data import DataStream
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
@@ -140,6 +140,7 @@ def save(s: Session, *, sync: bool, reason: str) -> None:
         s.runlog.event(s.step, "checkpoint", reason=reason, sync=sync)
     # the others wait here, not in a gloo collective that gives up after 30 s
     dist.barrier(s.dist, best_effort=reason == "preempted")
+    peers.note_commit(s.step)
     s.parent = s.mgr.store.describe(f"step-{s.step:08d}")  # lineage: the next checkpoint's parent URI
     s.last_saved_step = s.step
 
@@ -160,6 +161,7 @@ def _preempt(s: Session, first_step: int) -> None:
     save(s, sync=True, reason="preempted")
     s.mgr.flush()
     dist.barrier(s.dist, best_effort=True)  # no rank exits (143 ends the launch) before rank 0 committed
+    peers.stop()  # every rank is leaving now: the others' exits are not lost peers
     took = time.monotonic() - t0
     budget = s.cfg.preempt.grace_seconds
     if took > budget:
@@ -225,6 +227,7 @@ def run_loop(s: Session) -> int:
     tag_best(s)
     dist.barrier(s.dist)
     digest = dist.check_replicas(s.net, s.dist)
+    peers.stop()
     extra = {"params_sha256": digest} if digest else {}
     s.runlog.event(s.step, "done", metrics=s.metrics, best=s.best, **extra)
     return 0

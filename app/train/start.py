@@ -30,7 +30,7 @@ from app.schedule import build_schedule, plain_state
 from app.store import open_store
 from app.tasks.base import build_task
 from app.train import dist as dist_sync
-from app.train import rng
+from app.train import peers, rng
 from app.train.data import DataStream, steps_per_epoch
 from app.train.loop import Session
 from app.train.preempt import StopRequest
@@ -243,6 +243,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     # the default action): hold the signals meanwhile, so one arriving now waits for our handler.
     with signals.held("while building the task"):
         dist = init_dist()
+        peers.start(dist, cfg.preempt.peer_timeout_seconds)  # exit 142 if another rank is lost
         run_dir = Path(cfg.run.dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
@@ -291,8 +292,9 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     if batch_changed:
         log.warning(
             "global batch changed since the checkpoint: %d -> %d; LR/warmup rescaled by schedule.scaling "
-            "(lr_rule=%s, warmup_rule=%s), sample position kept", old_batch, global_batch,
-            cfg.schedule.scaling.lr_rule, cfg.schedule.scaling.warmup_rule,
+            "(lr_rule=%s, warmup_rule=%s), sample position kept (epoch %s, sample %s of the epoch)",
+            old_batch, global_batch, cfg.schedule.scaling.lr_rule, cfg.schedule.scaling.warmup_rule,
+            loaded.state.get("data", {}).get("epoch"), loaded.state.get("data", {}).get("samples_in_epoch"),
         )  # fmt: skip
     if kind == "resume":
         _restore_exact(s, loaded, source, batch_changed)

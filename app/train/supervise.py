@@ -23,6 +23,7 @@ import psutil
 
 from app import signals
 from app.errors import ConfigError
+from app.train.postmortem import lost_peer
 
 __all__ = ["launch_command", "supervise"]
 
@@ -111,4 +112,8 @@ def supervise(nproc: int, log_dir: str, args: Sequence[str]) -> int:
             forwarder.forward(launcher)
     if forwarder.received and code == 0:
         log.info("workers finished before the stop took effect")
+    lost = lost_peer(code, log_dir)
+    if lost is not None:  # a worker died of a peer's loss before its own watchdog could say so
+        sys.stderr.write(lost.report() + "\n")
+        return lost.exit_code
     return code

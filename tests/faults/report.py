@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from tests.multinode.report import section as multinode_section
+
 __all__ = ["render", "main"]
 
 
@@ -101,6 +103,7 @@ def render(results: dict[str, dict]) -> str:
         tail += [f"- {k} (x{v['count']}): {v['detail'][:160]}" for k, v in found.items()] + (
             [""] if found else []
         )
+    tail += multinode_section(results)
     sec = results.get("security", {})
     if sec:
         tail += ["Security cases:", ""] + [f"- {k}: {v}" for k, v in sec.items()] + [""]
