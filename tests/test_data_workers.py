@@ -240,3 +240,35 @@ def test_losses_reach_the_host_only_at_log_steps(tmp_path: Path, monkeypatch) ->
     assert run_inprocess(over)[0] == 0
     # one read per log step (steps 10, 20) and one per check before a save between them (steps 5, 15)
     assert len(reads) == 4, reads
+
+
+def _data_workers_of(launcher: int) -> list[int]:
+    """Forks of the rank processes: a data worker runs the same command line as its rank."""
+    import psutil
+
+    out = []
+    for proc in psutil.Process(launcher).children(recursive=True):
+        try:
+            parent = proc.parent()
+            if parent is not None and "train" in proc.cmdline() and proc.cmdline() == parent.cmdline():
+                out.append(proc.pid)
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_each_launch_rank_has_its_own_workers_and_none_outlive_a_sigterm(tmp_path: Path) -> None:
+    from tests.signal_helpers import LAUNCH_LONG, VENV_BIN, events, sets, stop
+
+    run_dir = tmp_path / "run"
+    over = tiny_overrides(run_dir, **LAUNCH_LONG, **{"train.data_workers": 1})
+    cmd = [str(VENV_BIN / "warmstart"), "launch", "--nproc-per-node", "2", "--log-dir", str(tmp_path / "l"),
+           "--", "train", "-c", str(ROOT / "configs/demo.yaml"), *sets(over)]  # fmt: skip
+    proc = start(cmd)
+    wait_until(proc, trained_to(run_dir / "log.jsonl", 5), "step 5")
+    workers = _data_workers_of(proc.pid)
+    assert len(workers) == 2, workers  # one per rank
+    code, err = stop(proc)
+    assert code == 143, err[-3000:]
+    assert len(events(run_dir / "log.jsonl", "preempted")) == 1
+    assert wait_gone(workers) == []
