@@ -204,7 +204,7 @@ def test_kill_9_of_the_trainer_takes_its_workers_down(tmp_path: Path) -> None:
 
 
 def test_non_finite_loss_stops_before_any_checkpoint_holds_the_update(tmp_path: Path) -> None:
-    over = digits(tmp_path, 0, **{"optim.name": "sgd", "schedule.base_lr": 1000, "schedule.warmup.kind": "none",
+    over = tiny_overrides(tmp_path, **{"optim.name": "sgd", "schedule.base_lr": 1000, "schedule.warmup.kind": "none",
                                   "train.log_every_steps": 5, "checkpoint.every_steps": 2,
                                   "train.eval_every_steps": "null"})  # fmt: skip
     with pytest.raises(TaskError, match=r"loss is (nan|inf) at step \d+") as err:
@@ -233,7 +233,7 @@ def test_losses_reach_the_host_only_at_log_steps(tmp_path: Path, monkeypatch) ->
             return _original(self, *a, **k)
 
         monkeypatch.setattr(paddle.Tensor, name, counted)
-    over = digits(tmp_path, 0, **{"schedule.total_steps": 20, "train.log_every_steps": 10,
+    over = tiny_overrides(tmp_path, **{"schedule.total_steps": 20, "train.log_every_steps": 10,
                                   "checkpoint.every_steps": 5, "train.eval_every_steps": "null",
                                   "train.grad_accum_steps": 2})  # fmt: skip
     assert run_inprocess(over)[0] == 0
