@@ -26,7 +26,7 @@ def _leaf(x: Any, buffers: list[memoryview]) -> dict[str, Any]:
         if x.dtype.hasobject:
             raise WireError(f"a batch array has dtype object (shape {list(x.shape)}); use numeric arrays")
         a = np.ascontiguousarray(x)
-        buffers.append(memoryview(a.reshape(-1)).cast("B"))
+        buffers.append(memoryview(a.reshape(-1).view(np.uint8)))
         return {"a": len(buffers) - 1, "dtype": a.dtype.str, "shape": list(a.shape)}
     if isinstance(x, np.generic):
         if x.dtype.hasobject:
