@@ -196,6 +196,19 @@ def test_sigterm_to_the_trainer_leaves_no_worker_behind(tmp_path: Path) -> None:
     assert wait_gone(workers) == []
 
 
+def test_kill_9_of_a_worker_ends_the_trainer_with_exit_5_and_one_line(tmp_path: Path) -> None:
+    proc, workers = _trainer_with_workers(tmp_path)
+    os.kill(workers[1], signal.SIGKILL)
+    assert proc.wait(timeout=120) == EXIT_TASK
+    err = proc.stderr.read()
+    lines = [x for x in err.splitlines() if x.startswith("warmstart: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    assert re.match(
+        rf"warmstart: task: data worker 1 \(pid {workers[1]}\) was killed by SIGKILL while", lines[0]
+    )
+    assert wait_gone(workers) == []
+
+
 def test_kill_9_of_the_trainer_takes_its_workers_down(tmp_path: Path) -> None:
     proc, workers = _trainer_with_workers(tmp_path)
     proc.kill()
