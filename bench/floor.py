@@ -61,7 +61,7 @@ def main() -> None:
     load_optimizer(opt, net, load_file(str(opt_file)), str(opt_file))
     phases["load"] = time.time() - t
     t = time.time()
-    loss = task.loss(net, task.train_samples(list(range(8))))
+    loss = task.loss(net, task.to_batch(task.train_arrays(list(range(8)), 0)))
     loss.backward()
     opt.step()
     opt.clear_grad()

@@ -26,7 +26,8 @@ def _bare(s, steps: int) -> list[float]:  # noqa: ANN001  (a Session)
     net.train()
     stamps = []
     for _ in range(steps):
-        loss = task.loss(net, task.train_samples(stream.next_indices()))
+        epoch, indices = stream.next_batch()
+        loss = task.loss(net, task.to_batch(task.train_arrays(indices, epoch)))
         loss.backward()
         opt.step()
         opt.clear_grad()

@@ -69,9 +69,12 @@ class SynthTask:
     def train_size(self) -> int:
         return len(self.y)
 
-    def train_samples(self, indices: list[int]) -> tuple[paddle.Tensor, paddle.Tensor]:
+    def train_arrays(self, indices: list[int], epoch: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.asarray(indices)
-        return paddle.to_tensor(self.x[idx]), paddle.to_tensor(self.y[idx])
+        return self.x[idx], self.y[idx]
+
+    def to_batch(self, arrays: tuple[np.ndarray, np.ndarray]) -> tuple[paddle.Tensor, paddle.Tensor]:
+        return paddle.to_tensor(arrays[0]), paddle.to_tensor(arrays[1])
 
     def loss(self, model: nn.Layer, batch: tuple[paddle.Tensor, paddle.Tensor]) -> paddle.Tensor:
         x, y = batch

@@ -129,6 +129,14 @@ class TrainConfig:
     progress_bar: Literal["auto", "on", "off"] = "auto"
     #: Also write scalars for VisualDL to <run.dir>/visualdl.
     visualdl: bool = False
+    #: Worker processes making training batches ahead of the step; 0 = in the trainer process; null =
+    #: auto: the CPUs this process may use (shared by the trainers on this machine) minus one, at most 4.
+    #: Batches, and so the trained weights, are the same for any value (docs/data.md).
+    data_workers: int | None = field(default=None, metadata=limits(ge=0))
+    #: Batches each data worker makes ahead of the step (with data_workers > 0).
+    prefetch: int = field(default=2, metadata=limits(gt=0))
+    #: The run stops (exit 5) when a data worker makes no batch for this many seconds.
+    data_timeout_seconds: float = field(default=600.0, metadata=limits(gt=0))
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The small protocol every task adapter implements, and the registry that finds one by name.
 
 A task supplies a model, datasets, a loss and an evaluation; the shared loop, schedule and checkpoints
-know nothing else about it. Datasets return numpy arrays (not paddle tensors: see FIELD_NOTES on
-DataLoader workers), and ``collate`` turns a list of samples into a batch of paddle tensors.
+know nothing else about it. A training batch is made in two parts: ``train_arrays`` (numpy only, no
+paddle: it may run in a data worker process, see :mod:`app.train.batches`) and ``to_batch`` (paddle
+tensors, in the trainer). Every random draw in ``train_arrays`` must be seeded from (run seed, epoch,
+sample index) with :func:`app.train.rng.seeded`, never from process identity or timing.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ class Task(Protocol):
 
     def train_size(self) -> int: ...
 
-    def train_samples(self, indices: list[int]) -> Any:
-        """The batch (paddle tensors) for these training-set indices."""
+    def train_arrays(self, indices: list[int], epoch: int) -> Any:
+        """The batch for these training-set indices, drawn in ``epoch``, as numpy arrays (nested in
+        dicts, lists or tuples, with plain scalars and strings). Must not use paddle."""
+
+    def to_batch(self, arrays: Any) -> Any:
+        """``train_arrays``'s output as the batch ``loss`` takes (paddle tensors); runs in the trainer."""
 
     def loss(self, model: Any, batch: Any) -> Any:
         """Scalar loss tensor for one micro-batch."""

@@ -69,9 +69,12 @@ class DigitsTask:
     def train_size(self) -> int:
         return len(self.y_train)
 
-    def train_samples(self, indices: list[int]) -> tuple[paddle.Tensor, paddle.Tensor]:
+    def train_arrays(self, indices: list[int], epoch: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.asarray(indices)
-        return paddle.to_tensor(self.x_train[idx]), paddle.to_tensor(self.y_train[idx])
+        return self.x_train[idx], self.y_train[idx]
+
+    def to_batch(self, arrays: tuple[np.ndarray, np.ndarray]) -> tuple[paddle.Tensor, paddle.Tensor]:
+        return paddle.to_tensor(arrays[0]), paddle.to_tensor(arrays[1])
 
     def loss(self, model: nn.Layer, batch: tuple[paddle.Tensor, paddle.Tensor]) -> paddle.Tensor:
         x, y = batch

@@ -57,6 +57,17 @@ class DataStream:
             self._order_epoch = epoch
         return self._order
 
+    def next_batch(self) -> tuple[int, list[int]]:
+        """``(epoch, indices)`` of this rank's next micro-batch, advancing the position."""
+        indices = self.next_indices()
+        return self.epoch, indices
+
+    def lookahead(self) -> DataStream:
+        """A copy at the same position, to plan batches ahead without moving this stream."""
+        return DataStream(
+            self.size, self.micro_batch, self.seed, self.world, self.rank, self.epoch, self.samples_in_epoch
+        )
+
     def next_indices(self) -> list[int]:
         """This rank's indices for the next micro-batch, advancing the position."""
         if self.samples_in_epoch + self.global_micro_batch > self.size:

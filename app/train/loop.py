@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,9 @@ from app.errors import Preempted, PreemptedBeforeStart, TaskError
 from app.schedule import BuiltSchedule
 from app.tasks.base import Task
 from app.train import dist, peers, rng
+from app.train.batches import BatchSource, InProcess, open_batches
 from app.train.data import DataStream
+from app.train.lossmeter import LossWindow, NonFinite
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
 from app.train.setup import Dist, apply_freeze, trainable_names
@@ -58,31 +59,50 @@ class Session:
     build_snapshot: Any = None  # callable(session) -> Snapshot; set by app.train.start
     mgr_uri: str = ""
     trainable: frozenset[str] | None = None  # parameters freeze stages may toggle (set at the first step)
+    batches: BatchSource | None = None  # set by run_loop (worker pool or in-process); in-process if unset
+    window: LossWindow = field(default_factory=LossWindow)  # this log window's losses, on the device
 
 
-def _micro_step(s: Session, accum: int) -> float:
-    batch = s.task.train_samples(s.stream.next_indices())
+def check_finite(s: Session, bad: NonFinite | None = None) -> None:
+    """Stop (exit 5) if a loss since the last check was not finite, on this rank or another (a collective:
+    every rank calls it at the same point). ``bad``: what :meth:`LossWindow.read` already found."""
+    if bad is None:
+        bad = s.window.all_finite()
+    if not dist.any_rank(bad is not None, s.dist):
+        return
+    hint = "lower schedule.base_lr, lengthen schedule.warmup, or set optim.grad_clip_norm"
+    if bad is None:
+        raise TaskError(
+            f"loss is not finite on another rank (stopped at step {s.step}, nothing saved)", hint=hint
+        )
+    raise TaskError(
+        f"loss is {bad.value} at step {bad.step} (lr {bad.lr:.3g}); stopped at step {s.step} before "
+        "saving or evaluating any update made since",
+        hint=hint,
+    )
+
+
+def _micro_step(s: Session, accum: int) -> paddle.Tensor:
+    if s.batches is None:
+        s.batches = InProcess(s.task, s.stream)
+    batch = s.task.to_batch(s.batches.next())
     if s.amp_dtype is None:
         loss = s.task.loss(s.model, batch)
     else:
         with paddle.amp.auto_cast(dtype=s.amp_dtype):
             loss = s.task.loss(s.model, batch)
-    value = float(loss)
-    if not math.isfinite(value):
-        raise TaskError(
-            f"loss is {value} at step {s.step} (lr {s.lr.get_lr():.3g})",
-            hint="lower schedule.base_lr, lengthen schedule.warmup, or set optim.grad_clip_norm",
-        )
+    s.window.add(loss, s.step, s.lr.get_lr())  # stays on the device: no host sync here (lossmeter.py)
     scaled = loss / accum if accum > 1 else loss
     if s.scaler is not None:
         s.scaler.scale(scaled).backward()
     else:
         scaled.backward()
-    return value
+    return loss
 
 
-def train_step(s: Session) -> float:
-    """One optimizer step over ``grad_accum_steps`` micro-batches; returns the mean micro-batch loss."""
+def train_step(s: Session) -> paddle.Tensor:
+    """One optimizer step over ``grad_accum_steps`` micro-batches; returns the mean micro-batch loss as a
+    device tensor (reading it is a host sync; the loop reads losses only at log steps)."""
     accum = s.cfg.train.grad_accum_steps
     rng.seed_for_step(s.cfg.run.seed, s.step, s.dist.rank)
     boundary = s.trainable is None or any(f.until_step == s.step for f in s.cfg.freeze)
@@ -106,11 +126,12 @@ def train_step(s: Session) -> float:
     after_step = getattr(s.task, "after_step", None)
     if after_step is not None:  # e.g. an EMA update of the weights
         after_step(s.net, s.step)
-    return sum(losses) / len(losses)
+    return losses[0].detach() if accum == 1 else paddle.add_n([x.detach() for x in losses]) / accum
 
 
 def evaluate(s: Session) -> bool:
     """Run the task's evaluation, log it, update best tracking; True when this is a new best."""
+    check_finite(s)  # never evaluate (or save as best) weights a non-finite loss has updated
     s.model.eval()
     try:
         metrics = s.task.evaluate(s.net)
@@ -132,6 +153,7 @@ def evaluate(s: Session) -> bool:
 def save(s: Session, *, sync: bool, reason: str) -> None:
     if s.step == s.last_saved_step:
         return
+    check_finite(s)  # never checkpoint an update made from a non-finite loss
     if s.dist.is_main:
         snap = s.build_snapshot(s)
         s.mgr.save(snap)
@@ -191,13 +213,35 @@ def tag_best(s: Session) -> None:
     s.runlog.event(s.step, "tagged", tag=name, best=s.best)
 
 
+def _log_window(s: Session, lr_used: float, samples: int) -> None:
+    """The log step: the window's mean loss (one device read), checked finite, to the JSON log and bar."""
+    mean, bad = s.window.read()
+    check_finite(s, bad)
+    loss_mean = dist.mean_over_ranks(mean, s.dist)
+    s.runlog.train(s.step, s.stream.epoch, lr_used, loss_mean, samples)
+    s.runlog.progress(s.step, loss_mean)
+
+
 def run_loop(s: Session) -> int:
+    """Train to the end (or a stop request); data workers (``train.data_workers``) live as long as this."""
+    s.batches, workers = open_batches(s.task, s.stream, s.cfg.train, s.dist.world)
+    if workers:
+        log.info("data workers: %d (pids %s), %d batches ahead each", workers,
+                 ", ".join(map(str, s.batches.pids)), s.cfg.train.prefetch)  # fmt: skip
+    try:
+        return _run(s)
+    finally:
+        s.batches.close()  # prefetched, unconsumed batches are dropped; the position counts consumed ones
+        s.batches = None
+
+
+def _run(s: Session) -> int:
     total = s.schedule.total_steps
     cfg = s.cfg
     s.model.train()
     s.runlog.start(s.step)
     last_save_time = time.monotonic()
-    interval_loss, interval_n, interval_samples = 0.0, 0, 0
+    interval_samples = 0
     global_batch = cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world
     first_step = s.step
     while s.step < total:
@@ -205,14 +249,13 @@ def run_loop(s: Session) -> int:
         if dist.stop_agreed(s.stop, s.dist):
             _preempt(s, first_step)
         lr_used = s.lr.get_lr()
-        loss = train_step(s)
-        interval_loss, interval_n = interval_loss + loss, interval_n + 1
+        train_step(s)
         interval_samples += global_batch
-        s.runlog.progress(s.step, loss)
         if s.step % cfg.train.log_every_steps == 0 or s.step == total:
-            loss_mean = dist.mean_over_ranks(interval_loss / interval_n, s.dist)
-            s.runlog.train(s.step, s.stream.epoch, lr_used, loss_mean, interval_samples)
-            interval_loss, interval_n, interval_samples = 0.0, 0, 0
+            _log_window(s, lr_used, interval_samples)
+            interval_samples = 0
+        else:
+            s.runlog.progress(s.step)
         new_best = False
         if cfg.train.eval_every_steps and s.step % cfg.train.eval_every_steps == 0 and s.step < total:
             new_best = evaluate(s)

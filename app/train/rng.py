@@ -4,17 +4,27 @@ Paddle's CPU generator state cannot be serialized (its ``GeneratorState`` expose
 and in a multi-process run only rank 0 writes the checkpoint, so Paddle, NumPy and Python are re-seeded at
 every optimizer step from ``(run seed, step, rank)``: their state is a function of the step on every rank.
 Python's and NumPy's states are also saved as plain JSON and restored, for code that draws between steps.
+
+Data augmentation draws from its own seeds: :func:`seeded` sets the global generators from
+``(run seed, epoch, sample index)`` around one sample's transforms and puts the previous state back, so a
+batch is the same whichever process (trainer or data worker) makes it, and the trainer's own draws do not
+depend on how many batches it made itself.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import paddle
 
-__all__ = ["seed_all", "seed_for_step", "capture", "restore"]
+__all__ = ["seed_all", "seed_for_step", "seeded", "capture", "restore", "SAMPLE", "BATCH"]
+
+#: :func:`seeded` streams: one sample's transforms, and a batch's (keyed by its first index).
+SAMPLE, BATCH = 0, 1
 
 
 def _derive(*parts: int) -> int:
@@ -36,6 +46,20 @@ def seed_for_step(seed: int, step: int, rank: int = 0) -> None:
     paddle.seed(_derive(seed, rank, 4, step))
     np.random.seed(_derive(seed, rank, 5, step))
     random.seed(_derive(seed, rank, 6, step))
+
+
+@contextmanager
+def seeded(seed: int, epoch: int, index: int, stream: int = SAMPLE) -> Iterator[None]:
+    """Python's and NumPy's global generators seeded from ``(seed, epoch, index, stream)`` inside the block;
+    their previous states are restored on the way out."""
+    py, np_state = random.getstate(), np.random.get_state()
+    random.seed(_derive(seed, 7, stream, epoch, index))
+    np.random.seed(_derive(seed, 8, stream, epoch, index))
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(np_state)
 
 
 def capture() -> dict[str, Any]:

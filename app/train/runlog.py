@@ -90,10 +90,12 @@ class RunLog:
         self._t0 = time.monotonic()
         self._last_step = step
 
-    def progress(self, step: int, loss: float) -> None:
+    def progress(self, step: int, loss: float | None = None) -> None:
+        """Move the bar to ``step``; ``loss`` (the log window's mean, given at log steps) updates its text."""
         if self._bar is not None:
             self._bar.n = step
-            self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if loss is not None:
+                self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             self._bar.refresh()
 
     def eval(self, step: int, epoch: int, metrics: dict[str, float]) -> None:

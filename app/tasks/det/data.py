@@ -1,9 +1,12 @@
 """Data set records (built by :mod:`app.tasks.det.datasets`) turned into batches with the config's own
 ppdet transforms.
 
-No DataLoader and no worker processes: the shared loop asks for a list of indices and gets one batch.
-Random augmentations in ppdet's operators draw from Python's and NumPy's global generators, which the
-trainer checkpoints, so a resumed run sees the same augmented batches as an uninterrupted one.
+The shared loop asks for a list of indices and gets one batch of numpy arrays (in a data worker process
+or in the trainer, :mod:`app.train.batches`). Random augmentations in ppdet's operators draw from
+Python's and NumPy's global generators; for training batches they are seeded around each call
+(:func:`app.train.rng.seeded`): a sample's transforms from ``(run seed, epoch, sample index)``, the batch
+transforms (e.g. ``BatchRandomResize``) from ``(run seed, epoch, first index)``. A batch is therefore the
+same in any process and after any resume.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import paddle
+
+from app.train import rng
 
 __all__ = ["Pipeline", "to_tensors"]
 
@@ -38,6 +43,15 @@ class Pipeline:
 
     def __call__(self, records: list[dict]) -> dict[str, np.ndarray]:
         return self.batch([self.samples(copy.deepcopy(r)) for r in records])
+
+    def seeded(self, records: list[dict], indices: list[int], seed: int, epoch: int) -> dict[str, np.ndarray]:
+        """As ``__call__``, each sample's random draws seeded by its index, the batch's by the first index."""
+        samples = []
+        for index, record in zip(indices, records, strict=True):
+            with rng.seeded(seed, epoch, index):
+                samples.append(self.samples(copy.deepcopy(record)))
+        with rng.seeded(seed, epoch, indices[0], rng.BATCH):
+            return self.batch(samples)
 
 
 def to_tensors(batch: dict[str, Any]) -> dict[str, Any]:

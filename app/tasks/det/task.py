@@ -124,6 +124,7 @@ def _known_classes(outputs: dict[str, Any], n: int) -> dict[str, Any]:
 class DetectionTask:
     def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         self.opts: DetectionOptions = from_data(DetectionOptions, options, "task.options")
+        self.seed = seed
         if self.opts.synthetic is not None:
             _make_synthetic(self.opts)
         overrides = dict(self.opts.overrides)
@@ -174,9 +175,15 @@ class DetectionTask:
         per_epoch = max(1, self.train_size() // (batch * world_from_env().world))  # DataStream's count
         return self.batches_seen // per_epoch
 
-    def train_samples(self, indices: list[int]) -> dict[str, Any]:
-        batch = to_tensors(self.train_pipe([self.train_records[i] for i in indices]))
-        batch["epoch_id"] = self._epoch(len(indices))  # heads switch assigners by epoch
+    def train_arrays(self, indices: list[int], epoch: int) -> dict[str, Any]:
+        records = [self.train_records[i] for i in indices]
+        return self.train_pipe.seeded(records, indices, self.seed, epoch)
+
+    def to_batch(self, arrays: dict[str, Any]) -> dict[str, Any]:
+        """In the trainer: tensors, and the ``epoch_id`` heads switch assigners by (counted here, where
+        batches are consumed, so prefetched batches do not count)."""
+        batch = to_tensors(arrays)
+        batch["epoch_id"] = self._epoch(len(arrays["image"]))
         self.batches_seen += 1
         return batch
 

@@ -89,8 +89,11 @@ class _NlpTask:
     def train_size(self) -> int:
         return len(self.train)
 
-    def train_samples(self, indices: list[int]) -> tuple[paddle.Tensor, ...]:
-        return tuple(paddle.to_tensor(a) for a in pad_batch(self.train, list(indices), self.pad_id))
+    def train_arrays(self, indices: list[int], epoch: int) -> tuple[np.ndarray, ...]:
+        return tuple(pad_batch(self.train, list(indices), self.pad_id))
+
+    def to_batch(self, arrays: tuple[np.ndarray, ...]) -> tuple[paddle.Tensor, ...]:
+        return tuple(paddle.to_tensor(a) for a in arrays)
 
     def _eval_batches(self):
         n, size = len(self.eval), self.opts.eval_batch_size

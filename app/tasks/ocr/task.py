@@ -24,6 +24,7 @@ from app.tasks.ocr.model import Recognizer, SoftmaxExport, build_model
 from app.tasks.ocr.options import OcrRecOptions
 from app.tasks.ocr.synth import ensure_synthetic
 from app.tasks.ocr.wheel import builtin_dict_path, ctc_decoder, ctc_encoder
+from app.train import rng
 
 __all__ = ["OcrRecTask", "resolve_dict", "EXPORT_FILES"]
 
@@ -50,6 +51,7 @@ def resolve_dict(opts: OcrRecOptions) -> Path:
 class OcrRecTask:
     def __init__(self, options: dict, seed: int, allow_pickle: bool = False) -> None:
         self.opts: OcrRecOptions = from_data(OcrRecOptions, options, "task.options")
+        self.seed = seed
         data_dir = Path(self.opts.data_dir)
         if self.opts.synthetic is not None:
             ensure_synthetic(data_dir, self.opts.synthetic)
@@ -73,23 +75,24 @@ class OcrRecTask:
     def train_size(self) -> int:
         return len(self.train_set)
 
-    def _images(self, paths: list[Path], augment: bool) -> np.ndarray:
-        out = []
-        for path in paths:
-            image = load_image(path)
-            if augment and self.augment is not None:
-                image = self.augment(image)
-            out.append(self.preprocess(image))
-        return np.stack(out)
+    def _images(self, paths: list[Path]) -> np.ndarray:
+        return np.stack([self.preprocess(load_image(path)) for path in paths])
 
-    def train_samples(self, indices: list[int]) -> tuple[paddle.Tensor, ...]:
+    def _augmented(self, index: int, epoch: int) -> np.ndarray:
+        """One training image; its augmentation seeded from (run seed, epoch, index), whoever runs it."""
+        image = load_image(self.train_set.paths[index])
+        if self.augment is not None:
+            with rng.seeded(self.seed, epoch, index):
+                image = self.augment(image)
+        return self.preprocess(image)
+
+    def train_arrays(self, indices: list[int], epoch: int) -> tuple[np.ndarray, ...]:
         idx = np.asarray(indices)
-        images = self._images([self.train_set.paths[i] for i in indices], augment=True)
-        return (
-            paddle.to_tensor(images),
-            paddle.to_tensor(self.train_set.labels[idx]),
-            paddle.to_tensor(self.train_set.lengths[idx]),
-        )
+        images = np.stack([self._augmented(i, epoch) for i in indices])
+        return images, self.train_set.labels[idx], self.train_set.lengths[idx]
+
+    def to_batch(self, arrays: tuple[np.ndarray, ...]) -> tuple[paddle.Tensor, ...]:
+        return tuple(paddle.to_tensor(a) for a in arrays)
 
     def loss(self, model: Recognizer, batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
         """PaddleOCR's CTCLoss: per-sample CTC (blank 0) over all W/4 steps, then the batch mean."""
@@ -108,7 +111,7 @@ class OcrRecTask:
         out: list[tuple[str, float]] = []
         size = self.opts.eval_batch_size
         for start in range(0, len(paths), size):
-            probs = self.probabilities(model, self._images(paths[start : start + size], augment=False))
+            probs = self.probabilities(model, self._images(paths[start : start + size]))
             out.extend((text, float(conf)) for text, conf in self.decoder(probs))
         return out
 

@@ -1,0 +1,286 @@
+"""Data worker processes (train.data_workers): the same batches and bit-identical weights for any worker
+count, exact resume with prefetched batches dropped, a failing or killed worker stops the run with one
+line (exit 5), workers never outlive the trainer (SIGTERM, kill -9), and the loop reads losses to the host
+only at log steps while a non-finite loss is still never checkpointed.
+
+``make faults`` adds 4 workers and detection (tests/faults/test_fault_workers.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import app  # noqa: F401  (zlib before paddle)
+from app.checkpoint import CheckpointManager, catalog
+from app.config import load_config
+from app.errors import EXIT_TASK, TaskError
+from app.store import open_store
+from app.tasks.digits import DigitsTask
+from app.train import wire
+from app.train.batches import auto_workers
+from app.train.data import DataStream
+from tests.signal_helpers import start, train_cmd, trained_to, wait_until
+from tests.train_helpers import (
+    ROOT,
+    assert_same_tensors,
+    final_model,
+    run_inprocess,
+    tiny_overrides,
+    train_losses,
+)
+
+COUNTS = [0, 1, 2]
+
+
+def digits(run: Path, workers: int, **extra: object) -> list[str]:
+    return tiny_overrides(run, **{"train.data_workers": workers, **extra})
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def checkpoints(run: Path, over: list[str]) -> dict[int, dict]:
+    cfg = load_config(ROOT / "configs/demo.yaml", over, env={})
+    mgr = CheckpointManager(open_store(str(run / "checkpoints"), cfg.store), cfg.checkpoint, run / "x")
+    try:
+        return {st.step: mgr.load(st.ref) for st in catalog.committed(mgr.store) if st.intact}
+    finally:
+        mgr.close()
+
+
+def test_wire_round_trip_keeps_values_and_refuses_objects() -> None:
+    import paddle
+
+    tree = {"image": np.arange(24, dtype=np.float32).reshape(2, 3, 4), "empty": np.zeros((0, 5), np.int64),
+            "ids": [np.array([1, 2], np.int32), np.array([], np.int32)], "n": np.int64(7), "t": (1.5, None, "x"),
+            "flag": np.bool_(True)}  # fmt: skip
+    desc, buffers = wire.encode(tree)
+    back = wire.decode(wire.loads(wire.dumps(desc)), [bytes(b) for b in buffers])
+    assert back["image"].dtype == np.float32 and np.array_equal(back["image"], tree["image"])
+    assert back["empty"].shape == (0, 5) and [a.tolist() for a in back["ids"]] == [[1, 2], []]
+    assert back["n"] == 7 and back["n"].dtype == np.int64 and back["t"] == (1.5, None, "x")
+    assert back["flag"].dtype == np.bool_
+    with pytest.raises(wire.WireError, match="paddle"):
+        wire.encode({"x": paddle.to_tensor([1.0])})
+    with pytest.raises(wire.WireError, match="dtype object"):
+        wire.encode([np.array([{}], dtype=object)])
+
+
+@pytest.mark.parametrize(
+    "cpus, local, expected", [(1, 1, 0), (2, 1, 1), (2, 2, 0), (4, 1, 3), (8, 1, 4), (64, 1, 4), (16, 4, 3)]
+)
+def test_auto_workers_rule(cpus: int, local: int, expected: int) -> None:
+    assert auto_workers(cpus, local) == expected
+
+
+def test_digits_weights_are_bit_identical_for_any_worker_count(tmp_path: Path) -> None:
+    runs = {w: digits(tmp_path / f"w{w}", w, **{"train.prefetch": 3}) for w in COUNTS}
+    for over in runs.values():
+        assert run_inprocess(over)[0] == 0
+    base = final_model(runs[0])
+    for w in COUNTS[1:]:
+        assert_same_tensors(base, final_model(runs[w]))
+        assert train_losses(tmp_path / f"w{w}" / "log.jsonl") == train_losses(tmp_path / "w0" / "log.jsonl")
+
+
+def test_resume_with_workers_is_exact_and_saves_the_consumed_position(tmp_path: Path) -> None:
+    straight = digits(tmp_path / "a", 0)
+    assert run_inprocess(straight)[0] == 0
+    cut = digits(tmp_path / "b", 2, **{"train.prefetch": 4})  # 8 batches in flight when the stop comes
+    rc, session = run_inprocess(cut, stop_at=13)
+    assert rc == 143
+    consumed = DataStream(session.task.train_size(), 16, session.cfg.run.seed)
+    for _ in range(13):
+        consumed.next_indices()
+    assert checkpoints(tmp_path / "b", cut)[13].state["data"] == consumed.state()
+    assert run_inprocess(digits(tmp_path / "b", 1))[0] == 0
+    assert_same_tensors(final_model(straight), final_model(cut))
+
+
+def test_ocr_augmented_batches_are_the_same_in_workers(tmp_path: Path) -> None:
+    from tests.test_ocr_train import CONFIG, ocr_overrides
+
+    augment = {"task.options.augment.rotate_prob": 0.5, "task.options.augment.noise_prob": 0.5,
+               "task.options.augment.blur_prob": 0.3, "task.options.augment.hsv_prob": 0.3,
+               "task.options.synthetic.n_train": 64, "task.options.model.width": 8, "schedule.total_steps": 4,
+               "train.batch_size": 8}  # fmt: skip
+    data = tmp_path / "data"
+    counts = [0, 2]
+    runs = {
+        w: ocr_overrides(tmp_path / f"w{w}", data, **augment, **{"train.data_workers": w}) for w in counts
+    }
+    for over in runs.values():
+        assert run_inprocess(over, config=CONFIG)[0] == 0
+    for w in counts[1:]:
+        assert_same_tensors(final_model(runs[0], CONFIG), final_model(runs[w], CONFIG))
+
+
+def _fail_on(monkeypatch: pytest.MonkeyPatch, action) -> None:  # noqa: ANN001
+    """DigitsTask.train_arrays runs ``action`` for the 5th batch it makes (inherited by forked workers)."""
+    original = DigitsTask.train_arrays
+    calls = {"n": 0}
+
+    def patched(self, indices, epoch):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        if calls["n"] == 5 or (os.getpid() != parent and calls["n"] >= 3):
+            action()
+        return original(self, indices, epoch)
+
+    parent = os.getpid()
+    monkeypatch.setattr(DigitsTask, "train_arrays", patched)
+
+
+def test_a_raising_worker_stops_the_run_with_one_task_line(tmp_path: Path, monkeypatch) -> None:
+    def boom() -> None:
+        raise ValueError("transform exploded")
+
+    _fail_on(monkeypatch, boom)
+    with pytest.raises(TaskError) as err:
+        run_inprocess(digits(tmp_path, 2))
+    line = err.value.report()
+    assert err.value.exit_code == EXIT_TASK == 5 and "\n" not in line
+    assert line.startswith("warmstart: task: data worker ") and "ValueError: transform exploded" in line
+    assert "train.data_workers=0" in line
+    assert not (tmp_path / "checkpoints").exists() or all(
+        s < 10 for s in checkpoints(tmp_path, digits(tmp_path, 2))
+    )
+
+
+def test_a_killed_worker_stops_the_run_with_exit_5(tmp_path: Path, monkeypatch) -> None:
+    _fail_on(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(
+        TaskError, match=r"data worker \d \(pid \d+\) was killed by SIGKILL while making a batch"
+    ):
+        run_inprocess(digits(tmp_path, 2))
+
+
+def _trainer_with_workers(tmp_path: Path) -> tuple:  # noqa: ANN202
+    over = digits(tmp_path, 2, **{"schedule.total_steps": 100000, "checkpoint.every_steps": 1000})
+    proc = start(train_cmd("configs/demo.yaml", over))
+    wait_until(proc, trained_to(tmp_path / "log.jsonl", 3), "step 3")
+    workers = children(proc.pid)
+    assert len(workers) == 2 and all(alive(p) for p in workers)
+    return proc, workers
+
+
+def test_sigterm_to_the_trainer_leaves_no_worker_behind(tmp_path: Path) -> None:
+    proc, workers = _trainer_with_workers(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143, proc.stderr.read()[-2000:]
+    assert wait_gone(workers) == []
+
+
+def test_kill_9_of_a_worker_ends_the_trainer_with_exit_5_and_one_line(tmp_path: Path) -> None:
+    proc, workers = _trainer_with_workers(tmp_path)
+    os.kill(workers[1], signal.SIGKILL)
+    assert proc.wait(timeout=120) == EXIT_TASK
+    err = proc.stderr.read()
+    lines = [x for x in err.splitlines() if x.startswith("warmstart: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    assert re.match(
+        rf"warmstart: task: data worker 1 \(pid {workers[1]}\) was killed by SIGKILL while", lines[0]
+    )
+    assert wait_gone(workers) == []
+
+
+def test_kill_9_of_the_trainer_takes_its_workers_down(tmp_path: Path) -> None:
+    proc, workers = _trainer_with_workers(tmp_path)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert wait_gone(workers) == []
+
+
+def test_non_finite_loss_stops_before_any_checkpoint_holds_the_update(tmp_path: Path) -> None:
+    over = tiny_overrides(tmp_path, **{"optim.name": "sgd", "schedule.base_lr": 1000, "schedule.warmup.kind": "none",
+                                  "train.log_every_steps": 5, "checkpoint.every_steps": 2,
+                                  "train.eval_every_steps": "null"})  # fmt: skip
+    with pytest.raises(TaskError, match=r"loss is (nan|inf) at step \d+") as err:
+        run_inprocess(over)
+    found = re.search(r"at step (\d+) \(lr [^)]*\); stopped at step (\d+) before saving", err.value.message)
+    assert found, err.value.message
+    bad, stopped = int(found[1]), int(found[2])
+    assert bad < stopped <= bad + 5  # at most log_every_steps updates past the bad loss
+    saved = checkpoints(tmp_path, over)
+    assert saved and max(saved) <= bad  # the checkpoint at step `bad` holds weights from before it
+    for ck in saved.values():
+        assert all(np.isfinite(v).all() for v in ck.tensors["model"].values())
+
+
+def test_losses_reach_the_host_only_at_log_steps(tmp_path: Path, monkeypatch) -> None:
+    import paddle
+
+    reads = []
+    for name in ("__float__", "__bool__", "item", "numpy", "tolist"):
+        original = getattr(paddle.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):  # noqa: ANN001, ANN202
+            caller = sys._getframe(1).f_code.co_filename
+            if caller.endswith(("train/loop.py", "train/lossmeter.py")):
+                reads.append(_name)
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(paddle.Tensor, name, counted)
+    over = tiny_overrides(tmp_path, **{"schedule.total_steps": 20, "train.log_every_steps": 10,
+                                  "checkpoint.every_steps": 5, "train.eval_every_steps": "null",
+                                  "train.grad_accum_steps": 2})  # fmt: skip
+    assert run_inprocess(over)[0] == 0
+    # one read per log step (steps 10, 20) and one per check before a save between them (steps 5, 15)
+    assert len(reads) == 4, reads
+
+
+def _data_workers_of(launcher: int) -> list[int]:
+    """Forks of the rank processes: a data worker runs the same command line as its rank."""
+    import psutil
+
+    out = []
+    for proc in psutil.Process(launcher).children(recursive=True):
+        try:
+            parent = proc.parent()
+            if parent is not None and "train" in proc.cmdline() and proc.cmdline() == parent.cmdline():
+                out.append(proc.pid)
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_each_launch_rank_has_its_own_workers_and_none_outlive_a_sigterm(tmp_path: Path) -> None:
+    from tests.signal_helpers import LAUNCH_LONG, VENV_BIN, events, sets, stop
+
+    run_dir = tmp_path / "run"
+    over = tiny_overrides(run_dir, **LAUNCH_LONG, **{"train.data_workers": 1})
+    cmd = [str(VENV_BIN / "warmstart"), "launch", "--nproc-per-node", "2", "--log-dir", str(tmp_path / "l"),
+           "--", "train", "-c", str(ROOT / "configs/demo.yaml"), *sets(over)]  # fmt: skip
+    proc = start(cmd)
+    wait_until(proc, trained_to(run_dir / "log.jsonl", 5), "step 5")
+    workers = _data_workers_of(proc.pid)
+    assert len(workers) == 2, workers  # one per rank
+    code, err = stop(proc)
+    assert code == 143, err[-3000:]
+    assert len(events(run_dir / "log.jsonl", "preempted")) == 1
+    assert wait_gone(workers) == []
