@@ -32,7 +32,9 @@ class MultiScaleOptions:
     """``Train.sampler`` of a PaddleOCR config (``name: MultiScaleSampler``)."""
 
     #: [width, height] per scale, e.g. [[320, 32], [320, 48], [320, 64]].
-    scales: list[list[int]] = field(default_factory=lambda: [[320, 32], [320, 48], [320, 64]])
+    scales: list[list[int]] = field(
+        default_factory=lambda: [[320, 32], [320, 48], [320, 64]], metadata=limits(gt=0, le=8192)
+    )
     #: Batch size of the first scale (PaddleOCR ``first_bs``).
     first_bs: int = field(default=128, metadata=limits(gt=0))
     #: Same batch size at every scale; false = scale it by area so each batch holds about as many pixels.
