@@ -18,6 +18,8 @@ from app.config import load_config
 from app.tasks.base import build_task
 from app.tasks.ocr.arch.model import SvtrLcnetConfig, SvtrLcnetRecognizer, multi_loss, nrtr_loss
 from app.tasks.ocr.predictor import predict_files
+from app.train.preempt import StopRequest
+from app.train.start import prepare
 from tests.train_helpers import ROOT, assert_same_tensors, final_model, run_inprocess
 
 CONFIG = "configs/ocr_rec_small.yaml"
@@ -146,3 +148,77 @@ def test_svtr_lcnet_resume_is_bit_identical(resumed: dict) -> None:
     assert_same_tensors(final_model(resumed["straight"], CONFIG), final)
     assert final["head.ctc_head.fc.weight"].shape == (120, 11)
     assert final["head.gtc_head.embedding.embedding.weight"].shape == (15, 384)
+
+
+def _prepared(overrides: list[str]):
+    """A session set up as `warmstart train` sets it up (warm start applied), without training."""
+    cfg = load_config(ROOT / CONFIG, overrides, env={})
+    session = prepare(cfg, StopRequest())
+    session.mgr.close()
+    return session
+
+
+def _paddleocr_save(tensors: dict[str, np.ndarray], path: Path) -> Path:
+    """What PaddleOCR's training writes: ``paddle.save(model.state_dict(), 'best_accuracy.pdparams')``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paddle.save({k: paddle.to_tensor(v) for k, v in tensors.items()}, str(path))
+    return path
+
+
+def test_paddleocr_pdparams_warm_starts_weights_partial_and_imports(resumed: dict, tmp_path: Path) -> None:
+    source = final_model(resumed["straight"], CONFIG)
+    pdparams = _paddleocr_save(source, tmp_path / "rec_ppocr_v4" / "best_accuracy.pdparams")
+    data_dir = resumed["data_dir"]
+    # Same dictionary: init.mode weights loads every tensor (a pickle needs the explicit opt-in).
+    same = svtr_overrides(
+        tmp_path / "w", data_dir, **{"init.from": str(pdparams), "init.allow_pickle": "true"}
+    )
+    session = _prepared(same)
+    assert_same_tensors({k: v.numpy() for k, v in session.net.state_dict().items()}, source)
+    # A new dictionary: partial loads all but the CTC classifier and the NRTR embedding / output layer.
+    new_dict = tmp_path / "digits_xyz.txt"
+    new_dict.write_text("".join(f"{c}\n" for c in DIGITS + "xyz"))
+    extra = {"init.mode": "partial", "task.options.character_dict_path": str(new_dict)}
+    partial = svtr_overrides(tmp_path / "p", data_dir, **{"init.from": str(pdparams), **extra})
+    partial.append(f"init.sha256={__import__('hashlib').sha256(pdparams.read_bytes()).hexdigest()}")
+    session = _prepared(partial)
+    report = json.loads((tmp_path / "p" / "warmstart_report.json").read_text())
+    skipped = {
+        "head.ctc_head.fc.weight": [[120, 11], [120, 14]],
+        "head.ctc_head.fc.bias": [[11], [14]],
+        "head.gtc_head.embedding.embedding.weight": [[15, 384], [18, 384]],
+        "head.gtc_head.tgt_word_prj.weight": [[384, 15], [384, 18]],
+    }
+    assert {n: [c, m] for n, c, m in report["mismatched"]} == skipped
+    assert sorted(report["loaded"]) == sorted(k for k in source if k not in skipped)
+    assert report["missing"] == [] and report["unexpected"] == []
+    # `warmstart ckpt import` turns the pickle into a safetensors checkpoint that loads the same tensors.
+    dest = tmp_path / "imported"
+    assert main(["ckpt", "import", str(pdparams), str(dest), "--allow-pickle"]) == 0
+    assert list(dest.rglob("*.safetensors")) and not list(dest.rglob("*.pdparams"))
+    session = _prepared(svtr_overrides(tmp_path / "i", data_dir, **{"init.from": str(dest)}))
+    assert_same_tensors({k: v.numpy() for k, v in session.net.state_dict().items()}, source)
+
+
+def test_export_reads_in_paddleocr_text_recognizer_svtr_lcnet(resumed: dict, tmp_path: Path) -> None:
+    """The CTC branch, folded, exported at 3x48x320; the wheel's TextRecognizer (SVTR_LCNet) gives our text."""
+    overrides = svtr_overrides(
+        tmp_path / "x", resumed["data_dir"], **{"task.options.image_shape": "[3, 48, 320]"}
+    )
+    cfg = load_config(ROOT / CONFIG, overrides, env={})
+    task = build_task(cfg.task, cfg.run.seed)
+    with paddle.utils.unique_name.guard():
+        model = task.build_model()
+    model.set_state_dict(
+        {k: paddle.to_tensor(v) for k, v in final_model(resumed["straight"], CONFIG).items()}
+    )
+    model.eval()
+    out = tmp_path / "inference"
+    task.export(model, out)
+    settings = json.loads((out / "predictor.json").read_text())
+    assert settings["rec_algorithm"] == "SVTR_LCNet" and settings["rec_image_shape"] == "3,48,320"
+    paths = list(task.eval_set.paths) + list(task.train_set.paths[:4])
+    ours = task.recognize(model, paths)
+    theirs = predict_files(out, paths)
+    assert [t for t, _ in theirs] == [t for t, _ in ours]
+    np.testing.assert_allclose([c for _, c in theirs], [c for _, c in ours], rtol=1e-4, atol=1e-5)

@@ -50,11 +50,17 @@ class GlobalAttention(nn.Layer):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
+    def _heads(self, x: paddle.Tensor) -> paddle.Tensor:
+        return x.reshape([0, -1, self.heads, self.head_dim]).transpose([0, 2, 1, 3])
+
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        qkv = self.qkv(x).reshape([0, -1, 3, self.heads, self.head_dim]).transpose([2, 0, 3, 1, 4])
-        q = qkv[0] * self.scale
-        weights = self.attn_drop(F.softmax(q.matmul(qkv[1].transpose([0, 1, 3, 2])), axis=-1))
-        out = weights.matmul(qkv[2]).transpose([0, 2, 1, 3]).reshape([0, -1, self.dim])
+        # q, k, v are the three thirds of the qkv output (upstream reshapes to [N, T, 3, heads, d] and
+        # indexes; splitting first moves the same values and keeps Paddle Inference's self-attention
+        # fuse pass, which dies with SIGILL on CPUs without AVX-512, from matching the graph).
+        q, k, v = paddle.split(self.qkv(x), 3, axis=-1)
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        weights = self.attn_drop(F.softmax((q * self.scale).matmul(k.transpose([0, 1, 3, 2])), axis=-1))
+        out = weights.matmul(v).transpose([0, 2, 1, 3]).reshape([0, -1, self.dim])
         return self.proj_drop(self.proj(out))
 
 
