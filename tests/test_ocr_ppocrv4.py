@@ -222,3 +222,26 @@ def test_export_reads_in_paddleocr_text_recognizer_svtr_lcnet(resumed: dict, tmp
     theirs = predict_files(out, paths)
     assert [t for t, _ in theirs] == [t for t, _ in ours]
     np.testing.assert_allclose([c for _, c in theirs], [c for _, c in ours], rtol=1e-4, atol=1e-5)
+
+
+def test_svtr_lcnet_refuses_an_image_height_its_eval_pooling_cannot_take() -> None:
+    from app.config.typed import from_data
+    from app.errors import ConfigError
+    from app.tasks.ocr.options import OcrRecOptions
+
+    options = {
+        "data_dir": "d",
+        "builtin_dict": "en_dict.txt",
+        "image_shape": [3, 32, 128],
+        "model": {"algorithm": "svtr_lcnet"},
+    }
+    with pytest.raises(ConfigError) as info:
+        from_data(OcrRecOptions, options, "task.options")
+    assert str(info.value) == (
+        "task.options.image_shape: svtr_lcnet needs H of 48, 64 or 80 (its eval pooling leaves one row of "
+        "H/16) and W a multiple of 8, got [3, 32, 128] (PP-OCRv4 uses [3, 48, 320])"
+    )
+    options["image_shape"] = [3, 48, 320]
+    opts = from_data(OcrRecOptions, options, "task.options")
+    assert opts.model.algorithm == "svtr_lcnet" and opts.model.svtr_lcnet.dims == 120
+    assert from_data(OcrRecOptions, {**options, "model": {}}, "task.options").model.algorithm == "crnn"
