@@ -245,3 +245,21 @@ def test_svtr_lcnet_refuses_an_image_height_its_eval_pooling_cannot_take() -> No
     opts = from_data(OcrRecOptions, options, "task.options")
     assert opts.model.algorithm == "svtr_lcnet" and opts.model.svtr_lcnet.dims == 120
     assert from_data(OcrRecOptions, {**options, "model": {}}, "task.options").model.algorithm == "crnn"
+
+
+def test_svtr_attention_split_equals_upstreams_five_dim_reshape() -> None:
+    """Splitting qkv into thirds (what keeps Paddle Inference's SIGILL-prone fuse pass away) gives exactly
+    upstream's ``reshape([N, T, 3, heads, d]).transpose([2, 0, 3, 1, 4])`` then index, bit for bit."""
+    import paddle.nn.functional as F
+
+    from app.tasks.ocr.arch.svtr_neck import GlobalAttention
+
+    paddle.seed(7)
+    attn = GlobalAttention(120, 8, 0.1, 0.1)
+    attn.eval()
+    x = paddle.to_tensor(np.random.default_rng(8).normal(size=(2, 15, 120)).astype("float32"))
+    qkv = attn.qkv(x).reshape([0, -1, 3, 8, 15]).transpose([2, 0, 3, 1, 4])
+    q, k, v = qkv[0] * attn.scale, qkv[1], qkv[2]
+    weights = F.softmax(q.matmul(k.transpose([0, 1, 3, 2])), axis=-1)
+    upstream = attn.proj(weights.matmul(v).transpose([0, 2, 1, 3]).reshape([0, -1, 120]))
+    assert np.array_equal(attn(x).numpy(), upstream.numpy())
