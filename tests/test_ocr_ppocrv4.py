@@ -209,9 +209,12 @@ def test_export_reads_in_paddleocr_text_recognizer_svtr_lcnet(resumed: dict, tmp
     task = build_task(cfg.task, cfg.run.seed)
     with paddle.utils.unique_name.guard():
         model = task.build_model()
-    model.set_state_dict(
-        {k: paddle.to_tensor(v) for k, v in final_model(resumed["straight"], CONFIG).items()}
-    )
+    weights = final_model(resumed["straight"], CONFIG)
+    # A 4-step model reads "6" everywhere; a random classifier on its features makes the texts differ.
+    rng = np.random.default_rng(9)
+    weights["head.ctc_head.fc.weight"] = rng.normal(0, 2.0, (120, 11)).astype("float32")
+    weights["head.ctc_head.fc.bias"] = np.zeros(11, "float32")
+    model.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()})
     model.eval()
     out = tmp_path / "inference"
     task.export(model, out)
@@ -220,8 +223,9 @@ def test_export_reads_in_paddleocr_text_recognizer_svtr_lcnet(resumed: dict, tmp
     paths = list(task.eval_set.paths) + list(task.train_set.paths[:4])
     ours = task.recognize(model, paths)
     theirs = predict_files(out, paths)
+    assert len({t for t, _ in ours}) > 3
     assert [t for t, _ in theirs] == [t for t, _ in ours]
-    np.testing.assert_allclose([c for _, c in theirs], [c for _, c in ours], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose([c for _, c in theirs], [c for _, c in ours], rtol=1e-3)
 
 
 def test_svtr_lcnet_refuses_an_image_height_its_eval_pooling_cannot_take() -> None:

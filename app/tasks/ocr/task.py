@@ -166,7 +166,9 @@ class OcrRecTask:
         into a fresh model whose backbone blocks are folded to single convs (upstream's inference form)."""
         if not self.svtr:
             return SoftmaxExport(model)
-        with paddle.utils.unique_name.guard():
+        # Parameter names of their own: the static program resolves parameters by name, and a copy named
+        # like the model it copies (both built in fresh name guards) exports the wrong tensors.
+        with paddle.utils.unique_name.guard(paddle.utils.unique_name.generate("ocr_export") + "_"):
             copy = SvtrLcnetRecognizer(self.svtr_config())
         copy.set_state_dict(model.state_dict())
         copy.eval()
