@@ -82,16 +82,14 @@ def test_pp_ocrv4_blocks_translate_to_svtr_lcnet() -> None:
     assert model == {
         "algorithm": "svtr_lcnet",
         "svtr_lcnet": {
-            "backbone_scale": 0.95,
-            "neck_dims": 120,
-            "neck_depth": 2,
-            "neck_hidden_dims": 120,
-            "neck_kernel_size": [1, 3],
+            "scale": 0.95,
+            "dims": 120,
+            "depth": 2,
+            "hidden_dims": 120,
+            "kernel_size": [1, 3],
             "use_guide": True,
-            "ctc_fc_decay": 1e-05,
+            "fc_decay": 1e-05,
             "nrtr_dim": 384,
-            "nrtr_max_text_length": 25,
-            "nrtr_num_decoder_layers": 4,
         },
     }
     assert out["task"]["options"]["builtin_dict"] == "ppocr_keys_v1.txt"
@@ -269,10 +267,7 @@ def test_whole_upstream_style_config_loads(tmp_path, monkeypatch) -> None:
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "c.yaml"
-    # Architecture/Loss map to model.algorithm / model.svtr_lcnet, which the architecture branch adds
-    # to the options; until then this whole-config check leaves them out.
-    upstream = {k: v for k, v in UPSTREAM.items() if k not in ("Architecture", "Loss")}
-    path.write_text(yaml.safe_dump({"task": {"kind": "ocr_rec"}, **upstream, **TRAIN_EVAL}))
+    path.write_text(yaml.safe_dump({"task": {"kind": "ocr_rec"}, **UPSTREAM, **TRAIN_EVAL}))
     cfg = to_data(load_config(path, env={}))
     assert cfg["schedule"]["epochs"] == 200.0 and cfg["schedule"]["warmup"]["epochs"] == 5.0
     assert cfg["schedule"]["decay"]["period"] == "run" and cfg["optim"]["weight_decay"] == 3.0e-05
@@ -318,3 +313,14 @@ def test_loss_block_follows_our_own_algorithm_key() -> None:
         ConfigError, match=r"Loss: \['CTCLoss'\] does not match Architecture.algorithm SVTR_LCNet"
     ):
         translate({"task": task, "Loss": {"name": "CTCLoss"}})
+
+
+def test_multiloss_weights_map_and_other_loss_keys_are_refused() -> None:
+    data = {"task": copy.deepcopy(TASK), **copy.deepcopy(UPSTREAM)}
+    data["Loss"] = {**data["Loss"], "weight_1": 1.0, "weight_2": 0.5}
+    svtr = translate(data)["task"]["options"]["model"]["svtr_lcnet"]
+    assert (svtr["weight_ctc"], svtr["weight_nrtr"]) == (1.0, 0.5)
+    data = {"task": copy.deepcopy(TASK), **copy.deepcopy(UPSTREAM)}
+    data["Loss"] = {**data["Loss"], "weight_3": 1.0}
+    with pytest.raises(ConfigError, match="with weight_3 does not match"):
+        translate(data)

@@ -15,13 +15,52 @@ from app.errors import ConfigError
 from app.tasks.ocr.multiscale import MultiScaleOptions
 from app.tasks.ocr.pipeline import RecAugOptions, RecConAugOptions
 
-__all__ = ["ModelOptions", "AugmentOptions", "SynthOptions", "OcrRecOptions"]
+__all__ = ["SvtrLcnetOptions", "ModelOptions", "AugmentOptions", "SynthOptions", "OcrRecOptions"]
+
+
+@dataclass
+class SvtrLcnetOptions:
+    """PP-OCRv4 mobile recognition (``algorithm: svtr_lcnet``); defaults are ``ch_PP-OCRv4_rec.yml``'s.
+    Only the class counts (from the dictionary) and these sizes change parameter shapes."""
+
+    #: PPLCNetV3 width scale (0.95: 480 output channels).
+    scale: float = field(default=0.95, metadata=limits(gt=0))
+    #: SVTR neck of the CTC branch: output dims, blocks, hidden dims, conv kernel, gradient guide.
+    dims: int = field(default=120, metadata=limits(gt=0))
+    depth: int = field(default=2, metadata=limits(gt=0))
+    hidden_dims: int = field(default=120, metadata=limits(gt=0))
+    kernel_size: list[int] = field(default_factory=lambda: [1, 3], metadata=limits(gt=0))
+    #: Stop the CTC branch's gradient at the backbone (the backbone learns from the NRTR branch).
+    use_guide: bool = True
+    #: L2 decay on the CTC classifier (PaddleOCR ``Head.fc_decay``).
+    fc_decay: float = field(default=1e-5, metadata=limits(ge=0))
+    #: Width of the NRTR guidance decoder (4 layers, nrtr_dim / 32 heads).
+    nrtr_dim: int = field(default=384, metadata=limits(gt=0))
+    #: MultiLoss weights: CTC (weight_1) and NRTR (weight_2).
+    weight_ctc: float = field(default=1.0, metadata=limits(ge=0))
+    weight_nrtr: float = field(default=1.0, metadata=limits(ge=0))
+
+    def validate(self, path: str) -> None:
+        if len(self.kernel_size) != 2 or any(k <= 0 or k % 2 == 0 for k in self.kernel_size):
+            raise ConfigError(
+                f"{path}.kernel_size: expected two odd sizes such as [1, 3], got {self.kernel_size}"
+            )
+        if self.nrtr_dim % 32:
+            raise ConfigError(f"{path}.nrtr_dim: must be a multiple of 32 (heads of 32), got {self.nrtr_dim}")
+        if self.hidden_dims % 8:
+            raise ConfigError(
+                f"{path}.hidden_dims: must be a multiple of 8 (8 heads), got {self.hidden_dims}"
+            )
 
 
 @dataclass
 class ModelOptions:
-    """The CRNN-class recognizer: ``backbone`` (PP-LCNet-style convs) -> ``neck`` -> ``head`` (CTC)."""
+    """The recognizer. ``crnn``: this project's CRNN-class model, ``backbone`` (PP-LCNet-style convs) ->
+    ``neck`` -> ``head`` (CTC). ``svtr_lcnet``: PaddleOCR's PP-OCRv4 mobile recognizer (PPLCNetV3 +
+    MultiHead CTC/NRTR) with PaddleOCR's parameter names, so its checkpoints warm-start it."""
 
+    #: crnn (the fields below) or svtr_lcnet (PaddleOCR's SVTR_LCNet, sized by ``svtr_lcnet``).
+    algorithm: Literal["crnn", "svtr_lcnet"] = "crnn"
     #: Channels of the stem; every stage doubles it (PP-LCNet's scale knob, in channels).
     width: int = field(default=16, metadata=limits(gt=0))
     #: Depthwise-separable blocks per stage (4 stages).
@@ -36,6 +75,7 @@ class ModelOptions:
     heads: int = field(default=2, metadata=limits(gt=0))
     #: Dropout before the CTC head (train mode only).
     dropout: float = field(default=0.0, metadata=limits(ge=0, lt=1))
+    svtr_lcnet: SvtrLcnetOptions = field(default_factory=SvtrLcnetOptions)
 
     def validate(self, path: str) -> None:
         for name in ("width", "blocks_per_stage", "hidden_size", "encoder_layers", "heads"):
@@ -169,6 +209,12 @@ class OcrRecOptions:
             raise ConfigError(
                 f"{path}.image_shape: H must be a multiple of 16 and W a multiple of 4 with W >= H, "
                 f"got {self.image_shape}"
+            )
+        if self.model.algorithm == "svtr_lcnet" and (height not in (48, 64, 80) or width % 8):
+            raise ConfigError(
+                f"{path}.image_shape: svtr_lcnet needs H of 48, 64 or 80 (its eval pooling leaves one row "
+                f"of H/16) and W a multiple of 8, got {self.image_shape}",
+                hint="PP-OCRv4 uses [3, 48, 320]",
             )
         if self.max_text_length <= 0 or self.eval_batch_size <= 0:
             raise ConfigError(f"{path}.max_text_length / eval_batch_size: must be > 0")

@@ -1,5 +1,6 @@
-"""The ``ocr_rec`` task adapter: PaddleOCR-format data and dictionaries, our CRNN-class model, CTC loss,
-PaddleOCR's metrics, and an export that the paddleocr wheel's own predictor runs.
+"""The ``ocr_rec`` task adapter: PaddleOCR-format data and dictionaries, the recognizer (our CRNN-class
+model, or PaddleOCR's PP-OCRv4 ``svtr_lcnet`` with its CTC + NRTR MultiLoss), PaddleOCR's metrics, and an
+export that the paddleocr wheel's own predictor runs.
 
 Options: :class:`app.tasks.ocr.options.OcrRecOptions` (docs/ocr.md). The loop, schedule, checkpoints
 and warm-start rules are the shared ones; this module only adapts OCR to the task protocol.
@@ -14,13 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import paddle
+import paddle.nn as nn
 import paddle.nn.functional as F
 
 from app.config.typed import from_data
 from app.errors import ConfigError
+from app.tasks.ocr.arch.labels import MultiLabels
+from app.tasks.ocr.arch.model import SvtrLcnetConfig, SvtrLcnetRecognizer, multi_loss
 from app.tasks.ocr.data import Augmenter, LineSet, Preprocess, load_image, read_label_files
 from app.tasks.ocr.metrics import rec_metrics
-from app.tasks.ocr.model import Recognizer, SoftmaxExport, build_model
+from app.tasks.ocr.model import SoftmaxExport, build_model
 from app.tasks.ocr.options import OcrRecOptions
 from app.tasks.ocr.synth import ensure_synthetic
 from app.tasks.ocr.wheel import builtin_dict_path, ctc_decoder, ctc_encoder
@@ -56,11 +60,16 @@ class OcrRecTask:
         if self.opts.synthetic is not None:
             ensure_synthetic(data_dir, self.opts.synthetic)
         self.dict_path = resolve_dict(self.opts)
-        encoder = ctc_encoder(self.dict_path, self.opts.max_text_length, self.opts.use_space_char)
+        self.svtr = self.opts.model.algorithm == "svtr_lcnet"
+        if self.svtr:
+            encoder = MultiLabels(self.dict_path, self.opts.max_text_length, self.opts.use_space_char)
+        else:
+            encoder = ctc_encoder(self.dict_path, self.opts.max_text_length, self.opts.use_space_char)
         self.decoder = ctc_decoder(self.dict_path, self.opts.use_space_char)
         self.num_classes = len(encoder.character)
         self.train_set: LineSet = read_label_files(data_dir, self.opts.train_label_files, encoder)
         self.eval_set: LineSet = read_label_files(data_dir, self.opts.eval_label_files, encoder)
+        self.nrtr_labels = encoder.nrtr(self.train_set.texts) if isinstance(encoder, MultiLabels) else None
         self.preprocess = Preprocess(self.opts.image_shape)
         self.augment = Augmenter(self.opts.augment) if self.opts.augment.enabled else None
         self.data_source = (
@@ -69,7 +78,26 @@ class OcrRecTask:
             f"{self.num_classes} classes)"
         )
 
-    def build_model(self) -> Recognizer:
+    def svtr_config(self) -> SvtrLcnetConfig:
+        o = self.opts.model.svtr_lcnet
+        return SvtrLcnetConfig(
+            ctc_classes=self.num_classes,
+            scale=o.scale,
+            dims=o.dims,
+            depth=o.depth,
+            hidden_dims=o.hidden_dims,
+            kernel_size=(o.kernel_size[0], o.kernel_size[1]),
+            use_guide=o.use_guide,
+            fc_decay=o.fc_decay,
+            nrtr_dim=o.nrtr_dim,
+            max_text_length=self.opts.max_text_length,
+            weight_ctc=o.weight_ctc,
+            weight_nrtr=o.weight_nrtr,
+        )
+
+    def build_model(self) -> nn.Layer:
+        if self.svtr:
+            return SvtrLcnetRecognizer(self.svtr_config())
         return build_model(self.opts.model, self.num_classes, self.opts.image_shape[1])
 
     def train_size(self) -> int:
@@ -89,24 +117,41 @@ class OcrRecTask:
     def train_arrays(self, indices: list[int], epoch: int) -> tuple[np.ndarray, ...]:
         idx = np.asarray(indices)
         images = np.stack([self._augmented(i, epoch) for i in indices])
-        return images, self.train_set.labels[idx], self.train_set.lengths[idx]
+        arrays = (images, self.train_set.labels[idx], self.train_set.lengths[idx])
+        if self.nrtr_labels is not None:
+            arrays += (self.nrtr_labels[idx],)
+        return arrays
 
     def to_batch(self, arrays: tuple[np.ndarray, ...]) -> tuple[paddle.Tensor, ...]:
         return tuple(paddle.to_tensor(a) for a in arrays)
 
-    def loss(self, model: Recognizer, batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
-        """PaddleOCR's CTCLoss: per-sample CTC (blank 0) over all W/4 steps, then the batch mean."""
+    def loss(self, model: nn.Layer, batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
+        """PaddleOCR's CTCLoss: per-sample CTC (blank 0) over all steps, then the batch mean; for
+        svtr_lcnet its MultiLoss, CTC + NRTR (label-smoothed cross-entropy of the guidance decoder)."""
+        if self.svtr:
+            images, labels, lengths, nrtr_labels = batch
+            out = model(images, nrtr_labels, lengths)
+            return multi_loss(out, labels, nrtr_labels, lengths, self.svtr_config())["loss"]
         images, labels, lengths = batch
         logits = model(images).astype("float32").transpose([1, 0, 2])  # [T, N, C]
         steps = paddle.full([logits.shape[1]], logits.shape[0], dtype="int64")
         return F.ctc_loss(logits, labels, steps, lengths, blank=0, reduction="none").mean()
 
     @paddle.no_grad()
-    def probabilities(self, model: Recognizer, images: np.ndarray) -> np.ndarray:
-        """Softmax ``[N, T, C]`` for preprocessed images, what the exported model returns."""
-        return F.softmax(model(paddle.to_tensor(images)), axis=-1).numpy()
+    def probabilities(self, model: nn.Layer, images: np.ndarray) -> np.ndarray:
+        """Softmax ``[N, T, C]`` for preprocessed images, what the exported model returns (svtr_lcnet: its
+        eval-mode output, computed in eval mode)."""
+        if not self.svtr:
+            return F.softmax(model(paddle.to_tensor(images)), axis=-1).numpy()
+        was_training = model.training
+        model.eval()
+        try:
+            return model(paddle.to_tensor(images)).numpy()
+        finally:
+            if was_training:
+                model.train()
 
-    def recognize(self, model: Recognizer, paths: list[Path]) -> list[tuple[str, float]]:
+    def recognize(self, model: nn.Layer, paths: list[Path]) -> list[tuple[str, float]]:
         """(text, confidence) per image file, decoded by the wheel's ``CTCLabelDecode``."""
         out: list[tuple[str, float]] = []
         size = self.opts.eval_batch_size
@@ -115,23 +160,37 @@ class OcrRecTask:
             out.extend((text, float(conf)) for text, conf in self.decoder(probs))
         return out
 
-    def evaluate(self, model: Recognizer) -> dict[str, float]:
+    def evaluate(self, model: nn.Layer) -> dict[str, float]:
         preds = [text for text, _ in self.recognize(model, self.eval_set.paths)]
         return rec_metrics(preds, self.eval_set.texts)
 
-    def export(self, model: Recognizer, out_dir: Path) -> list[Path]:
-        """A Paddle inference model for ``tools/infer/predict_rec.py`` (``--rec_algorithm CRNN``):
-        input ``x: [N, 3, H, W]`` (any W), output softmax ``[N, W/4, C]``; plus the dictionary and the
-        predictor settings (``predictor.json``)."""
+    def _inference_layer(self, model: nn.Layer) -> nn.Layer:
+        """What is exported: CRNN wrapped with a softmax; svtr_lcnet's CTC branch in eval mode, copied
+        into a fresh model whose backbone blocks are folded to single convs (upstream's inference form)."""
+        if not self.svtr:
+            return SoftmaxExport(model)
+        # Parameter names of their own: the static program resolves parameters by name, and a copy named
+        # like the model it copies (both built in fresh name guards) exports the wrong tensors.
+        with paddle.utils.unique_name.guard(paddle.utils.unique_name.generate("ocr_export") + "_"):
+            copy = SvtrLcnetRecognizer(self.svtr_config())
+        copy.set_state_dict(model.state_dict())
+        copy.eval()
+        copy.reparameterize()
+        return copy
+
+    def export(self, model: nn.Layer, out_dir: Path) -> list[Path]:
+        """A Paddle inference model for ``tools/infer/predict_rec.py`` (``--rec_algorithm CRNN``, or
+        ``SVTR_LCNet`` for svtr_lcnet): input ``x: [N, 3, H, W]`` (any W), output softmax ``[N, T, C]``;
+        plus the dictionary and the predictor settings (``predictor.json``)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         _, height, width = self.opts.image_shape
         spec = [paddle.static.InputSpec(shape=[None, 3, height, None], dtype="float32", name="x")]
-        wrapper = SoftmaxExport(model)
-        wrapper.eval()
-        paddle.jit.save(paddle.jit.to_static(wrapper, input_spec=spec), str(out_dir / "inference"))
+        layer = self._inference_layer(model)
+        layer.eval()
+        paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec), str(out_dir / "inference"))
         shutil.copyfile(self.dict_path, out_dir / "dict.txt")
         settings = {
-            "rec_algorithm": "CRNN",
+            "rec_algorithm": "SVTR_LCNet" if self.svtr else "CRNN",
             "rec_image_shape": f"3,{height},{width}",
             "rec_char_dict_path": "dict.txt",
             "use_space_char": self.opts.use_space_char,

@@ -309,7 +309,8 @@ def _model_blocks(data: dict[str, Any], w: _Writer) -> None:
         for key, value, source in items:
             w.set(key, value, source)
     if data.get("Loss") is not None:
-        translate_arch.loss(data["Loss"], algorithm)
+        for key, value, source in translate_arch.loss(data["Loss"], algorithm):
+            w.set(key, value, source)
     if data.get("PostProcess") is not None:
         translate_arch.postprocess(data["PostProcess"])
     if data.get("Metric") is not None:

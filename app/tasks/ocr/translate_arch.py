@@ -37,12 +37,14 @@ ALGORITHMS = {
 }
 #: ``svtr`` neck key -> our ``model.svtr_lcnet`` key, with PaddleOCR's defaults when a key is absent.
 SVTR_NECK = {
-    "dims": ("neck_dims", 64),
-    "depth": ("neck_depth", 2),
-    "hidden_dims": ("neck_hidden_dims", 120),
-    "kernel_size": ("neck_kernel_size", [3, 3]),
+    "dims": ("dims", 64),
+    "depth": ("depth", 2),
+    "hidden_dims": ("hidden_dims", 120),
+    "kernel_size": ("kernel_size", [3, 3]),
     "use_guide": ("use_guide", False),
 }
+#: The NRTR decoder is built with PaddleOCR's 4 layers; its max_text_length is Global.max_text_length.
+NRTR_LAYERS = 4
 _METRICS = {"acc": "word_accuracy", "norm_edit_dis": "norm_edit_dis"}
 
 
@@ -108,16 +110,22 @@ def _svtr_lcnet(arch: dict[str, Any]) -> list[Item]:
     ctc_head = _mapping(ctc.get("Head"), "Architecture.Head.head_list.CTCHead.Head")
     _only(ctc_head, ("fc_decay",), "Architecture.Head.head_list.CTCHead.Head")
     _only(nrtr, ("nrtr_dim", "max_text_length", "num_decoder_layers"), "Architecture.Head.head_list.NRTRHead")
-    params: dict[str, Any] = {"backbone_scale": float(backbone.get("scale", 1.0))}
+    if int(nrtr.get("num_decoder_layers", NRTR_LAYERS)) != NRTR_LAYERS:
+        raise _refuse("Architecture.Head.head_list.NRTRHead.num_decoder_layers", nrtr["num_decoder_layers"])
+    if "max_text_length" in nrtr:
+        log.info(
+            "Architecture...NRTRHead.max_text_length %s: the NRTR labels use Global.max_text_length "
+            "(task.options.max_text_length), as PaddleOCR's MultiLabelEncode does",
+            nrtr["max_text_length"],
+        )
+    params: dict[str, Any] = {"scale": float(backbone.get("scale", 1.0))}
     for key, (ours, default) in SVTR_NECK.items():
         params[ours] = neck.get(key, default)
-    params["ctc_fc_decay"] = float(ctc_head.get("fc_decay", 0.0004))
-    params["nrtr_dim"] = int(nrtr.get("nrtr_dim", 256))  # MultiHead's defaults for an NRTRHead
-    params["nrtr_max_text_length"] = int(nrtr.get("max_text_length", 25))
-    params["nrtr_num_decoder_layers"] = int(nrtr.get("num_decoder_layers", 4))
-    return [
-        (f"{M}.algorithm", "svtr_lcnet", "Architecture.algorithm"),
-        (f"{M}.svtr_lcnet", params, "Architecture"),
+    params["fc_decay"] = float(ctc_head.get("fc_decay", 0.0004))
+    params["nrtr_dim"] = int(nrtr.get("nrtr_dim", 256))  # MultiHead's default for an NRTRHead
+    where = "Architecture.Head"
+    return [(f"{M}.algorithm", "svtr_lcnet", "Architecture.algorithm")] + [
+        (f"{M}.svtr_lcnet.{key}", value, where) for key, value in params.items()
     ]
 
 
@@ -175,13 +183,18 @@ def _loss_names(section: dict[str, Any]) -> list[str]:
     return ["MultiLoss", *names]
 
 
-def loss(section: Any, algorithm: str | None) -> None:
-    """Check a ``Loss`` block against the algorithm (our loss is fixed by it)."""
+#: MultiLoss weight keys -> our ``model.svtr_lcnet`` keys.
+LOSS_WEIGHTS = {"weight_1": "weight_ctc", "weight_2": "weight_nrtr"}
+
+
+def loss(section: Any, algorithm: str | None) -> list[Item]:
+    """Check a ``Loss`` block against the algorithm (our loss is fixed by it); MultiLoss weights map."""
     data = _mapping(section, "Loss")
     names = _loss_names(data)
     want = {"SVTR_LCNet": ["MultiLoss", "CTCLoss", "NRTRLoss"], "CRNN": ["CTCLoss"]}
     expected = want.get(algorithm or "CRNN", [])
-    extra = [k for k in data if k not in ("name", "loss_config_list")]
+    weights = LOSS_WEIGHTS if data.get("name") == "MultiLoss" else {}
+    extra = [k for k in data if k not in ("name", "loss_config_list", *weights)]
     if data.get("name") == "CTCLoss":
         extra = [k for k in extra if not (k == "use_focal_loss" and not data[k])]
     if names != expected or extra:
@@ -190,6 +203,11 @@ def loss(section: Any, algorithm: str | None) -> None:
             f"Architecture.algorithm {algorithm or 'CRNN (the default)'}, which trains with {expected} "
             f"(supported: {_supported()})"
         )
+    return [
+        (f"{M}.svtr_lcnet.{ours}", float(data[key]), f"Loss.{key}")
+        for key, ours in weights.items()
+        if key in data
+    ]
 
 
 def postprocess(section: Any) -> None:
