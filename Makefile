@@ -23,8 +23,11 @@ $(STAMP): $(REQS) $(LOCK) pyproject.toml
 demo: install
 	$(PY) -m app.demo --store $(STORE)
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), one test file per process at a time (tests of
+# a file share fixtures and servers); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check app tests bench
