@@ -284,3 +284,26 @@ def test_each_launch_rank_has_its_own_workers_and_none_outlive_a_sigterm(tmp_pat
     assert code == 143, err[-3000:]
     assert len(events(run_dir / "log.jsonl", "preempted")) == 1
     assert wait_gone(workers) == []
+
+
+def test_checkpoints_record_the_seeding_and_an_older_one_is_noted_on_resume(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """trainer_state.json says how augmentation is seeded; resuming an augmenting task from a checkpoint
+    written before per-sample seeding warns that the batches from there differ from the old version's."""
+    import json
+    import logging
+    from types import SimpleNamespace
+
+    from app.train.start import DATA_SEEDING, _note_old_seeding
+
+    over = digits(tmp_path, 0, **{"schedule.total_steps": 2, "schedule.warmup.steps": 1})
+    assert run_inprocess(over)[0] == 0
+    (state,) = [json.loads(p.read_text()) for p in tmp_path.glob("**/step-00000002/trainer_state.json")]
+    assert state["data_seeding"] == DATA_SEEDING == 1
+    caplog.set_level(logging.WARNING)
+    for kind, st, warns in [("ocr_rec", {}, True), ("detection", {}, True), ("digits", {}, False),
+                            ("ocr_rec", {"data_seeding": 1}, False)]:  # fmt: skip
+        caplog.clear()
+        _note_old_seeding(SimpleNamespace(cfg=SimpleNamespace(task=SimpleNamespace(kind=kind))), st, "SRC")
+        assert ("SRC was saved by an older warmstart" in caplog.text) == warns, kind

@@ -63,6 +63,7 @@ def snapshot(s: Session) -> Snapshot:
         "total_steps": s.schedule.total_steps,
         "best": s.best,
         "amp_scaler": plain_state(s.scaler.state_dict(), "amp_scaler") if s.scaler is not None else None,
+        "data_seeding": DATA_SEEDING,
     }
     meta = {
         "config": to_data(cfg),
@@ -135,6 +136,23 @@ def _load_exact_tensors(s: Session, loaded: LoadedCheckpoint, source: str) -> No
         load_extra({k: v for k, v in loaded.tensors.items() if k not in ("model", "optimizer")}, source)
 
 
+#: How random augmentation is seeded: 1 = from (run seed, epoch, sample index), whichever process makes
+#: the batch. Checkpoints without the key were written before that (augmentation drew from the trainer's
+#: global RNG state).
+DATA_SEEDING = 1
+#: Task kinds whose training batches draw random augmentation.
+_AUGMENTING = ("ocr_rec", "detection")
+
+
+def _note_old_seeding(s: Session, state: dict, source: str) -> None:
+    if "data_seeding" not in state and s.cfg.task.kind in _AUGMENTING:
+        log.warning(
+            "%s was saved by an older warmstart whose augmentation drew from the trainer's RNG state: the "
+            "batches from here on are augmented differently than that version would have done (weights, "
+            "optimizer, schedule and data position are restored exactly)", source,
+        )  # fmt: skip
+
+
 def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_changed: bool) -> None:
     try:
         _load_exact_tensors(s, loaded, source)
@@ -160,6 +178,7 @@ def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_chan
             hint="the schedule or AMP settings may differ from the run that saved it; use a new "
             "checkpoint.uri, or move that step folder away",
         ) from None
+    _note_old_seeding(s, st, source)
     s.best = dict(st.get("best") or {})
     s.last_saved_step = s.step
     s.parent = source
