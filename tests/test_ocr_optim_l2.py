@@ -73,3 +73,41 @@ def test_l2_on_adam_is_not_decoupled_decay() -> None:
         model, paddle.optimizer.AdamW(learning_rate=lr, parameters=model.parameters(), weight_decay=FACTOR)
     )
     assert max(float(np.abs(a - b).max()) for a, b in zip(got, decoupled, strict=True)) > 1e-6
+
+
+def _clipped_ours(clip: dict[str, float]) -> tuple[list[np.ndarray], OptimConfig]:
+    raw = {"Optimizer": {"name": "Adam", "lr": {"name": "Const", "learning_rate": 0.01}, **clip}}
+    cfg = from_data(OptimConfig, translate({"task": TASK, **raw})["optim"], "optim")
+    model = tiny(1)
+    return train(
+        model, build_optimizer(cfg, paddle.optimizer.lr.LambdaDecay(0.01, lambda t: 1.0), model)
+    ), cfg
+
+
+def _clipped_paddleocr(grad_clip: object) -> list[np.ndarray]:
+    model = tiny(1)
+    lr = paddle.optimizer.lr.LambdaDecay(0.01, lambda t: 1.0)
+    return train(
+        model, paddle.optimizer.Adam(learning_rate=lr, parameters=model.parameters(), grad_clip=grad_clip)
+    )
+
+
+@pytest.mark.parametrize(
+    ("clip", "kind", "theirs"),
+    [
+        ({"clip_norm": 0.01}, "per_tensor", lambda: paddle.nn.ClipGradByNorm(0.01)),
+        ({"clip_norm_global": 0.01}, "global", lambda: paddle.nn.ClipGradByGlobalNorm(0.01)),
+        # PaddleOCR's build: clip_norm wins when both are given
+        ({"clip_norm": 0.01, "clip_norm_global": 5.0}, "per_tensor", lambda: paddle.nn.ClipGradByNorm(0.01)),
+    ],
+)
+def test_gradient_clipping_equals_paddleocrs(clip: dict, kind: str, theirs) -> None:  # noqa: ANN001
+    got, cfg = _clipped_ours(clip)
+    assert (cfg.grad_clip, cfg.grad_clip_norm) == (kind, 0.01)
+    want = _clipped_paddleocr(theirs())
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = _clipped_paddleocr(
+        paddle.nn.ClipGradByGlobalNorm(0.01) if kind == "per_tensor" else paddle.nn.ClipGradByNorm(0.01)
+    )
+    assert any(not np.array_equal(a, b) for a, b in zip(got, other, strict=True))  # the kind matters here

@@ -89,8 +89,12 @@ class OptimConfig:
     beta2: float = field(default=0.999, metadata=limits(ge=0, lt=1))
     #: Adam/AdamW numerical stability term.
     epsilon: float = field(default=1e-8, metadata=limits(gt=0))
-    #: Clip gradients to this global L2 norm; None disables clipping.
+    #: Clip gradients to this L2 norm (see ``grad_clip``); None disables clipping.
     grad_clip_norm: float | None = field(default=None, metadata=limits(gt=0))
+    #: global = the norm of all gradients together (Paddle's ClipGradByGlobalNorm: PaddleNLP, ppdet,
+    #: PaddleOCR ``clip_norm_global``); per_tensor = each gradient tensor on its own (ClipGradByNorm:
+    #: PaddleOCR ``clip_norm``).
+    grad_clip: Literal["global", "per_tensor"] = "global"
     #: Parameters exempt from ``weight_decay``: glob patterns (fnmatch, case-sensitive, whole name) on the
     #: structured parameter name, e.g. "*bias*", "encoder.*.norm1.*". null = the task's default, filled in
     #: when the config loads: nlp_* = PaddleNLP's Trainer rule ["*bias*", "*norm*"], other tasks = [] (every

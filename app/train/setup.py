@@ -59,7 +59,8 @@ def build_optimizer(
     does); the L2 optimizers give them their own zero ``L2Decay``, which Paddle applies instead of the
     optimizer's (a parameter's own ``ParamAttr`` regularizer otherwise keeps winning, as in ppdet).
     """
-    clip = paddle.nn.ClipGradByGlobalNorm(cfg.grad_clip_norm) if cfg.grad_clip_norm else None
+    clip_cls = paddle.nn.ClipGradByNorm if cfg.grad_clip == "per_tensor" else paddle.nn.ClipGradByGlobalNorm
+    clip = clip_cls(cfg.grad_clip_norm) if cfg.grad_clip_norm else None
     params = model.parameters()
     exempt = _exempt(cfg, model)
     if exempt:

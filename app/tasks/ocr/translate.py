@@ -76,6 +76,7 @@ _GROUPS = {
     "schedule.decay": ("schedule.decay", "schedule.stages"),
     "task.options.character_dict_path": _DICT_KEYS,
     "task.options.builtin_dict": _DICT_KEYS,
+    "optim.grad_clip": ("optim.grad_clip", "optim.grad_clip_norm"),  # a norm of ours keeps our kind too
 }
 
 
@@ -252,8 +253,15 @@ def _optimizer(opt: Any, w: _Writer, epoch_num: Any = None) -> None:
             raise ConfigError(f"Optimizer.name: {opt['name']!r} is not one of {', '.join(OPTIMIZERS)}")
         w.set("optim.name", OPTIMIZERS[opt["name"]], "Optimizer.name")
     for key, target in OPTIMIZER_KEYS.items():
-        if key in opt:
+        if key in opt and not (key == "clip_norm_global" and "clip_norm" in opt):  # PaddleOCR: clip_norm wins
             w.set(target, opt[key], f"Optimizer.{key}")
+    if "clip_norm" in opt or "clip_norm_global" in opt:
+        kind = "per_tensor" if "clip_norm" in opt else "global"
+        w.set(
+            "optim.grad_clip",
+            kind,
+            "Optimizer.clip_norm" if "clip_norm" in opt else "Optimizer.clip_norm_global",
+        )
     reg = opt.get("regularizer")
     if reg is not None:
         if not isinstance(reg, dict) or reg.get("name") != "L2":
