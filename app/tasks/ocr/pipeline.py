@@ -5,18 +5,16 @@ The ``Train.dataset.transforms`` of ``ch_PP-OCRv4_rec.yml`` are ``DecodeImage`` 
 scale, scale to [-1, 1] and right-pad, with ``valid_ratio``. Every op here is the wheel's own
 (``ppocr.data.imaug``, and ``MultiScaleDataSet.resize_norm_img``, which uses no instance state).
 
-Those ops draw from Python's ``random`` and NumPy's global generator. :func:`sample_rng` runs each
-sample under generators seeded from ``(seed, epoch, index)`` and then puts the previous global states
-back, so a sample's augmentation (including which other lines ``RecConAug`` concatenates) depends only on
-those three numbers: any batch at any step is reproducible, before or after a resume, in any order.
+Those ops draw from Python's ``random`` and NumPy's global generator. Each sample runs under
+:func:`app.train.rng.seeded` (generators seeded from ``(seed, epoch, index)``, the previous global states
+put back afterwards, as every task's augmentation), so a sample's augmentation (including which other
+lines ``RecConAug`` concatenates) depends only on those three numbers: any batch at any step is
+reproducible, before or after a resume, in any order.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,9 @@ import numpy as np
 from app.config.typed import limits
 from app.errors import TaskError
 from app.tasks.ocr.wheel import ppocr_module
+from app.train import rng
 
-__all__ = ["RecAugOptions", "RecConAugOptions", "sample_rng", "PPOCRv4Pipeline", "train_batch", "collate"]
+__all__ = ["RecAugOptions", "RecConAugOptions", "PPOCRv4Pipeline", "train_batch", "collate"]
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +52,6 @@ class RecConAugOptions:
     ext_data_num: int = field(default=2, metadata=limits(ge=1))
     #: [H, W, C] the concatenation may fill (PaddleOCR ``image_shape`` of RecConAug).
     image_shape: list[int] = field(default_factory=lambda: [48, 320, 3], metadata=limits(gt=0))
-
-
-def _derived_seed(seed: int, epoch: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
-
-
-@contextmanager
-def sample_rng(seed: int, epoch: int, index: int) -> Iterator[None]:
-    """Python ``random`` and ``np.random`` seeded from ``(seed, epoch, index)``; restored afterwards."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    derived = _derived_seed(seed, epoch, index)
-    random.seed(derived)
-    np.random.seed(derived)
-    try:
-        yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
 
 
 class PPOCRv4Pipeline:
@@ -136,7 +117,7 @@ class PPOCRv4Pipeline:
     def sample(self, index: int, width: int, height: int, seed: int, epoch: int) -> dict[str, Any] | None:
         """One sample, or None when the (possibly concatenated) label does not encode."""
         index %= len(self.paths)
-        with sample_rng(seed, epoch, index):
+        with rng.seeded(seed, epoch, index):
             data = self._decoded(index)
             if self.rec_con_aug is not None:
                 data["ext_data"] = self._ext_data()
