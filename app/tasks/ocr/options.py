@@ -91,8 +91,8 @@ class ModelOptions:
 
 @dataclass
 class AugmentOptions:
-    """PaddleOCR-style training augmentation; every draw comes from Python/NumPy's global RNGs, which
-    checkpoints save, so an exact resume replays the same augmented images."""
+    """PaddleOCR-style training augmentation; each image's draws come from generators seeded by (run seed,
+    epoch, sample index), so any data worker and an exact resume make the same augmented images."""
 
     #: Probability of a slight rotation of up to ``max_angle`` degrees.
     rotate_prob: float = field(default=0.0, metadata=limits(ge=0, le=1))
