@@ -16,28 +16,11 @@ import pytest
 from app.config import load_config
 from app.errors import ConfigError
 from app.tasks.det.translate import translate
+from tests.det_upstream_tree import PPYOLOE
 from tests.train_helpers import ROOT
 
-PPYOLOE_80E = """\
-epoch: 80
-
-LearningRate:
-  base_lr: 0.001
-  schedulers:
-    - !CosineDecay
-      max_epochs: 96
-    - !LinearWarmup
-      start_factor: 0.
-      epochs: 5
-
-OptimizerBuilder:
-  optimizer:
-    momentum: 0.9
-    type: Momentum
-  regularizer:
-    factor: 0.0005
-    type: L2
-"""
+#: release 2.6 ppyoloe/_base_/optimizer_80e.yml, as the upstream-tree tests write it
+PPYOLOE_80E = textwrap.dedent(PPYOLOE["ppyoloe/_base_/optimizer_80e.yml"])
 
 PICODET_300E = """\
 epoch: 300
