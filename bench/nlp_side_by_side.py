@@ -40,12 +40,9 @@ if str(ROOT) not in sys.path:
 import yaml  # noqa: E402
 
 from app.config import load_config  # noqa: E402
-from app.errors import Preempted  # noqa: E402
 from app.tasks.nlp import data as nlp_data  # noqa: E402
 from app.tasks.nlp.synthetic import make_model_dir, write_reviews  # noqa: E402
-from app.train.loop import run_loop  # noqa: E402
-from app.train.preempt import StopRequest  # noqa: E402
-from app.train.start import prepare  # noqa: E402
+from bench.inprocess import train_in_process  # noqa: E402
 
 __all__ = ["ARGS", "Setup", "Outcome", "make_setup", "theirs", "ours", "run_all", "main"]
 
@@ -164,20 +161,6 @@ def _theirs(s: Setup, out: Path, stop_at: int | None, resume: bool) -> Outcome:
 # ------------------------------------------------------------------------------------------------- ours
 
 
-class _StopAt(StopRequest):
-    """A stop request that fires once the session reaches ``step`` (what SIGTERM does, deterministically)."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.at, self.session = step, None
-
-    @property
-    def requested(self) -> bool:
-        if not self._event.is_set() and self.session is not None and self.session.step >= self.at:
-            self.request(f"bench stop at step {self.at}")
-        return self._event.is_set()
-
-
 def _our_config(s: Setup, run: Path) -> Path:
     cfg = {
         "run": {"name": "side-by-side", "dir": str(run)},
@@ -194,18 +177,7 @@ def _our_config(s: Setup, run: Path) -> Path:
 
 
 def _our_run(config: Path, stop_at: int | None) -> tuple[int, Any]:
-    stop = _StopAt(stop_at) if stop_at is not None else StopRequest()
-    session = prepare(load_config(config, [], env={}), stop)
-    if isinstance(stop, _StopAt):
-        stop.session = session
-    try:
-        rc = run_loop(session)
-    except Preempted as exc:
-        rc = exc.exit_code
-    finally:
-        session.mgr.close()
-        session.runlog.close()
-    return rc, session
+    return train_in_process(load_config(config, [], env={}), stop_at)
 
 
 def ours(s: Setup, run: Path, *, stop_at: int | None = None) -> Outcome:

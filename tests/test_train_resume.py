@@ -94,8 +94,9 @@ def test_stop_while_an_async_save_is_in_flight(tmp_path, reference):
     from app.errors import Preempted
     from app.train.loop import run_loop
     from app.train.start import prepare
+    from bench.inprocess import StopAt
     from tests.ckpt_helpers import GatedStore
-    from tests.train_helpers import ROOT, StopAt
+    from tests.train_helpers import ROOT
 
     _, ref_model, _ = reference
     ov = tiny_overrides(tmp_path)

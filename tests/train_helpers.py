@@ -10,11 +10,9 @@ import numpy as np
 
 from app.checkpoint import CheckpointManager
 from app.config import load_config
-from app.errors import Preempted
 from app.store import open_store
-from app.train.loop import run_loop
-from app.train.preempt import StopRequest
-from app.train.start import checkpoint_uri, prepare
+from app.train.start import checkpoint_uri
+from bench.inprocess import train_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -27,21 +25,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     env.update(extra)
     return env
-
-
-class StopAt(StopRequest):
-    """A stop request that fires once the session reaches ``step`` (deterministic preemption)."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.at = step
-        self.session = None
-
-    @property
-    def requested(self) -> bool:
-        if not self._event.is_set() and self.session is not None and self.session.step >= self.at:
-            self.request(f"test stop at step {self.at}")
-        return self._event.is_set()
 
 
 def tiny_overrides(run_dir: Path, **extra: object) -> list[str]:
@@ -62,19 +45,7 @@ def tiny_overrides(run_dir: Path, **extra: object) -> list[str]:
 
 def run_inprocess(overrides: list[str], stop_at: int | None = None, config: str = "configs/demo.yaml"):
     """Run `warmstart train` in this process; returns (exit code, session)."""
-    cfg = load_config(ROOT / config, overrides, env={})
-    stop = StopAt(stop_at) if stop_at is not None else StopRequest()
-    session = prepare(cfg, stop)
-    if isinstance(stop, StopAt):
-        stop.session = session
-    try:
-        rc = run_loop(session)
-    except Preempted as exc:
-        rc = exc.exit_code
-    finally:
-        session.mgr.close()
-        session.runlog.close()
-    return rc, session
+    return train_in_process(load_config(ROOT / config, overrides, env={}), stop_at)
 
 
 def final_model(cfg_overrides: list[str], config: str = "configs/demo.yaml") -> dict[str, np.ndarray]:
