@@ -20,6 +20,7 @@ from app.checkpoint.keymap import KeyMapRule, RenameRule, match_keys
 from app.config import load_config
 from app.errors import CheckpointError, ConfigError
 from app.tasks.det.synth import write_shapes
+from tests.test_det_train import overrides
 from tests.train_helpers import ROOT, run_inprocess
 
 PICODET = ROOT / "configs/ppdet/picodet_s_lcnet.yml"
@@ -174,13 +175,8 @@ def shapes_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def det_overrides(run: Path, data: Path, **extra: object) -> list[str]:
-    base = {
-        "run.dir": run, "checkpoint.uri": run / "ckpt", "task.options.dataset_dir": data,
-        "task.options.synthetic": None, "schedule.total_steps": 2, "schedule.warmup.steps": 1,
-        "train.batch_size": 2, "train.progress_bar": "off", "train.eval_every_steps": None,
-    }  # fmt: skip
-    base.update(extra)
-    return [f"{k}={'null' if v is None else v}" for k, v in base.items()]
+    """test_det_train's overrides, shortened to 2 steps."""
+    return overrides(run, data, **{"schedule.total_steps": 2, "schedule.warmup.steps": 1, **extra})
 
 
 def _assert_loaded(session, weights: dict[str, np.ndarray]) -> None:
