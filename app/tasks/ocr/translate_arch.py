@@ -23,7 +23,7 @@ from typing import Any
 
 from app.errors import ConfigError
 
-__all__ = ["ALGORITHMS", "architecture", "loss", "postprocess", "metric"]
+__all__ = ["ALGORITHMS", "architecture", "loss", "postprocess", "metric", "mapping"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ def _refuse(where: str, got: Any) -> ConfigError:
     )
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
+def mapping(value: Any, where: str) -> dict[str, Any]:
+    """A PaddleOCR config section: a dict, or {} when absent (null); anything else is refused."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -88,26 +89,26 @@ def _heads(head: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
                 f"Architecture.Head.head_list[{i}]: expected {{HeadName: settings}}, got {entry!r}"
             )
         ((name, settings),) = entry.items()
-        found[name] = _mapping(settings, f"Architecture.Head.head_list[{i}].{name}")
+        found[name] = mapping(settings, f"Architecture.Head.head_list[{i}].{name}")
     if set(found) != {"CTCHead", "NRTRHead"}:
         raise _refuse("Architecture.Head.head_list", sorted(found))
     return found["CTCHead"], found["NRTRHead"]
 
 
 def _svtr_lcnet(arch: dict[str, Any]) -> list[Item]:
-    backbone = _mapping(arch.get("Backbone"), "Architecture.Backbone")
-    head = _mapping(arch.get("Head"), "Architecture.Head")
+    backbone = mapping(arch.get("Backbone"), "Architecture.Backbone")
+    head = mapping(arch.get("Head"), "Architecture.Head")
     if _name(backbone, "Backbone") != "PPLCNetV3" or _name(head, "Head") != "MultiHead":
         raise _refuse(
             "Architecture", f"SVTR_LCNet with {_name(backbone, 'Backbone')} + {_name(head, 'Head')}"
         )
     _only(backbone, ("name", "scale"), "Architecture.Backbone")
     ctc, nrtr = _heads(head)
-    neck = _mapping(ctc.get("Neck"), "Architecture.Head.head_list.CTCHead.Neck")
+    neck = mapping(ctc.get("Neck"), "Architecture.Head.head_list.CTCHead.Neck")
     if _name(neck, "Neck") != "svtr":
         raise _refuse("Architecture.Head.head_list.CTCHead.Neck", _name(neck, "Neck"))
     _only(neck, ("name", *SVTR_NECK), "Architecture.Head.head_list.CTCHead.Neck")
-    ctc_head = _mapping(ctc.get("Head"), "Architecture.Head.head_list.CTCHead.Head")
+    ctc_head = mapping(ctc.get("Head"), "Architecture.Head.head_list.CTCHead.Head")
     _only(ctc_head, ("fc_decay",), "Architecture.Head.head_list.CTCHead.Head")
     _only(nrtr, ("nrtr_dim", "max_text_length", "num_decoder_layers"), "Architecture.Head.head_list.NRTRHead")
     if int(nrtr.get("num_decoder_layers", NRTR_LAYERS)) != NRTR_LAYERS:
@@ -130,8 +131,8 @@ def _svtr_lcnet(arch: dict[str, Any]) -> list[Item]:
 
 
 def _crnn(arch: dict[str, Any]) -> list[Item]:
-    neck = _mapping(arch.get("Neck"), "Architecture.Neck")
-    head = _mapping(arch.get("Head"), "Architecture.Head")
+    neck = mapping(arch.get("Neck"), "Architecture.Neck")
+    head = mapping(arch.get("Head"), "Architecture.Head")
     if _name(neck, "Neck") != "SequenceEncoder" or neck.get("encoder_type") != "rnn":
         raise _refuse("Architecture.Neck", f"{_name(neck, 'Neck')} {neck.get('encoder_type')!r}")
     if _name(head, "Head") != "CTCHead":
@@ -140,7 +141,7 @@ def _crnn(arch: dict[str, Any]) -> list[Item]:
         log.warning(
             "Architecture.Backbone (%s) is not rebuilt: the CRNN recipe uses Warmstart's PP-LCNet-style "
             "backbone (task.options.model.width / blocks_per_stage)",
-            _name(_mapping(arch["Backbone"], "Architecture.Backbone"), "Backbone"),
+            _name(mapping(arch["Backbone"], "Architecture.Backbone"), "Backbone"),
         )
     items: list[Item] = [(f"{M}.encoder", "bilstm", "Architecture.Neck.encoder_type")]
     if "hidden_size" in neck:
@@ -150,7 +151,7 @@ def _crnn(arch: dict[str, Any]) -> list[Item]:
 
 def architecture(section: Any) -> tuple[str, list[Item]]:
     """(PaddleOCR algorithm name, keys to write) for an ``Architecture`` block."""
-    arch = _mapping(section, "Architecture")
+    arch = mapping(section, "Architecture")
     if arch.get("model_type", "rec") != "rec":
         raise ConfigError(
             f"Architecture.model_type: only 'rec' is read by task ocr_rec, got {arch['model_type']!r}"
@@ -189,7 +190,7 @@ LOSS_WEIGHTS = {"weight_1": "weight_ctc", "weight_2": "weight_nrtr"}
 
 def loss(section: Any, algorithm: str | None) -> list[Item]:
     """Check a ``Loss`` block against the algorithm (our loss is fixed by it); MultiLoss weights map."""
-    data = _mapping(section, "Loss")
+    data = mapping(section, "Loss")
     names = _loss_names(data)
     want = {"SVTR_LCNet": ["MultiLoss", "CTCLoss", "NRTRLoss"], "CRNN": ["CTCLoss"]}
     expected = want.get(algorithm or "CRNN", [])
@@ -211,7 +212,7 @@ def loss(section: Any, algorithm: str | None) -> list[Item]:
 
 
 def postprocess(section: Any) -> None:
-    data = _mapping(section, "PostProcess")
+    data = mapping(section, "PostProcess")
     if data.get("name") != "CTCLabelDecode" or set(data) - {"name", "character_dict_path", "use_space_char"}:
         raise ConfigError(
             f"PostProcess: {data!r} is not supported; both algorithms decode with {{name: CTCLabelDecode}} "
@@ -220,7 +221,7 @@ def postprocess(section: Any) -> None:
 
 
 def metric(section: Any) -> list[Item]:
-    data = _mapping(section, "Metric")
+    data = mapping(section, "Metric")
     if data.get("name") != "RecMetric":
         raise ConfigError(f"Metric.name: only RecMetric is supported, got {data.get('name')!r}")
     if data.get("ignore_space", True) is not True or data.get("is_filter", False) is not False:

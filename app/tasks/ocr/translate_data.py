@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import ConfigError
+from app.tasks.ocr.translate_arch import mapping
 
 __all__ = ["TRANSFORMS", "dataset_items"]
 
@@ -47,14 +48,6 @@ _REC_AUG_KEYS = (
 _SAMPLER_KEYS = ("scales", "first_bs", "fix_bs", "divided_factor")
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-    return value
-
-
 def _label_files(files: Any, where: str) -> list[str]:
     if isinstance(files, str):
         files = [files]
@@ -69,7 +62,7 @@ def _transform(entry: Any, where: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(entry, dict) or len(entry) != 1:
         raise ConfigError(f"{where}: expected {{TransformName: settings}}, got {entry!r}")
     ((name, settings),) = entry.items()
-    return name, _mapping(settings, f"{where}.{name}")
+    return name, mapping(settings, f"{where}.{name}")
 
 
 def _transform_items(name: str, settings: dict[str, Any], where: str, train: bool) -> list[Item]:
@@ -118,9 +111,9 @@ def _sampler(sampler: dict[str, Any], where: str) -> list[Item]:
 
 def dataset_items(section: Any, name: str) -> list[Item]:
     """Our keys for a ``Train`` (``name == "Train"``) or ``Eval`` section."""
-    data = _mapping(section, name)
+    data = mapping(section, name)
     train = name == "Train"
-    dataset = _mapping(data.get("dataset"), f"{name}.dataset")
+    dataset = mapping(data.get("dataset"), f"{name}.dataset")
     kinds = ("SimpleDataSet", "MultiScaleDataSet") if train else ("SimpleDataSet",)
     if dataset.get("name") not in kinds:
         raise ConfigError(f"{name}.dataset.name: {dataset.get('name')!r} is not one of {', '.join(kinds)}")
@@ -138,5 +131,5 @@ def dataset_items(section: Any, name: str) -> list[Item]:
         kind, settings = _transform(entry, where)
         items += _transform_items(kind, settings, f"{where}.{kind}", train)
     if train:
-        items += _sampler(_mapping(data.get("sampler"), f"{name}.sampler"), f"{name}.sampler")
-    return items + _loader(_mapping(data.get("loader"), f"{name}.loader"), f"{name}.loader", train)
+        items += _sampler(mapping(data.get("sampler"), f"{name}.sampler"), f"{name}.sampler")
+    return items + _loader(mapping(data.get("loader"), f"{name}.loader"), f"{name}.loader", train)
