@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from app.tasks.ocr.multiscale import MultiScaleOptions, epoch_plan, scale_batch_sizes
-from app.tasks.ocr.options import SynthOptions
-from app.tasks.ocr.pipeline import PPOCRv4Pipeline, RecAugOptions, RecConAugOptions, collate
+from app.tasks.ocr.options import RecAugOptions, RecConAugOptions, SynthOptions
+from app.tasks.ocr.pipeline import PPOCRv4Pipeline, collate
 from app.tasks.ocr.synth import write_synthetic
 from app.tasks.ocr.wheel import ppocr_module
 

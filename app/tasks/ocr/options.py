@@ -13,7 +13,6 @@ from typing import Literal
 from app.config.typed import limits
 from app.errors import ConfigError
 from app.tasks.ocr.multiscale import MultiScaleOptions
-from app.tasks.ocr.pipeline import RecAugOptions, RecConAugOptions
 
 __all__ = ["SvtrLcnetOptions", "ModelOptions", "AugmentOptions", "SynthOptions", "OcrRecOptions"]
 
@@ -87,6 +86,29 @@ class ModelOptions:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{path}.dropout: must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class RecAugOptions:
+    """The wheel's ``RecAug`` (TIA distort/stretch/perspective, then BaseDataAugmentation); its defaults."""
+
+    tia_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    crop_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    reverse_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    noise_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    jitter_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    blur_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+    hsv_aug_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
+
+
+@dataclass
+class RecConAugOptions:
+    """The wheel's ``RecConAug``: with ``prob``, append up to ``ext_data_num`` other lines side by side."""
+
+    prob: float = field(default=0.5, metadata=limits(ge=0, le=1))
+    ext_data_num: int = field(default=2, metadata=limits(ge=1))
+    #: [H, W, C] the concatenation may fill (PaddleOCR ``image_shape`` of RecConAug).
+    image_shape: list[int] = field(default_factory=lambda: [48, 320, 3], metadata=limits(gt=0))
 
 
 @dataclass

@@ -15,43 +15,19 @@ reproducible, before or after a resume, in any order.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.config.typed import limits
 from app.errors import TaskError
+from app.tasks.ocr.options import RecAugOptions, RecConAugOptions
 from app.tasks.ocr.wheel import ppocr_module
 from app.train import rng
 
-__all__ = ["RecAugOptions", "RecConAugOptions", "PPOCRv4Pipeline", "train_batch", "collate"]
+__all__ = ["PPOCRv4Pipeline", "train_batch", "collate"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RecAugOptions:
-    """The wheel's ``RecAug`` (TIA distort/stretch/perspective, then BaseDataAugmentation); its defaults."""
-
-    tia_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
-    crop_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
-    reverse_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
-    noise_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
-    jitter_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
-    blur_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
-    hsv_aug_prob: float = field(default=0.4, metadata=limits(ge=0, le=1))
-
-
-@dataclass
-class RecConAugOptions:
-    """The wheel's ``RecConAug``: with ``prob``, append up to ``ext_data_num`` other lines side by side."""
-
-    prob: float = field(default=0.5, metadata=limits(ge=0, le=1))
-    ext_data_num: int = field(default=2, metadata=limits(ge=1))
-    #: [H, W, C] the concatenation may fill (PaddleOCR ``image_shape`` of RecConAug).
-    image_shape: list[int] = field(default_factory=lambda: [48, 320, 3], metadata=limits(gt=0))
 
 
 class PPOCRv4Pipeline:
