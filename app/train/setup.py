@@ -1,4 +1,5 @@
-"""Building the pieces the loop needs: process group, optimizer, freeze stages, mixed precision.
+"""Building the pieces the loop needs: process group, optimizer, freeze stages (mixed precision:
+:mod:`app.train.amp`).
 
 ``Dist`` and ``init_dist`` live in :mod:`app.train.dist` and are re-exported here.
 """
@@ -10,7 +11,7 @@ import logging
 
 import paddle
 
-from app.config.schema import FreezeStage, OptimConfig, TrainConfig
+from app.config.schema import FreezeStage, OptimConfig
 from app.errors import ConfigError
 from app.train.dist import Dist, init_dist
 
@@ -22,7 +23,6 @@ __all__ = [
     "check_freeze",
     "apply_freeze",
     "trainable_names",
-    "amp_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,13 +125,3 @@ def apply_freeze(
             unfrozen.append(name)
         param.stop_gradient = frozen
     return unfrozen
-
-
-def amp_settings(cfg: TrainConfig) -> str | None:
-    """The AMP dtype to use ("float16"/"bfloat16") or None. AMP runs only on GPU."""
-    on_gpu = paddle.is_compiled_with_cuda() and paddle.device.get_device().startswith("gpu")
-    if cfg.amp == "off" or not on_gpu:
-        if cfg.amp in ("fp16", "bf16") and not on_gpu:
-            log.warning("train.amp=%s ignored: mixed precision needs a GPU", cfg.amp)
-        return None
-    return "bfloat16" if cfg.amp == "bf16" else "float16"

@@ -30,12 +30,12 @@ from app.schedule import build_schedule, plain_state
 from app.store import open_store
 from app.tasks.base import build_task
 from app.train import dist as dist_sync
-from app.train import peers, rng
+from app.train import amp, peers, rng
 from app.train.data import DataStream, steps_per_epoch
 from app.train.loop import Session
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
-from app.train.setup import amp_settings, build_optimizer, check_freeze, init_dist
+from app.train.setup import build_optimizer, check_freeze, init_dist
 from app.train.state import load_optimizer, model_arrays, optimizer_arrays
 from app.train.warmstart import load_weights, warm_lr_lint
 
@@ -170,8 +170,7 @@ def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_chan
             s.lr.set_state_dict(st["scheduler"])
         rng.restore(st["rng"])
         s.stream.restore(st["data"])
-        if s.scaler is not None and st.get("amp_scaler"):
-            s.scaler.load_state_dict(st["amp_scaler"])
+        amp.restore_scaler(s.scaler, st.get("amp_scaler"), source)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:  # the schema passed, this run disagrees
         raise CheckpointError(
             f"{source}/{TRAINER_STATE} cannot be restored into this run: {exc!r}",
@@ -292,7 +291,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     )
     check_freeze(cfg.freeze, net, built.total_steps)
     lr = _with_freeze_factors(cfg, built.scheduler)
-    amp_dtype = amp_settings(cfg.train)
+    precision = amp.plan_for(cfg.train.amp)
     s = Session(
         cfg=cfg, task=task, net=net,
         model=dist_sync.data_parallel(net, dist),
@@ -302,8 +301,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
             visualdl=cfg.train.visualdl,
         ),  # rank > 0 logs to <run.dir>/rank<N>/log.jsonl
         stop=stop, dist=dist,
-        amp_dtype=amp_dtype,
-        scaler=paddle.amp.GradScaler(init_loss_scaling=2.0**15) if amp_dtype == "float16" else None,
+        amp_dtype=precision.dtype, scaler=amp.make_scaler(precision),
         build_snapshot=snapshot, mgr_uri=uri,
     )  # fmt: skip
     _carry_init_source(s, kind, loaded, source)
