@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 class Case:
     name: str  # the task kind
     config: str  # relative to ROOT
-    steps: tuple[int, int]  # total optimizer steps (full, quick)
+    #: total optimizer steps (full, quick): enough that a SIGTERM sent at a tenth of them lands mid-run
+    steps: tuple[int, int]
     prepare: Callable[[Path, bool], dict[str, object]]  # (data dir, quick) -> task-specific overrides
 
     def total_steps(self, quick: bool) -> int:
@@ -71,10 +72,10 @@ def _nlp(data: Path, quick: bool) -> dict[str, object]:
 
 
 CASES: dict[str, Case] = {
-    "digits": Case("digits", "configs/demo.yaml", (200, 8), _digits),
+    "digits": Case("digits", "configs/demo.yaml", (400, 200), _digits),
     "ocr_rec": Case("ocr_rec", "configs/ocr_rec_small.yaml", (200, 6), _ocr),
     "detection": Case("detection", "configs/det_picodet_s.yaml", (100, 4), _detection),
-    "nlp_seq_cls": Case("nlp_seq_cls", "configs/nlp_seq_cls.yaml", (200, 8), _nlp),
+    "nlp_seq_cls": Case("nlp_seq_cls", "configs/nlp_seq_cls.yaml", (200, 60), _nlp),
 }
 
 

@@ -94,7 +94,7 @@ def _stop_at(runner: Runner, proc: subprocess.Popen, run_dir: Path, step: int) -
                 return proc.wait(timeout=runner.timeout)
             except subprocess.TimeoutExpired:
                 break
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.kill()
     proc.wait()
     return -9
@@ -147,13 +147,14 @@ def resume_trial(runner: Runner, case: Case, amp: str, work: Path, data: Path, q
     full, cut = work / f"{case.name}-{amp}-full", work / f"{case.name}-{amp}-cut"
     over_full = case_overrides(case, full, data, amp, quick)
     over_cut = case_overrides(case, cut, data, amp, quick)
-    stop_step = max(1, case.total_steps(quick) // 2)
+    total = case.total_steps(quick)
+    stop_step = max(1, total // 10)  # early: the signal is handled some steps after the log shows this one
     rc_full = runner.run(case, over_full, full)
     rc_stop = _stop_at(runner, runner.start(case, over_cut, cut), cut, stop_step)
     rc_resume = runner.run(case, over_cut, cut) if rc_stop == 143 else None
     preempted, resumed = _events(cut, "preempted"), _events(cut, "resume")
     out: dict[str, Any] = {
-        "task": case.name, "amp": amp, "total_steps": case.total_steps(quick), "signal_after_step": stop_step,
+        "task": case.name, "amp": amp, "total_steps": total, "signal_after_step": stop_step,
         "exit_codes": {"uninterrupted": rc_full, "sigterm": rc_stop, "resume": rc_resume},
         "stopped_at": preempted[-1]["step"] if preempted else None,
         "resumed_at": resumed[-1]["step"] if resumed else None,
@@ -161,8 +162,10 @@ def resume_trial(runner: Runner, case: Case, amp: str, work: Path, data: Path, q
     }  # fmt: skip
     out["ok"] = (
         rc_full == 0 and rc_stop == 143 and rc_resume == 0 and out["losses_finite"]
-        and out["stopped_at"] is not None and out["stopped_at"] == out["resumed_at"]
+        and out["stopped_at"] is not None and out["stopped_at"] == out["resumed_at"] and out["stopped_at"] < total
     )  # fmt: skip
+    if out["stopped_at"] == total:
+        out["problem"] = "the SIGTERM landed after the last step: nothing was resumed (raise the case's steps)"
     if rc_full == 0 and rc_resume == 0:
         a, b = _final(case, over_full, full), _final(case, over_cut, cut)
         out["compare"] = compare_tensors(a.tensors, b.tensors)
