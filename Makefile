@@ -91,3 +91,28 @@ ocr-fonts:
 
 ocr-bench: install
 	$(PY) bench/ocr_warm_vs_cold.py
+
+# --- gpu ---
+# The GPU acceptance run (docs/gpu.md): each task kind with AMP (fp16, bf16 from compute capability 8.0)
+# through train -> SIGTERM -> resume vs an uninterrupted run, the checkpoint stall, loop throughput and
+# data wait, nvidia-smi and Paddle's CUDA/cuDNN facts -> $(GPU_CHECK_OUT)/report.{json,md}. Not part of
+# `make test`. With nvidia-smi and docker on the host it runs in the image ($(IMAGE), its Paddle);
+# otherwise with this checkout's Python, which on a machine without a GPU (or with .venv's CPU Paddle)
+# prints one line saying so and exits 0. GPU_CHECK_PYTHON=/path/to/python (a venv with paddlepaddle-gpu)
+# skips the install; GPU_CHECK_ARGS="--device cpu --quick" is the CPU test mode.
+.PHONY: gpu-check gpu-check-image gpu-check-local
+GPU_CHECK_OUT    ?= runs/gpu-check
+GPU_CHECK_ARGS   ?=
+GPU_CHECK_PYTHON ?=
+
+gpu-check:
+	@if command -v nvidia-smi >/dev/null 2>&1 && command -v docker >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory gpu-check-image; else $(MAKE) --no-print-directory gpu-check-local; fi
+
+gpu-check-image:
+	mkdir -p $(GPU_CHECK_OUT)
+	docker run --rm --gpus all --user "$$(id -u):$$(id -g)" -e HOME=/out/.home \
+	  -v "$(abspath $(GPU_CHECK_OUT)):/out" --entrypoint python $(IMAGE) -m app.gpucheck --out /out $(GPU_CHECK_ARGS)
+
+gpu-check-local: $(if $(GPU_CHECK_PYTHON),,install)
+	$(or $(GPU_CHECK_PYTHON),$(PY)) -m app.gpucheck --out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)

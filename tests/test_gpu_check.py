@@ -23,7 +23,14 @@ from app.gpucheck.report import markdown
 from app.gpucheck.standin import cpu_grad_scaler, simulated_gpu
 from app.store import open_store
 from app.train import amp
-from tests.train_helpers import ROOT, assert_same_tensors, clean_env, run_inprocess, tiny_overrides, train_losses
+from tests.train_helpers import (
+    ROOT,
+    assert_same_tensors,
+    clean_env,
+    run_inprocess,
+    tiny_overrides,
+    train_losses,
+)
 
 FIX = ROOT / "tests" / "fixtures" / "nvidia_smi"
 CPU = amp.Device("cpu")
@@ -44,12 +51,16 @@ AMPERE, AMPERE_CUDA10 = amp.Device("gpu", (8, 0), "11.8"), amp.Device("gpu", (8,
         ("bf16", AMPERE, "bfloat16", False),
     ],
 )  # fmt: skip
-def test_train_amp_resolves_per_device(setting: str, device: amp.Device, dtype: str | None, fell_back: bool) -> None:
+def test_train_amp_resolves_per_device(
+    setting: str, device: amp.Device, dtype: str | None, fell_back: bool
+) -> None:
     plan = amp.resolve(setting, device)
     assert (plan.dtype, plan.fell_back, plan.loss_scaling) == (dtype, fell_back, dtype == "float16")
 
 
-def test_explicit_amp_on_this_cpu_falls_back_to_float32_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_explicit_amp_on_this_cpu_falls_back_to_float32_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.INFO, logger="app.train.amp"):
         plans = {s: amp.plan_for(s) for s in ("auto", "fp16", "bf16")}
     assert {s: p.dtype for s, p in plans.items()} == {"auto": None, "fp16": None, "bf16": None}
@@ -100,7 +111,9 @@ def test_bf16_autocast_branch_trains_checkpoints_and_resumes_exactly(
     assert rc == 0 and session.amp_dtype == "bfloat16" and session.scaler is None
     assert set(dtypes) == {"bfloat16"} and len(dtypes) >= 2 * 6  # every micro-step ran under the autocast
     losses = train_losses(full / "log.jsonl")
-    assert sorted(losses) == list(range(1, len(losses) + 1)) and all(math.isfinite(v) for v in losses.values())
+    assert sorted(losses) == list(range(1, len(losses) + 1)) and all(
+        math.isfinite(v) for v in losses.values()
+    )
     a, b = _latest(config, make(full, data), full), _latest(config, make(cut, data), cut)
     assert a.state["amp_scaler"] is None and b.state["step"] == a.state["step"]
     for group in a.tensors:
@@ -179,7 +192,9 @@ def test_query_csv_units_dropped_numbers_as_numbers() -> None:
 
 def _fake_smi(tmp_path: Path, banner: str, query: str, rejects_compute_cap: bool) -> str:
     script = tmp_path / "nvidia-smi"
-    reject = f'  *compute_cap*) cat "{FIX / "t4x2_query_error.txt"}"; exit 2;;\n' if rejects_compute_cap else ""
+    reject = (
+        f'  *compute_cap*) cat "{FIX / "t4x2_query_error.txt"}"; exit 2;;\n' if rejects_compute_cap else ""
+    )
     script.write_text(
         f'#!/bin/sh\ncase "$*" in\n{reject}  *--query-gpu*) cat "{FIX / query}";;\n  *) cat "{FIX / banner}";;\nesac\n'
     )
@@ -192,13 +207,20 @@ def test_run_smi_asks_an_old_driver_again_without_compute_cap(tmp_path: Path) ->
     assert out.error is None and out.query == (FIX / "t4x2_query.csv").read_text()
     summary = smi.summary(out)
     assert (summary["driver_version"], summary["cuda_version_driver"]) == ("470.182.03", "11.4")
-    assert [g["memory_used_mib"] for g in summary["gpus"]] == [0, 1337] and "compute_cap" not in summary["gpus"][0]
+    assert [g["memory_used_mib"] for g in summary["gpus"]] == [0, 1337] and "compute_cap" not in summary[
+        "gpus"
+    ][0]
 
 
 def test_run_smi_missing_is_recorded_not_raised() -> None:
     out = smi.run_smi("no-such-nvidia-smi")
     assert (out.banner, out.query) == (None, None) and out.error.startswith("no-such-nvidia-smi not found")
-    assert smi.summary(out) == {"driver_version": None, "cuda_version_driver": None, "gpus": [], "error": out.error}
+    assert smi.summary(out) == {
+        "driver_version": None,
+        "cuda_version_driver": None,
+        "gpus": [],
+        "error": out.error,
+    }
 
 
 def test_markdown_of_a_gpu_report_names_gpu_driver_cuda_and_paddle(tmp_path: Path) -> None:
@@ -247,7 +269,9 @@ def test_every_case_config_loads_full_and_quick(tmp_path: Path) -> None:
             over = case_overrides(case, tmp_path / "run", tmp_path / f"data{quick}", "fp16", quick)
             cfg = load_config(ROOT / case.config, over, env={})
             assert (cfg.task.kind, cfg.train.amp, cfg.schedule.total_steps) == (
-                case.name, "fp16", case.total_steps(quick)
+                case.name,
+                "fp16",
+                case.total_steps(quick),
             )
             assert cfg.checkpoint.every_steps is None or cfg.checkpoint.every_steps > cfg.schedule.total_steps
 
@@ -256,7 +280,9 @@ def test_cpu_test_mode_runs_the_whole_check_and_writes_the_report(tmp_path: Path
     out = tmp_path / "gpu-check"
     proc = _check("--device", "cpu", "--quick", "--tasks", "digits", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.splitlines()[-1] == f"gpu-check: ok: report {out / 'report.json'} and {out / 'report.md'}"
+    assert (
+        proc.stdout.splitlines()[-1] == f"gpu-check: ok: report {out / 'report.json'} and {out / 'report.md'}"
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == {"device": "cpu", "quick": True, "simulated_gpu": "8.0", "tasks": ["digits"],
                               "amp": ["fp16", "bf16"]}  # fmt: skip

@@ -119,7 +119,9 @@ class TrainConfig:
     batch_size: int = field(default=32, metadata=limits(gt=0))
     #: Micro-batches per optimizer step. Schedule steps count optimizer steps.
     grad_accum_steps: int = field(default=1, metadata=limits(gt=0))
-    #: Mixed precision: "auto" = fp16 on GPU, off on CPU.
+    #: Mixed precision (Paddle O1 autocast): "auto" = fp16 on a GPU of compute capability >= 7.0, else off;
+    #: fp16 (with loss scaling, saved in checkpoints) or bf16 (capability >= 8.0) where the device runs
+    #: them, else float32 with a warning (docs/gpu.md).
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     #: Evaluate every this many optimizer steps (and always at the end); null = only at the end.
     eval_every_steps: int | None = field(default=None, metadata=limits(gt=0))

@@ -12,7 +12,15 @@ from pathlib import Path
 
 __all__ = ["Case", "CASES", "ROOT", "case_overrides"]
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _root() -> Path:
+    """The folder holding ``configs/``: the checkout, or the working directory (the image's /app, where
+    ``app`` may be imported from site-packages)."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "configs").is_dir() else Path.cwd()
+
+
+ROOT = _root()
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,15 @@ CASES: dict[str, Case] = {
 }
 
 
-def case_overrides(case: Case, run_dir: Path, data: Path, amp: str, quick: bool, **extra: object) -> list[str]:
+def case_overrides(
+    case: Case, run_dir: Path, data: Path, amp: str, quick: bool, **extra: object
+) -> list[str]:
     """``--set`` items of one run: the case's data and size, ``train.amp``, one log line per step, no
     interval checkpoints (the stop's own checkpoint is the one a resume starts from), evaluation at the end."""
     total = case.total_steps(quick)
-    steps = {"training_args.max_steps": total} if case.name.startswith("nlp") else {"schedule.total_steps": total}
+    steps = (
+        {"training_args.max_steps": total} if case.name.startswith("nlp") else {"schedule.total_steps": total}
+    )
     base: dict[str, object] = {
         "run.dir": run_dir, "checkpoint.uri": run_dir / "ckpt", "train.amp": amp, **steps,
         "train.log_every_steps": 1, "train.progress_bar": "off", "train.eval_every_steps": None,

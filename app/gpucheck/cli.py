@@ -35,7 +35,9 @@ SIMULATED_CAPABILITY = "8.0"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app.gpucheck", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("runs/gpu-check"), help="report folder (default %(default)s)")
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/gpu-check"), help="report folder (default %(default)s)"
+    )
     p.add_argument("--device", choices=["gpu", "cpu"], default="gpu",
                    help="gpu (default); cpu = test mode, the CPU standing in for a GPU")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes (the CPU test mode uses them)")
@@ -58,7 +60,9 @@ def _tasks(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [t for t in names if t not in CASES]
     if unknown:
-        raise SystemExit(f"gpu-check: unknown task kind(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+        raise SystemExit(
+            f"gpu-check: unknown task kind(s) {', '.join(unknown)}; choose from {', '.join(CASES)}"
+        )
     return names
 
 
@@ -126,7 +130,13 @@ def run_check(ns: argparse.Namespace) -> dict[str, Any]:
     return {
         "schema": 1,
         "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "mode": {"device": ns.device, "quick": ns.quick, "simulated_gpu": simulate, "tasks": tasks, "amp": modes},
+        "mode": {
+            "device": ns.device,
+            "quick": ns.quick,
+            "simulated_gpu": simulate,
+            "tasks": tasks,
+            "amp": modes,
+        },
         "host": sysinfo.host_facts(),
         "paddle": sysinfo.paddle_facts(ns.device),
         "nvidia_smi": {"raw": {"banner": raw.banner, "query": raw.query}, "parsed": smi.summary(raw)},

@@ -71,7 +71,13 @@ def _measure_rows(report: dict[str, Any]) -> list[str]:
 
 def markdown(report: dict[str, Any]) -> str:
     verdict = "all resume checks passed" if report["ok"] else "**some checks failed** (see report.json)"
-    lines = [f"# warmstart gpu-check — {verdict}", "", f"Created {report['created']}.", "", *_env_lines(report)]
+    lines = [
+        f"# warmstart gpu-check — {verdict}",
+        "",
+        f"Created {report['created']}.",
+        "",
+        *_env_lines(report),
+    ]
     lines += ["", "## Train → SIGTERM → resume vs uninterrupted", "", *_resume_rows(report)]
     lines += ["", "## Measurements (medians of alternating repetitions; ratios ours / anchor)", "",
               *_measure_rows(report), ""]  # fmt: skip

@@ -58,7 +58,9 @@ class Runner:
         out = (run_dir / "stdout.log").open("ab")
         err = (run_dir / "stderr.log").open("ab")
         try:
-            return subprocess.Popen(self.cmd(case, overrides), cwd=ROOT, env=self.env(), stdout=out, stderr=err)
+            return subprocess.Popen(
+                self.cmd(case, overrides), cwd=ROOT, env=self.env(), stdout=out, stderr=err
+            )
         finally:
             out.close()
             err.close()
@@ -113,7 +115,9 @@ def _final(case: Case, overrides: list[str], run_dir: Path) -> Any:
         mgr.close()
 
 
-def compare_tensors(a: dict[str, dict[str, np.ndarray]], b: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+def compare_tensors(
+    a: dict[str, dict[str, np.ndarray]], b: dict[str, dict[str, np.ndarray]]
+) -> dict[str, Any]:
     """Per group: tensors, how many are bit-identical, the largest absolute difference (float64)."""
     out: dict[str, Any] = {}
     for group in sorted(set(a) | set(b)):
@@ -165,7 +169,9 @@ def resume_trial(runner: Runner, case: Case, amp: str, work: Path, data: Path, q
         and out["stopped_at"] is not None and out["stopped_at"] == out["resumed_at"] and out["stopped_at"] < total
     )  # fmt: skip
     if out["stopped_at"] == total:
-        out["problem"] = "the SIGTERM landed after the last step: nothing was resumed (raise the case's steps)"
+        out["problem"] = (
+            "the SIGTERM landed after the last step: nothing was resumed (raise the case's steps)"
+        )
     if rc_full == 0 and rc_resume == 0:
         a, b = _final(case, over_full, full), _final(case, over_cut, cut)
         out["compare"] = compare_tensors(a.tensors, b.tensors)

@@ -129,7 +129,10 @@ def parse_query(text: str) -> list[dict[str, Any]]:
     for row in rows[1:]:
         if len(row) != len(header):
             continue
-        gpu = {_RENAME.get(k, k.replace(".", "_")): _value(v, unit) for (k, unit), v in zip(header, row)}
+        gpu = {
+            _RENAME.get(k, k.replace(".", "_")): _value(v, unit)
+            for (k, unit), v in zip(header, row, strict=True)
+        }
         if gpu.get("compute_cap") is not None:
             gpu["compute_cap"] = str(gpu["compute_cap"])
         out.append(gpu)
@@ -141,9 +144,8 @@ def summary(smi: SmiOutput) -> dict[str, Any]:
     banner = parse_banner(smi.banner) if smi.banner else {}
     gpus = parse_query(smi.query) if smi.query else []
     out: dict[str, Any] = {
-        "driver_version": banner.get("driver_version") or next(
-            (g.get("driver_version") for g in gpus if g.get("driver_version")), None
-        ),
+        "driver_version": banner.get("driver_version")
+        or next((g.get("driver_version") for g in gpus if g.get("driver_version")), None),
         "cuda_version_driver": banner.get("cuda_version"),
         "gpus": gpus or banner.get("gpus", []),
     }

@@ -46,10 +46,16 @@ def gpu_visible() -> tuple[bool, str]:
     import paddle
 
     if not paddle.is_compiled_with_cuda():
-        return False, f"this Paddle ({paddle.__version__}) is a CPU build (paddle.is_compiled_with_cuda() is False)"
+        return (
+            False,
+            f"this Paddle ({paddle.__version__}) is a CPU build (paddle.is_compiled_with_cuda() is False)",
+        )
     count = _call(paddle.device.cuda.device_count)
     if not isinstance(count, int) or count < 1:
-        return False, f"Paddle is built with CUDA {paddle.version.cuda()} but sees no GPU (device_count {count})"
+        return (
+            False,
+            f"Paddle is built with CUDA {paddle.version.cuda()} but sees no GPU (device_count {count})",
+        )
     return True, ""
 
 

@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "Device", "AmpPlan", "probe_device", "resolve", "plan_for", "make_scaler", "restore_scaler", "INIT_LOSS_SCALING",
+    "Device",
+    "AmpPlan",
+    "probe_device",
+    "resolve",
+    "plan_for",
+    "make_scaler",
+    "restore_scaler",
+    "INIT_LOSS_SCALING",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +146,8 @@ def restore_scaler(scaler: Any, saved: dict[str, Any] | None, source: str) -> No
     if scaler is not None and saved:
         scaler.load_state_dict(saved)
     elif saved:
-        log.warning("%s was trained with fp16 loss scaling; this run is not fp16, its scale is dropped", source)
+        log.warning(
+            "%s was trained with fp16 loss scaling; this run is not fp16, its scale is dropped", source
+        )
     elif scaler is not None:
         log.info("%s holds no fp16 loss-scaler state: loss scaling starts at its initial scale", source)

@@ -29,8 +29,8 @@ from app.redact import redact_text
 from app.schedule import build_schedule, plain_state
 from app.store import open_store
 from app.tasks.base import build_task
-from app.train import dist as dist_sync
 from app.train import amp, peers, rng
+from app.train import dist as dist_sync
 from app.train.data import DataStream, steps_per_epoch
 from app.train.loop import Session
 from app.train.preempt import StopRequest
