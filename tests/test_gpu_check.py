@@ -263,6 +263,25 @@ def test_without_a_gpu_it_says_so_in_one_line_and_exits_0(tmp_path: Path) -> Non
     assert not (tmp_path / "report").exists()
 
 
+def test_a_cuda_build_that_sees_no_device_is_no_gpu_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.gpucheck import cli, sysinfo
+
+    monkeypatch.setattr(paddle, "is_compiled_with_cuda", lambda: True)
+    monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(paddle.version, "cuda", lambda: "11.8")
+    assert sysinfo.gpu_visible() == (False, "Paddle is built with CUDA 11.8 but sees no GPU (device_count 0)")
+    assert cli.main(["--out", "/nonexistent/never-written"]) == 0
+
+
+def test_bad_arguments_exit_2_naming_the_option() -> None:
+    proc = _check("--tasks", "digits,segmentation")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "python -m app.gpucheck: error: argument --tasks: unknown task kind(s) segmentation; "
+        "choose from digits, ocr_rec, detection, nlp_seq_cls"
+    )
+
+
 def test_every_case_config_loads_full_and_quick(tmp_path: Path) -> None:
     for case in CASES.values():
         for quick in (True, False):

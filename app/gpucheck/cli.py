@@ -7,7 +7,8 @@ bf16 from 8.0 with CUDA >= 11), train -> SIGTERM -> resume against an uninterrup
 in ``--out``. Without a GPU it prints one line and exits 0. ``--device cpu`` is the test mode: the same
 run on the CPU standing in for a GPU of compute capability 8.0 (:mod:`app.gpucheck.standin`).
 
-Exit codes: 0 = report written and every resume check held (or no GPU); 1 = report written, a check failed.
+Exit codes: 0 = report written and every resume check held (or no GPU); 1 = report written, a check
+failed; 2 = bad arguments.
 """
 
 from __future__ import annotations
@@ -41,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["gpu", "cpu"], default="gpu",
                    help="gpu (default); cpu = test mode, the CPU standing in for a GPU")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes (the CPU test mode uses them)")
-    p.add_argument("--tasks", default=",".join(CASES), help="comma-separated task kinds (default: all)")
-    p.add_argument("--amp", default=None, help="comma-separated AMP modes (default: what the device runs)")
+    p.add_argument(
+        "--tasks", type=_tasks, default=list(CASES), help="comma-separated task kinds (default: all)"
+    )
+    p.add_argument(
+        "--amp", type=_modes, default=None, help="comma-separated AMP modes (default: what the device runs)"
+    )
     p.add_argument("--reps", type=int, default=None, help="alternating repetitions per measurement")
     p.add_argument("--no-measure", action="store_true", help="only the resume checks")
     return p
@@ -59,11 +64,18 @@ def amp_modes(device: Any) -> list[str]:
 def _tasks(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [t for t in names if t not in CASES]
-    if unknown:
-        raise SystemExit(
-            f"gpu-check: unknown task kind(s) {', '.join(unknown)}; choose from {', '.join(CASES)}"
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown task kind(s) {', '.join(unknown)}; choose from {', '.join(CASES)}"
         )
     return names
+
+
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes or any(m not in ("off", "auto", "fp16", "bf16") for m in modes):
+        raise argparse.ArgumentTypeError("use a comma-separated list of fp16, bf16, auto, off")
+    return modes
 
 
 def _device_for(ns: argparse.Namespace) -> tuple[Any, str | None]:
@@ -114,9 +126,9 @@ def _notes(simulate: str | None) -> list[str]:
 
 
 def run_check(ns: argparse.Namespace) -> dict[str, Any]:
-    tasks = _tasks(ns.tasks)
+    tasks = ns.tasks
     device, simulate = _device_for(ns)
-    modes = [m.strip() for m in ns.amp.split(",")] if ns.amp else amp_modes(device)
+    modes = ns.amp or amp_modes(device)
     raw = smi.run_smi() if ns.device == "gpu" else smi.SmiOutput(error="not run (--device cpu)")
     runner = Runner(ns.device, simulate, scaler_incr_every=2 if simulate else 1000,
                     timeout=600.0 if ns.quick else 3600.0)  # fmt: skip

@@ -147,7 +147,8 @@ def _bare(s: Any, steps: int) -> None:
     for _ in range(steps):
         epoch, indices = s.stream.next_batch()
         batch = task.to_batch(task.train_arrays(indices, epoch))
-        with paddle.amp.auto_cast(enable=s.amp_dtype is not None, dtype=s.amp_dtype or "float16"):
+        cast = paddle.amp.auto_cast(dtype=s.amp_dtype) if s.amp_dtype else contextlib.nullcontext()
+        with cast:  # as the loop does; Paddle's auto_cast(enable=False) would still set a global dtype
             loss = task.loss(s.net, batch)
         if s.scaler is not None:
             s.scaler.scale(loss).backward()
