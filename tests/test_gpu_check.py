@@ -144,6 +144,20 @@ def test_fp16_loss_scale_is_checkpointed_and_restored_so_resume_stays_exact(tmp_
     assert_same_tensors(a.tensors["model"], b.tensors["model"])
 
 
+def test_restoring_the_scaler_across_a_precision_change_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    saved = _scaler_state(2.0**16, 2)
+    scaler = cpu_grad_scaler(incr_every_n_steps=3)
+    with caplog.at_level(logging.INFO, logger="app.train.amp"):
+        amp.restore_scaler(scaler, saved, "ck/step-5")
+        amp.restore_scaler(None, saved, "ck/step-5")
+        amp.restore_scaler(scaler, None, "ck/step-7")
+    assert scaler.state_dict()["scale"].tolist() == [2.0**16]  # restored by the first call, kept by the last
+    assert [r.getMessage() for r in caplog.records] == [
+        "ck/step-5 was trained with fp16 loss scaling; this run is not fp16, its scale is dropped",
+        "ck/step-7 holds no fp16 loss-scaler state: loss scaling starts at its initial scale",
+    ]
+
+
 def test_cpu_stand_in_scaler_skips_a_non_finite_step_and_halves_the_scale() -> None:
     paddle.seed(0)
     net = paddle.nn.Linear(4, 2)
