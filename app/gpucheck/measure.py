@@ -19,7 +19,7 @@ import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +35,36 @@ def _sync() -> None:
         paddle.device.cuda.synchronize()
 
 
-def session_tensors(s: Any) -> list[paddle.Tensor]:
-    """The device tensors a checkpoint copies: the model's state and the optimizer's accumulators."""
-    accumulators = [t for per in s.optimizer._accumulators.values() for t in per.values()]
-    return [*s.net.state_dict().values(), *accumulators]
+def session_tensors(s: Any) -> dict[str, paddle.Tensor]:
+    """The device tensors a checkpoint copies, by name: the model's state and the optimizer's accumulators."""
+    out = {f"model/{k}": v for k, v in s.net.state_dict().items()}
+    for acc, per_param in s.optimizer._accumulators.items():
+        out.update({f"optimizer/{name}/{acc}": t for name, t in per_param.items()})
+    return out
 
 
-def copy_baseline(tensors: list[paddle.Tensor]) -> float:
-    """Seconds for a bare device->host copy of ``tensors`` into fresh host arrays.
+#: What :func:`copy_baseline` copies into (the report says it next to the figure; change both together).
+ANCHOR = "Tensor.numpy() into fresh host arrays (not yet pinned buffers reused across saves)"
 
-    The one place the anchor of the stall figure is computed: when the reusable pinned-buffer snapshot
-    lands in app/checkpoint, switch this call to it so the figure compares against the same copy.
+
+def copy_baseline() -> Callable[[Mapping[str, paddle.Tensor]], float]:
+    """The anchor of the stall figure: a function timing a bare device->host copy of a named state (seconds).
+
+    The one place to switch when the reusable pinned-buffer snapshot lands in app/checkpoint (the saves
+    branch's ``app.checkpoint.hostbuf``): ``buffers = HostBuffers(default_allocator())`` once, then
+    ``return lambda state: snapshot_into(buffers, state)``, so the anchor is a copy into pinned host
+    buffers reused across saves. Until then: ``Tensor.numpy()`` into fresh host arrays.
     """
-    _sync()
-    started = time.perf_counter()
-    copies = [t.numpy() for t in tensors]
-    took = time.perf_counter() - started
-    del copies
-    return took
+
+    def copy(state: Mapping[str, paddle.Tensor]) -> float:
+        _sync()
+        started = time.perf_counter()
+        copies = [t.numpy() for t in state.values()]
+        took = time.perf_counter() - started
+        del copies
+        return took
+
+    return copy
 
 
 def _open(case: Case, run_dir: Path, data: Path, amp: str, quick: bool, **extra: object) -> Any:
@@ -76,15 +88,15 @@ def _stall(case: Case, work: Path, data: Path, amp: str, quick: bool, reps: int)
     stalls, copies = [], []
     try:
         train_step(s)
-        tensors = session_tensors(s)
-        nbytes = sum(int(t.numel()) * t.element_size() for t in tensors)
+        tensors, anchor = session_tensors(s), copy_baseline()
+        nbytes = sum(int(t.numel()) * t.element_size() for t in tensors.values())
         for rep in range(reps):
             for side in ("save", "copy") if rep % 2 == 0 else ("copy", "save"):
                 train_step(s)
                 s.mgr.flush()
                 gc.collect()
                 if side == "copy":
-                    copies.append(copy_baseline(tensors))
+                    copies.append(anchor(tensors))
                     continue
                 _sync()
                 started = time.perf_counter()
@@ -93,7 +105,11 @@ def _stall(case: Case, work: Path, data: Path, amp: str, quick: bool, reps: int)
         s.mgr.flush()
     finally:
         _close(s)
-    return {"state_mb": round(nbytes / 2**20, 2), **_ratio(stalls, copies, "stall_s", "copy_s")}
+    return {
+        "state_mb": round(nbytes / 2**20, 2),
+        "anchor": ANCHOR,
+        **_ratio(stalls, copies, "stall_s", "copy_s"),
+    }
 
 
 class _TimedSource:
