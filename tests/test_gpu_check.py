@@ -144,6 +144,25 @@ def test_fp16_loss_scale_is_checkpointed_and_restored_so_resume_stays_exact(tmp_
     assert_same_tensors(a.tensors["model"], b.tensors["model"])
 
 
+def test_a_skipped_fp16_step_is_logged_not_printed_between_the_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scale of 2**127 doubled after one finite step overflows: every later step is skipped and Paddle
+    prints so; that print must not land on stdout, whose lines are the JSON log."""
+    make = TRAINERS["digits"][1]
+    over = {"train.amp": "fp16", "schedule.total_steps": 4, "schedule.warmup.steps": 1}
+    with simulated_gpu((7, 5), incr_every_n_steps=1, init_loss_scaling=2.0**127):
+        with caplog.at_level(logging.WARNING, "app.train.amp"):
+            rc, session = run_inprocess(make(tmp_path, None, **over))
+    assert rc == 0 and session.scaler.state_dict()["scale"].tolist() == [math.inf]
+    kinds = [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert kinds.count("train") == 4
+    assert [r.getMessage() for r in caplog.records if r.name == "app.train.amp"] == [
+        f"fp16 loss scaling at step {step}: Found inf or nan, current scale is: inf, decrease to: inf*0.5"
+        for step in (2, 3, 4)
+    ]
+
+
 def test_restoring_the_scaler_across_a_precision_change_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     saved = _scaler_state(2.0**16, 2)
     scaler = cpu_grad_scaler(incr_every_n_steps=3)

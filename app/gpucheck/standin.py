@@ -35,28 +35,33 @@ class _CudaPlace:
         return False
 
 
-def cpu_grad_scaler(incr_every_n_steps: int = 1000) -> Any:
+def cpu_grad_scaler(incr_every_n_steps: int = 1000, init_loss_scaling: float = amp.INIT_LOSS_SCALING) -> Any:
     """Paddle's ``GradScaler`` (initial scale :data:`app.train.amp.INIT_LOSS_SCALING`), enabled on a CPU."""
     import paddle.amp.grad_scaler as gs
 
     real = gs._dygraph_tracer
     gs._dygraph_tracer = lambda: types.SimpleNamespace(_expected_place=_CudaPlace())
     try:
-        return gs.GradScaler(init_loss_scaling=amp.INIT_LOSS_SCALING, incr_every_n_steps=incr_every_n_steps)
+        return gs.GradScaler(init_loss_scaling=init_loss_scaling, incr_every_n_steps=incr_every_n_steps)
     finally:
         gs._dygraph_tracer = real
 
 
 @contextmanager
 def simulated_gpu(
-    capability: tuple[int, int] = (8, 0), cuda: str = "11.8", incr_every_n_steps: int = 1000
+    capability: tuple[int, int] = (8, 0),
+    cuda: str = "11.8",
+    incr_every_n_steps: int = 1000,
+    init_loss_scaling: float = amp.INIT_LOSS_SCALING,
 ) -> Iterator[amp.Device]:
     """While active, :mod:`app.train.amp` sees a GPU of ``capability`` and fp16 gets a CPU-enabled scaler
     (``incr_every_n_steps`` small makes the loss scale move within a short test run)."""
     device = amp.Device("gpu", capability, cuda)
     saved = amp.probe_device, amp.make_scaler
     amp.probe_device = lambda: device
-    amp.make_scaler = lambda plan: cpu_grad_scaler(incr_every_n_steps) if plan.loss_scaling else None
+    amp.make_scaler = (
+        lambda plan: cpu_grad_scaler(incr_every_n_steps, init_loss_scaling) if plan.loss_scaling else None
+    )
     try:
         yield device
     finally:

@@ -25,6 +25,8 @@ restored on resume, so the scale and its step counters continue exactly. bf16 ne
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -151,3 +153,13 @@ def restore_scaler(scaler: Any, saved: dict[str, Any] | None, source: str) -> No
         )
     elif scaler is not None:
         log.info("%s holds no fp16 loss-scaler state: loss scaling starts at its initial scale", source)
+
+
+def update_scaler(scaler: Any, step: int) -> None:  # step: as log.jsonl counts it (1 = the first)
+    """``scaler.update()``, with what Paddle ``print``s on a skipped step (``Found inf or nan, current scale
+    is: ...``) sent to the log instead of stdout, where it would land between the JSON log lines."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        scaler.update()
+    if printed.getvalue().strip():
+        log.warning("fp16 loss scaling at step %d: %s", step, " ".join(printed.getvalue().split()))

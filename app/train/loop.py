@@ -19,7 +19,7 @@ from app.config.schema import Config
 from app.errors import Preempted, PreemptedBeforeStart, TaskError
 from app.schedule import BuiltSchedule
 from app.tasks.base import Task
-from app.train import dist, peers, rng
+from app.train import amp, dist, peers, rng
 from app.train.batches import BatchSource, InProcess, open_batches
 from app.train.data import DataStream
 from app.train.lossmeter import LossWindow, NonFinite
@@ -115,9 +115,9 @@ def train_step(s: Session) -> paddle.Tensor:
         log.info("unfroze %d parameter tensors at step %d: %s", len(unfrozen), s.step, ", ".join(unfrozen))
         s.runlog.event(s.step, "unfreeze", parameters=unfrozen)
     losses = [_micro_step(s, accum) for _ in range(accum)]
-    if s.scaler is not None:
+    if s.scaler is not None:  # fp16: a step with non-finite gradients is skipped and the scale halved
         s.scaler.step(s.optimizer)
-        s.scaler.update()
+        amp.update_scaler(s.scaler, s.step + 1)
     else:
         s.optimizer.step()
     s.optimizer.clear_grad()
