@@ -140,3 +140,22 @@ def test_sar_loss_by_hand() -> None:
     expected = -logp[np.arange(len(target))[keep], target[keep]].mean()
     got = float(sar_loss(paddle.to_tensor(logits), paddle.to_tensor(sar), classes))
     assert abs(got - expected) < 1e-5
+
+
+def test_sar_labels_from_the_wheels_multilabelencode_fit_the_model(tmp_path: Path) -> None:
+    from app.tasks.ocr.arch.labels import MultiLabels
+
+    dict_path = tmp_path / "abc.txt"
+    dict_path.write_text("a\nb\nc\n")
+    labels = MultiLabels(dict_path, 6, False, gtc="sar")
+    ctc_classes = len(labels.character)  # blank + 3
+    cfg = SvtrMv1eConfig(ctc_classes=ctc_classes)
+    assert labels({"label": "abc"})["label"].tolist() == [1, 2, 3, 0, 0, 0]
+    sar = labels.gtc(["abc", "b"])
+    # <BOS/EOS> = the CTC class count (4), <PAD> = the last SAR class (5): the embedding's padding row and
+    # the index SARLoss ignores.
+    assert sar.tolist() == [[4, 0, 1, 2, 4, 5], [4, 1, 4, 5, 5, 5]]
+    assert cfg.sar_classes - 1 == 5
+    ctc, expected, _ = _labels(ctc_classes, [[0, 1, 2], [1]], max_len=6)
+    assert np.array_equal(sar, expected)
+    assert labels({"label": "abcab"}) is None  # max_text_length - 1 characters or more: dropped
