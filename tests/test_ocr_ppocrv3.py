@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
+import yaml
 
 from app.checkpoint.pdparams import read_pdparams
 from app.errors import AppError
@@ -159,3 +160,72 @@ def test_sar_labels_from_the_wheels_multilabelencode_fit_the_model(tmp_path: Pat
     ctc, expected, _ = _labels(ctc_classes, [[0, 1, 2], [1]], max_len=6)
     assert np.array_equal(sar, expected)
     assert labels({"label": "abcab"}) is None  # max_text_length - 1 characters or more: dropped
+
+
+V3_BLOCKS = yaml.safe_load(
+    """
+Architecture:
+  model_type: rec
+  algorithm: SVTR_LCNet
+  Transform:
+  Backbone: {name: MobileNetV1Enhance, scale: 0.5, last_conv_stride: [1, 2], last_pool_type: avg,
+             last_pool_kernel_size: [2, 2]}
+  Head:
+    name: MultiHead
+    head_list:
+      - CTCHead:
+          Neck: {name: svtr, dims: 64, depth: 2, hidden_dims: 120, use_guide: True}
+          Head: {fc_decay: 0.00001}
+      - SARHead: {enc_dim: 512, max_text_length: 25}
+Loss:
+  name: MultiLoss
+  loss_config_list:
+    - CTCLoss:
+    - SARLoss:
+"""
+)
+
+
+def test_translator_reads_the_ppocrv3_blocks_into_the_architectures_config(monkeypatch) -> None:
+    """``ch_PP-OCRv3_rec.yml``'s Architecture/Loss (key names and values of PaddleOCR release 2.8, written
+    here) -> ``model.svtr_mv1e`` keys that build the model of the fact file. Until the task takes
+    ``svtr_mv1e`` the block is refused with the one-line message naming what is supported."""
+    from app.errors import ConfigError
+    from app.tasks.ocr import translate_arch
+
+    with pytest.raises(ConfigError) as info:
+        translate_arch.architecture(V3_BLOCKS["Architecture"])
+    assert str(info.value).startswith("Architecture: 'SVTR_LCNet with MobileNetV1Enhance + MultiHead' is not")
+    monkeypatch.setattr(translate_arch, "_v3_trainable", lambda: True)
+    algorithm, items = translate_arch.architecture(V3_BLOCKS["Architecture"])
+    assert algorithm == translate_arch.V3
+    values = {key.rsplit(".", 1)[1]: value for key, value, _ in items if ".svtr_mv1e." in key}
+    assert ("task.options.model.algorithm", "svtr_mv1e", "Architecture.algorithm") in items
+    assert values == {
+        "scale": 0.5,
+        "last_conv_stride": [1, 2],
+        "last_pool_type": "avg",
+        "last_pool_kernel_size": [2, 2],
+        "dims": 64,
+        "depth": 2,
+        "hidden_dims": 120,
+        "kernel_size": [3, 3],
+        "use_guide": True,
+        "fc_decay": 1e-5,
+        "enc_dim": 512,
+    }
+    assert translate_arch.loss(V3_BLOCKS["Loss"], algorithm) == []
+    weighted = {**V3_BLOCKS["Loss"], "weight_1": 1.0, "weight_2": 0.2}
+    assert translate_arch.loss(weighted, algorithm) == [
+        ("task.options.model.svtr_mv1e.weight_ctc", 1.0, "Loss.weight_1"),
+        ("task.options.model.svtr_mv1e.weight_sar", 0.2, "Loss.weight_2"),
+    ]
+    with pytest.raises(ConfigError):  # the PP-OCRv4 loss does not fit the PP-OCRv3 architecture
+        translate_arch.loss(
+            {"name": "MultiLoss", "loss_config_list": [{"CTCLoss": None}, {"NRTRLoss": None}]}, algorithm
+        )
+    tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    with paddle.utils.unique_name.guard():
+        model = SvtrMv1eRecognizer(SvtrMv1eConfig(ctc_classes=97, **tuples))
+    facts = json.loads(FACTS.read_text())["shapes"]
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == facts
