@@ -8,6 +8,7 @@ hand."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,69 @@ def test_translator_reads_the_ppocrv3_blocks_into_the_architectures_config(monke
         model = SvtrMv1eRecognizer(SvtrMv1eConfig(ctc_classes=97, **tuples))
     facts = json.loads(FACTS.read_text())["shapes"]
     assert {k: list(v.shape) for k, v in model.state_dict().items()} == facts
+
+
+NUMERICS = ROOT / "tests" / "fixtures" / "ppocrv3_rec_numerics.json"
+
+
+def _seeded_model() -> SvtrMv1eRecognizer:
+    """PP-OCRv3 (11 CTC classes) with every tensor drawn by name from a fixed numpy seed (an LSTM weight
+    listed under two names gets one draw)."""
+    model = _model(11)
+    rng = np.random.default_rng(2027)
+    state, drawn = {}, {}
+    for name, value in sorted(model.state_dict().items()):
+        key = getattr(value, "name", name)
+        if key in drawn:
+            state[name] = drawn[key]
+            continue
+        shape = value.shape
+        if name.endswith("_variance"):
+            a = rng.uniform(0.5, 1.5, shape)
+        elif name.endswith("_mean") or name.endswith("bias"):
+            a = rng.normal(0, 0.05, shape)
+        elif len(shape) == 1:
+            a = rng.uniform(0.5, 1.2, shape)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
+            a = rng.normal(0, (20.0 if "ctc_head" in name else 1.0) / np.sqrt(fan_in), shape)
+        state[name] = drawn[key] = a.astype("float32")
+    model.set_state_dict(state)
+    return model
+
+
+def numerics() -> dict[str, object]:
+    """Eval probabilities, training-mode outputs (paddle.seed 13; with valid ratios) and the losses."""
+    model = _seeded_model()
+    x = paddle.to_tensor(np.random.default_rng(8).uniform(-1, 1, (2, 3, 48, 160)).astype("float32"))
+    model.eval()
+    probs = model(x).numpy()
+    ctc, sar, lengths = (paddle.to_tensor(a) for a in _labels(11, [[1, 2, 2], [7]]))
+    model.train()
+    paddle.seed(13)
+    out = model(x, sar, paddle.to_tensor([1.0, 0.6]))
+    losses = multi_loss_sar(out, ctc, sar, lengths, model.cfg)
+    return {
+        "eval_probs": probs.round(7).tolist(),
+        "train_ctc_logits": out["ctc"].numpy().round(6).tolist(),
+        "train_sar_logits": out["sar"].numpy().round(6).tolist(),
+        "losses": {k: round(float(v), 6) for k, v in losses.items()},
+    }
+
+
+def test_outputs_match_the_saved_fixture() -> None:
+    """Regression guard; the fixture was written by this model and reproduced by a reconstruction of
+    PaddleOCR 2.8's modules with the same weights (docs/ocr.md)."""
+    saved, got = json.loads(NUMERICS.read_text()), numerics()
+    for key in ("eval_probs", "train_ctc_logits", "train_sar_logits"):
+        np.testing.assert_allclose(
+            np.array(got[key]), np.array(saved[key]), rtol=1e-4, atol=2e-5, err_msg=key
+        )
+    for key, value in saved["losses"].items():
+        assert abs(got["losses"][key] - value) <= 1e-4 * abs(value), key
+    assert np.array(saved["eval_probs"]).shape == (2, 20, 11) and np.array(saved["eval_probs"]).max() > 0.3
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    NUMERICS.write_text(json.dumps(numerics()) + "\n")
+    print(f"wrote {NUMERICS}")
