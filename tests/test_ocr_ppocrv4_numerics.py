@@ -183,6 +183,24 @@ def test_constants_too_small_for_the_fixture_to_see() -> None:
     assert gtc.positional_encoding.dropout.p == 0.1 and gtc.decoder[0].mlp.drop.p == 0.1
     assert {gtc.decoder[0].dropout1.p, gtc.decoder[0].dropout2.p, gtc.decoder[0].dropout3.p} == {0.1}
     assert gtc.decoder[0].self_attn.scale == 32**-0.5 and gtc.embedding.embedding._padding_idx == 0
+    # Parameter attributes (PaddleOCR's): learning-rate multipliers and own regularizers.
+    params = dict(model.named_parameters())
+
+    def reg(name: str) -> float | None:
+        r = params[name].regularizer
+        return None if r is None else r._coeff
+
+    lrs = {k: p.optimize_attr["learning_rate"] for k, p in params.items()}
+    assert {k for k, v in lrs.items() if v != 1.0} == {k for k in params if ".lab." in k}
+    assert {lrs[k] for k in params if ".lab." in k} == {0.1}
+    assert reg("head.ctc_head.fc.weight") == reg("head.ctc_head.fc.bias") == 1e-5
+    assert reg("backbone.conv1.bn.weight") == reg("backbone.blocks2.0.dw_conv.conv_kxk.0.bn.bias") == 0.0
+    assert reg("backbone.blocks2.0.dw_conv.identity.weight") is None  # the global L2 applies
+    own = {k for k in params if reg(k) is not None}
+    assert own == {k for k in params if ".bn." in k and not k.endswith(("_mean", "_variance"))} | {
+        "head.ctc_head.fc.weight",
+        "head.ctc_head.fc.bias",
+    }
     # Eval pooling: avg_pool2d kernel [3, 2] = stride, so 48 px -> H/16 = 3 rows -> 1, W/4 -> W/8 columns.
     model.eval()
     feats = model.backbone(paddle.ones([1, 3, 48, 64]))
@@ -254,6 +272,64 @@ def numerics() -> dict[str, object]:
         "train_nrtr_logits": out["nrtr"].numpy().round(6).tolist(),
         "losses": {k: round(float(v), 6) for k, v in losses.items()},
     }
+
+
+def _three_steps(make_optimizer) -> dict[str, np.ndarray]:  # noqa: ANN001
+    model, data = _seeded_model(), _inputs()
+    model.train()
+    optimizer = make_optimizer(model)
+    x = paddle.to_tensor(data["images"])
+    labels = [paddle.to_tensor(data[k]) for k in ("ctc", "nrtr", "lengths")]
+    for step in range(3):
+        paddle.seed(100 + step)
+        multi_loss(model(x, labels[1], labels[2]), *labels, model.cfg)["loss"].backward()
+        optimizer.step()
+        optimizer.clear_grad()
+    return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+def test_training_steps_equal_paddleocrs_optimizer_build() -> None:
+    """ch_PP-OCRv4_rec.yml's Optimizer (Adam, L2 regularizer; a large factor) through Warmstart's
+    translator and optimizer equals what PaddleOCR's optimizer builder makes, ``paddle.optimizer.Adam(
+    weight_decay=L2Decay(F), parameters=<trainable>)``, bit for bit over 3 steps of the whole model: the
+    per-parameter regularizers (BatchNorm L2Decay(0), the CTC classifier's fc_decay) win over the global
+    L2, the affine scalars train at 0.1 x the LR, and BatchNorm statistics move alike."""
+    from app.config.schema import OptimConfig
+    from app.config.typed import from_data
+    from app.tasks.ocr.translate import translate
+    from app.train.setup import build_optimizer
+
+    factor = 0.05
+    block = {
+        "name": "Adam",
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "regularizer": {"name": "L2", "factor": factor},
+        "lr": {"name": "Const", "learning_rate": 0.01},
+    }
+    task = {"kind": "ocr_rec", "options": {"data_dir": "d", "builtin_dict": "en_dict.txt"}}
+    cfg = from_data(OptimConfig, translate({"task": task, "Optimizer": block})["optim"], "optim")
+
+    def lr() -> paddle.optimizer.lr.LRScheduler:
+        return paddle.optimizer.lr.LambdaDecay(0.01, lambda step: 1.0)
+
+    ours = _three_steps(lambda model: build_optimizer(cfg, lr(), model))
+    theirs = _three_steps(
+        lambda model: paddle.optimizer.Adam(
+            learning_rate=lr(),
+            beta1=0.9,
+            beta2=0.999,
+            epsilon=1e-8,
+            weight_decay=paddle.regularizer.L2Decay(factor),
+            parameters=[p for p in model.parameters() if p.trainable],
+        )
+    )
+    assert sorted(ours) == sorted(theirs)
+    for name, value in ours.items():
+        np.testing.assert_array_equal(value, theirs[name], err_msg=name)
+    start = _seeded_model().state_dict()
+    moved = {k: float(np.abs(ours[k] - start[k].numpy()).max()) for k in ("head.ctc_head.fc.weight",)}
+    assert moved["head.ctc_head.fc.weight"] > 1e-3
 
 
 def test_outputs_match_the_saved_fixture() -> None:
