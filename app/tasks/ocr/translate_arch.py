@@ -6,6 +6,10 @@ Supported (anything else is one ConfigError line naming these):
 * ``algorithm: SVTR_LCNet`` with ``Backbone: PPLCNetV3`` and ``Head: MultiHead`` (a ``CTCHead`` with an
   ``svtr`` neck and an ``NRTRHead``) -> ``model.algorithm: svtr_lcnet`` and ``model.svtr_lcnet.*``
   (PP-OCRv4 mobile recognition); ``Loss: MultiLoss`` of ``CTCLoss`` + ``NRTRLoss``.
+* ``algorithm: SVTR_LCNet`` with ``Backbone: MobileNetV1Enhance`` and ``Head: MultiHead`` (``CTCHead`` with
+  an ``svtr`` neck and a ``SARHead``; PP-OCRv3) -> ``model.algorithm: svtr_mv1e`` and ``model.svtr_mv1e.*``;
+  ``Loss: MultiLoss`` of ``CTCLoss`` + ``SARLoss``. Only once ``task.options.model`` has ``svtr_mv1e`` (the
+  architecture is in :mod:`app.tasks.ocr.arch.model_v3`; the task wiring is not): until then it is refused.
 * ``algorithm: CRNN`` with a ``SequenceEncoder`` neck (``rnn`` -> ``bilstm``, ``hidden_size``) and a
   ``CTCHead`` -> our CRNN-class recognizer; ``Loss: CTCLoss``. Its ``Backbone`` block is not rebuilt:
   the recipe's backbone is Warmstart's PP-LCNet-style convs (``model.width``), and a warning says so.
@@ -29,10 +33,13 @@ log = logging.getLogger(__name__)
 
 Item = tuple[str, Any, str]
 M = "task.options.model"
+#: PP-OCRv3's algorithm is SVTR_LCNet too; the backbone tells them apart (this name is ours).
+V3 = "SVTR_LCNet (MobileNetV1Enhance)"
 
 #: PaddleOCR ``Architecture.algorithm`` -> what it needs (for the one-line refusal).
 ALGORITHMS = {
     "SVTR_LCNet": "Backbone PPLCNetV3 + Head MultiHead [CTCHead (Neck svtr), NRTRHead], Loss MultiLoss",
+    V3: "Backbone MobileNetV1Enhance + Head MultiHead [CTCHead (Neck svtr), SARHead], Loss MultiLoss",
     "CRNN": "Neck SequenceEncoder (encoder_type rnn) + Head CTCHead, Loss CTCLoss",
 }
 #: ``svtr`` neck key -> our ``model.svtr_lcnet`` key, with PaddleOCR's defaults when a key is absent.
@@ -49,7 +56,8 @@ _METRICS = {"acc": "word_accuracy", "norm_edit_dis": "norm_edit_dis"}
 
 
 def _supported() -> str:
-    return "; ".join(f"{name}: {need}" for name, need in ALGORITHMS.items())
+    shown = {k: v for k, v in ALGORITHMS.items() if k != V3 or _v3_trainable()}
+    return "; ".join(f"{name}: {need}" for name, need in shown.items())
 
 
 def _refuse(where: str, got: Any) -> ConfigError:
@@ -80,8 +88,8 @@ def _only(section: dict[str, Any], known: tuple[str, ...], where: str) -> None:
             )
 
 
-def _heads(head: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(CTCHead settings, NRTRHead settings) of a MultiHead's ``head_list``."""
+def _heads(head: dict[str, Any], guide: str = "NRTRHead") -> tuple[dict[str, Any], dict[str, Any]]:
+    """(CTCHead settings, guidance head settings) of a MultiHead's ``head_list``."""
     found: dict[str, dict[str, Any]] = {}
     for i, entry in enumerate(head.get("head_list") or []):
         if not isinstance(entry, dict) or len(entry) != 1:
@@ -90,9 +98,58 @@ def _heads(head: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             )
         ((name, settings),) = entry.items()
         found[name] = mapping(settings, f"Architecture.Head.head_list[{i}].{name}")
-    if set(found) != {"CTCHead", "NRTRHead"}:
+    if set(found) != {"CTCHead", guide}:
         raise _refuse("Architecture.Head.head_list", sorted(found))
-    return found["CTCHead"], found["NRTRHead"]
+    return found["CTCHead"], found[guide]
+
+
+def _ctc_branch(ctc: dict[str, Any], params: dict[str, Any]) -> None:
+    """The ``CTCHead`` entry's svtr ``Neck`` and ``Head`` settings into ``params``."""
+    neck = mapping(ctc.get("Neck"), "Architecture.Head.head_list.CTCHead.Neck")
+    if _name(neck, "Neck") != "svtr":
+        raise _refuse("Architecture.Head.head_list.CTCHead.Neck", _name(neck, "Neck"))
+    _only(neck, ("name", *SVTR_NECK), "Architecture.Head.head_list.CTCHead.Neck")
+    ctc_head = mapping(ctc.get("Head"), "Architecture.Head.head_list.CTCHead.Head")
+    _only(ctc_head, ("fc_decay",), "Architecture.Head.head_list.CTCHead.Head")
+    for key, (ours, default) in SVTR_NECK.items():
+        params[ours] = neck.get(key, default)
+    params["fc_decay"] = float(ctc_head.get("fc_decay", 0.0004))
+
+
+#: MobileNetV1Enhance keys -> (our ``model.svtr_mv1e`` key, PaddleOCR's default).
+MV1E_BACKBONE = {
+    "scale": ("scale", 0.5),
+    "last_conv_stride": ("last_conv_stride", 1),
+    "last_pool_type": ("last_pool_type", "max"),
+    "last_pool_kernel_size": ("last_pool_kernel_size", [3, 2]),
+}
+
+
+def _v3_trainable() -> bool:
+    from app.tasks.ocr.options import ModelOptions
+
+    return "svtr_mv1e" in getattr(ModelOptions, "__dataclass_fields__", {})
+
+
+def _svtr_mv1e(arch: dict[str, Any]) -> list[Item]:
+    """PP-OCRv3: MobileNetV1Enhance + MultiHead [CTCHead (svtr), SARHead]."""
+    backbone = mapping(arch.get("Backbone"), "Architecture.Backbone")
+    head = mapping(arch.get("Head"), "Architecture.Head")
+    if _name(head, "Head") != "MultiHead":
+        raise _refuse("Architecture", f"SVTR_LCNet with MobileNetV1Enhance + {_name(head, 'Head')}")
+    _only(backbone, ("name", *MV1E_BACKBONE), "Architecture.Backbone")
+    ctc, sar = _heads(head, guide="SARHead")
+    _only(sar, ("enc_dim", "max_text_length"), "Architecture.Head.head_list.SARHead")
+    params: dict[str, Any] = {
+        ours: backbone.get(key, default) for key, (ours, default) in MV1E_BACKBONE.items()
+    }
+    if not isinstance(params["last_conv_stride"], list):
+        params["last_conv_stride"] = [params["last_conv_stride"]] * 2
+    _ctc_branch(ctc, params)
+    params["enc_dim"] = int(sar.get("enc_dim", 512))
+    return [(f"{M}.algorithm", "svtr_mv1e", "Architecture.algorithm")] + [
+        (f"{M}.svtr_mv1e.{key}", value, "Architecture") for key, value in params.items()
+    ]
 
 
 def _svtr_lcnet(arch: dict[str, Any]) -> list[Item]:
@@ -104,12 +161,6 @@ def _svtr_lcnet(arch: dict[str, Any]) -> list[Item]:
         )
     _only(backbone, ("name", "scale"), "Architecture.Backbone")
     ctc, nrtr = _heads(head)
-    neck = mapping(ctc.get("Neck"), "Architecture.Head.head_list.CTCHead.Neck")
-    if _name(neck, "Neck") != "svtr":
-        raise _refuse("Architecture.Head.head_list.CTCHead.Neck", _name(neck, "Neck"))
-    _only(neck, ("name", *SVTR_NECK), "Architecture.Head.head_list.CTCHead.Neck")
-    ctc_head = mapping(ctc.get("Head"), "Architecture.Head.head_list.CTCHead.Head")
-    _only(ctc_head, ("fc_decay",), "Architecture.Head.head_list.CTCHead.Head")
     _only(nrtr, ("nrtr_dim", "max_text_length", "num_decoder_layers"), "Architecture.Head.head_list.NRTRHead")
     if int(nrtr.get("num_decoder_layers", NRTR_LAYERS)) != NRTR_LAYERS:
         raise _refuse("Architecture.Head.head_list.NRTRHead.num_decoder_layers", nrtr["num_decoder_layers"])
@@ -120,9 +171,7 @@ def _svtr_lcnet(arch: dict[str, Any]) -> list[Item]:
             nrtr["max_text_length"],
         )
     params: dict[str, Any] = {"scale": float(backbone.get("scale", 1.0))}
-    for key, (ours, default) in SVTR_NECK.items():
-        params[ours] = neck.get(key, default)
-    params["fc_decay"] = float(ctc_head.get("fc_decay", 0.0004))
+    _ctc_branch(ctc, params)
     params["nrtr_dim"] = int(nrtr.get("nrtr_dim", 256))  # MultiHead's default for an NRTRHead
     where = "Architecture.Head"
     return [(f"{M}.algorithm", "svtr_lcnet", "Architecture.algorithm")] + [
@@ -161,6 +210,16 @@ def architecture(section: Any) -> tuple[str, list[Item]]:
             f"Architecture.Transform: not supported (got {arch['Transform']!r}); leave it empty"
         )
     algorithm = arch.get("algorithm")
+    backbone = _name(mapping(arch.get("Backbone"), "Architecture.Backbone"), "Backbone")
+    if algorithm == "SVTR_LCNet" and backbone == "MobileNetV1Enhance":
+        if (
+            not _v3_trainable()
+        ):  # PP-OCRv3's architecture exists (arch/model_v3.py); the task does not take it yet
+            raise _refuse(
+                "Architecture",
+                f"SVTR_LCNet with {backbone} + {_name(mapping(arch.get('Head'), 'Architecture.Head'), 'Head')}",
+            )
+        return V3, _svtr_mv1e(arch)
     if algorithm == "SVTR_LCNet":
         return algorithm, _svtr_lcnet(arch)
     if algorithm == "CRNN":
@@ -184,15 +243,20 @@ def _loss_names(section: dict[str, Any]) -> list[str]:
     return ["MultiLoss", *names]
 
 
-#: MultiLoss weight keys -> our ``model.svtr_lcnet`` keys.
+#: MultiLoss weight keys -> our ``model.svtr_lcnet`` keys (``model.svtr_mv1e``: weight_2 is weight_sar).
 LOSS_WEIGHTS = {"weight_1": "weight_ctc", "weight_2": "weight_nrtr"}
+LOSS_WEIGHTS_V3 = {"weight_1": "weight_ctc", "weight_2": "weight_sar"}
 
 
 def loss(section: Any, algorithm: str | None) -> list[Item]:
     """Check a ``Loss`` block against the algorithm (our loss is fixed by it); MultiLoss weights map."""
     data = mapping(section, "Loss")
     names = _loss_names(data)
-    want = {"SVTR_LCNet": ["MultiLoss", "CTCLoss", "NRTRLoss"], "CRNN": ["CTCLoss"]}
+    want = {
+        "SVTR_LCNet": ["MultiLoss", "CTCLoss", "NRTRLoss"],
+        V3: ["MultiLoss", "CTCLoss", "SARLoss"],
+        "CRNN": ["CTCLoss"],
+    }
     expected = want.get(algorithm or "CRNN", [])
     weights = LOSS_WEIGHTS if data.get("name") == "MultiLoss" else {}
     extra = [k for k in data if k not in ("name", "loss_config_list", *weights)]
@@ -204,9 +268,12 @@ def loss(section: Any, algorithm: str | None) -> list[Item]:
             f"Architecture.algorithm {algorithm or 'CRNN (the default)'}, which trains with {expected} "
             f"(supported: {_supported()})"
         )
+    if not weights:
+        return []
+    section, names_map = ("svtr_mv1e", LOSS_WEIGHTS_V3) if algorithm == V3 else ("svtr_lcnet", LOSS_WEIGHTS)
     return [
-        (f"{M}.svtr_lcnet.{ours}", float(data[key]), f"Loss.{key}")
-        for key, ours in weights.items()
+        (f"{M}.{section}.{ours}", float(data[key]), f"Loss.{key}")
+        for key, ours in names_map.items()
         if key in data
     ]
 
