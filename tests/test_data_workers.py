@@ -164,6 +164,25 @@ def test_batches_cross_in_shared_memory_as_read_only_views_left_alone_while_held
     assert memfd_users(os.getpid()) == []
 
 
+def test_a_batch_whose_slot_cannot_grow_goes_over_the_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def no_memory(fd: int, offset: int, length: int) -> None:  # inherited by the forked workers
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_memory)
+    reference = InProcess(Growing(), DataStream(20, 4, 5))
+    pool = WorkerPool(Growing(), DataStream(20, 4, 5), workers=2, prefetch=1, timeout=120)
+    try:
+        assert pool.transport == "shm"
+        for _ in range(7):
+            want, got = reference.next(), pool.next()
+            assert got["i"] == want["i"] and np.array_equal(got["x"], want["x"])
+            assert isinstance(owner(got["x"]), bytes)  # received over the pipe
+    finally:
+        pool.close()
+
+
 def test_digits_weights_are_bit_identical_for_any_worker_count(tmp_path: Path) -> None:
     runs = {w: digits(tmp_path / f"w{w}", w, **{"train.prefetch": 3}) for w in COUNTS}
     for over in runs.values():
