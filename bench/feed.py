@@ -37,7 +37,7 @@ from app.config import load_config
 from app.train.batches import InProcess, WorkerPool
 from app.train.data import DataStream
 from bench.common import ROOT, interleave, load_average, ratio_figure, summarize
-from bench.feed_task import FeedTask
+from bench.feed_task import FeedTask, children_cpu
 from bench.feed_transport import transport_suite
 from bench.inprocess import train_in_process
 
@@ -52,7 +52,7 @@ class FeedSizes:
     options: dict = field(default_factory=dict)  # task.options of bench_feed
     batch: int = 8
     steps: int = 24
-    reps: int = 3
+    reps: int = 5
     counts: list[int] = field(default_factory=lambda: [0, 1, 2])
     identical_counts: list[int] = field(default_factory=lambda: [4])  # extra runs for the parameter check
     transport_batches: list[int] = field(default_factory=lambda: [8, 64])
@@ -99,12 +99,14 @@ def _step_seconds(stamps: list[float]) -> float:
 
 
 class Runs:
-    """The measurements of one suite; each method returns seconds per batch or per step."""
+    """The measurements of one suite; each method returns seconds per batch or per step and records the CPU
+    seconds per batch or step of the trainer and of the workers in ``cpu[side]``."""
 
     def __init__(self, work: Path, sizes: FeedSizes) -> None:
         self.work, self.sizes = work, sizes
         self.task = FeedTask(sizes.options, SEED)
         self.hashes: dict[int, list[str]] = {}
+        self.cpu: dict[str, list[tuple[float, float]]] = {}
         self.n = 0
 
     def data(self, workers: int) -> float:
@@ -114,14 +116,17 @@ class Runs:
         count = max(4, self.sizes.steps - SKIP)
         try:
             source.next()  # the pool's first batch includes the fork and start-up
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), (time.process_time(), children_cpu())
             for _ in range(count):
                 source.next()
-            return (time.perf_counter() - started) / count
+            seconds = (time.perf_counter() - started) / count
+            used = (time.process_time() - cpu[0], children_cpu() - cpu[1])
         finally:
             source.close()
+        self.cpu.setdefault(f"data{workers}", []).append((used[0] / count, used[1] / count))
+        return seconds
 
-    def loop(self, workers: int, preload: bool = False) -> float:
+    def loop(self, workers: int, preload: bool = False, side: str = "") -> float:
         self.n += 1
         run = self.work / f"run-{self.n}"
         rc, session = train_in_process(
@@ -130,20 +135,40 @@ class Runs:
         assert rc == 0, f"bench run {run} ended with {rc}"
         if not preload:
             self.hashes.setdefault(workers, []).append(params_sha256(session.net))
+        cpu, steps = session.task.cpu[SKIP:], len(session.task.cpu) - SKIP - 1
+        if side:
+            used = ((cpu[-1][0] - cpu[0][0]) / steps, (cpu[-1][1] - cpu[0][1]) / steps)
+            self.cpu.setdefault(side, []).append(used)
         return _step_seconds(session.task.stamps)
 
 
-def _per_n(counts: list[int], times: dict[str, list[float]], loads: list[float]) -> dict:
+def _cpu(runs: Runs, side: str) -> dict:
+    return {
+        "trainer": summarize([c[0] for c in runs.cpu[side]]),
+        "workers": summarize([c[1] for c in runs.cpu[side]]),
+    }
+
+
+def _per_n(runs: Runs, counts: list[int], times: dict[str, list[float]], loads: list[float]) -> dict:
     compute, out = times["compute"], {}
+    compute_cpu = [c[0] for c in runs.cpu["compute"]]
     for n in counts:
         data, actual = times[f"data{n}"], times[f"loop{n}"]
         ideal = [d + c if n == 0 else max(d, c) for d, c in zip(data, compute, strict=True)]
+        data_cpu = [sum(c) for c in runs.cpu["data0"]]  # one core's work per batch
+        loop_cpu = runs.cpu[f"loop{n}"]
+        # the CPU-time model: on an idle machine with >= n + 1 cores a side takes its CPU seconds
+        need = [t + w if n == 0 else max(t, w / n) for t, w in loop_cpu]
+        floor = [d + c if n == 0 else max(d / n, c) for d, c in zip(data_cpu, compute_cpu, strict=True)]
         out[str(n)] = {
             # steps/s: ours = the loop, anchor = the ideal; ratio = ideal seconds / actual seconds
             "vs_ideal": ratio_figure([1 / a for a in actual], [1 / i for i in ideal]),
             "data_alone_s": summarize(data),
             "step_s": summarize(actual),
             "ideal_s": summarize(ideal),
+            "cpu_per_step_s": _cpu(runs, f"loop{n}"),
+            "data_alone_cpu_s": _cpu(runs, f"data{n}"),
+            "cpu_model": ratio_figure([1 / x for x in need], [1 / f for f in floor]),
             "load_avg_1min": loads,
         }
     return out
@@ -153,8 +178,8 @@ def feed_suite(work: Path, sizes: FeedSizes) -> dict:
     """Every figure of this bench (the ``feed`` key of results.json)."""
     runs = Runs(work, sizes)
     sides = {f"data{n}": (lambda n=n: runs.data(n)) for n in sizes.counts}
-    sides["compute"] = lambda: runs.loop(0, preload=True)
-    sides.update({f"loop{n}": (lambda n=n: runs.loop(n)) for n in sizes.counts})
+    sides["compute"] = lambda: runs.loop(0, preload=True, side="compute")
+    sides.update({f"loop{n}": (lambda n=n: runs.loop(n, side=f"loop{n}")) for n in sizes.counts})
     loads = [load_average()]
     times = interleave(sizes.reps, sides)
     loads.append(load_average())
@@ -163,7 +188,7 @@ def feed_suite(work: Path, sizes: FeedSizes) -> dict:
     hashes = {str(n): sorted(set(h)) for n, h in sorted(runs.hashes.items())}
     return {
         "cpus": os.cpu_count(), "sizes": asdict(sizes), "compute_alone_s": summarize(times["compute"]),
-        "loop": _per_n(sizes.counts, times, loads), "params_sha256": hashes,
+        "loop": _per_n(runs, sizes.counts, times, loads), "compute_alone_cpu_s": _cpu(runs, "compute"), "params_sha256": hashes,
         "identical_params": int(len({h for hs in hashes.values() for h in hs}) == 1),
         "transport": transport_suite(sizes.transport_batches, sizes.transport_reps, sizes.transport_side),
         "load_avg_1min": loads + [load_average()],
@@ -180,15 +205,19 @@ def table(r: dict) -> str:
     lines = [
         f"Measured {r['_run']['started']} on {r['cpus']} CPUs, load average {r['load_avg_1min']} (1 min; start, "
         f"after the loop runs, end). Task `bench_feed`: {s['options']}, batch {s['batch']}, {s['steps']} steps, "
-        f"median of {s['reps']} alternated repetitions; compute alone {_ms(r['compute_alone_s'])} per step.",
+        f"median of {s['reps']} alternated repetitions; compute alone {_ms(r['compute_alone_s'])} per step "
+        f"({_ms(r['compute_alone_cpu_s']['trainer'])} CPU).",
         "",
-        "| data workers | data alone per batch | ideal per step | loop per step | ideal / actual (target ≥ 0.9) |",
-        "|---|---|---|---|---|",
+        "| data workers | data alone per batch | ideal per step | loop per step | ideal / actual (target ≥ 0.9) "
+        "| loop CPU per step: trainer + workers | CPU model: ideal / loop |",
+        "|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for n, e in r["loop"].items():
         ideal = "data + compute" if n == "0" else "max(data, compute)"
+        cpu = e["cpu_per_step_s"]
         lines.append(f"| {n} | {_ms(e['data_alone_s'])} | {_ms(e['ideal_s'])} ({ideal}) | {_ms(e['step_s'])} | "
-                     f"{e['vs_ideal']['ratio']['median']:.2f}× |")  # fmt: skip
+                     f"{e['vs_ideal']['ratio']['median']:.2f}× | {_ms(cpu['trainer'])} + {_ms(cpu['workers'])} | "
+                     f"{e['cpu_model']['ratio']['median']:.2f}× |")  # fmt: skip
     same = "yes" if r["identical_params"] else "**no**"
     shas = ", ".join(f"{n}: `{h[0][:16]}…`" for n, h in r["params_sha256"].items())
     lines += ["", f"Final parameters bit-identical for workers {', '.join(r['params_sha256'])}: {same} "
