@@ -142,6 +142,8 @@ def owner(a: np.ndarray) -> object:
 def test_batches_cross_in_shared_memory_as_read_only_views_left_alone_while_held() -> None:
     import mmap
 
+    import paddle
+
     reference = InProcess(Growing(), DataStream(40, 4, 3))
     shared = WorkerPool(Growing(), DataStream(40, 4, 3), workers=2, prefetch=2, timeout=120)
     piped = WorkerPool(Growing(), DataStream(40, 4, 3), workers=2, prefetch=2, timeout=120, transport="pipe")
@@ -154,13 +156,15 @@ def test_batches_cross_in_shared_memory_as_read_only_views_left_alone_while_held
                 assert np.array_equal(batch["x"], want["x"]) and batch["none"].shape == (0, 3)
             assert isinstance(owner(got["x"]), mmap.mmap) and not got["x"].flags.writeable
             if k == 10:  # while this batch is held, both workers write their next ones into other slots
-                held, copy = got["x"], got["x"].copy()
+                held, copy, tensor = got["x"], got["x"].copy(), paddle.to_tensor(got["x"])
                 assert all(w.results.poll(120) for w in shared.workers)
                 assert np.array_equal(held, copy)
     finally:
         shared.close()
         piped.close()
-    held = got = other = batch = None  # the last views kept their mappings alive; they go with them
+    # once consumed, the slot was written again: only the tensor made from the batch (a copy) kept it
+    assert not np.array_equal(held, copy) and np.array_equal(tensor.numpy(), copy)
+    held = got = other = batch = tensor = None  # the last views kept their mappings alive; they go with them
     assert memfd_users(os.getpid()) == []
 
 
