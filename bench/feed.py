@@ -9,7 +9,10 @@ and AdamW update. Per repetition, alternating the order:
 * **data alone** for N workers: a :class:`~app.train.batches.WorkerPool` (N = 0: ``train_arrays`` in this
   process) making batches with no training — seconds per batch;
 * **compute alone**: the real loop (``run_loop``) on batches decoded once up front (``preload``);
-* **the loop** with N = 0, 1, 2 workers (``train.data_workers``), seconds per optimizer step.
+* **the loop** with N = 0, 1, 2 workers (``train.data_workers``), seconds per optimizer step;
+* **the loop with the workers in their own session** (N >= 1; bench only, ``setsid`` after the fork): on
+  Linux with autogroup scheduling, a session shares one CPU share among its processes, so under load the
+  workers of the plain loop split the trainer's share; in their own session they get one of their own.
 
 ``ideal(N) = max(data alone(N), compute alone)`` for N >= 1 (for N = 0 nothing overlaps: ``data + compute``).
 Figure: ``ideal / actual`` (= actual throughput / ideal throughput). Steps are timed from the third to the
@@ -23,17 +26,20 @@ Writes only its own key (``feed``) into bench/results.json (read-modify-write) a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import bench.feed_task  # noqa: F401  (registers task.kind bench_feed)
 from app.config import load_config
+from app.train import workers as worker_procs
 from app.train.batches import InProcess, WorkerPool
 from app.train.data import DataStream
 from bench.common import ROOT, interleave, load_average, ratio_figure, summarize
@@ -98,6 +104,24 @@ def _step_seconds(stamps: list[float]) -> float:
     return (timed[-1] - timed[0]) / (len(timed) - 1)
 
 
+@contextlib.contextmanager
+def workers_in_own_session(on: bool) -> Iterator[None]:
+    """Bench only: data workers started inside call ``setsid`` right after the fork, so that Linux's
+    autogroup scheduler gives them a CPU share of their own instead of a part of the trainer's session's."""
+    original = worker_procs._die_with_parent
+
+    def and_setsid(parent: int) -> None:
+        original(parent)
+        os.setsid()
+
+    if on:
+        worker_procs._die_with_parent = and_setsid
+    try:
+        yield
+    finally:
+        worker_procs._die_with_parent = original
+
+
 class Runs:
     """The measurements of one suite; each method returns seconds per batch or per step and records the CPU
     seconds per batch or step of the trainer and of the workers in ``cpu[side]``."""
@@ -126,12 +150,13 @@ class Runs:
         self.cpu.setdefault(f"data{workers}", []).append((used[0] / count, used[1] / count))
         return seconds
 
-    def loop(self, workers: int, preload: bool = False, side: str = "") -> float:
+    def loop(self, workers: int, preload: bool = False, side: str = "", own_session: bool = False) -> float:
         self.n += 1
         run = self.work / f"run-{self.n}"
-        rc, session = train_in_process(
-            load_config(None, _overrides(run, self.sizes, workers, preload), env={})
-        )
+        with workers_in_own_session(own_session):
+            rc, session = train_in_process(
+                load_config(None, _overrides(run, self.sizes, workers, preload), env={})
+            )
         assert rc == 0, f"bench run {run} ended with {rc}"
         if not preload:
             self.hashes.setdefault(workers, []).append(params_sha256(session.net))
@@ -160,9 +185,15 @@ def _per_n(runs: Runs, counts: list[int], times: dict[str, list[float]], loads: 
         # the CPU-time model: on an idle machine with >= n + 1 cores a side takes its CPU seconds
         need = [t + w if n == 0 else max(t, w / n) for t, w in loop_cpu]
         floor = [d + c if n == 0 else max(d / n, c) for d, c in zip(data_cpu, compute_cpu, strict=True)]
+        own = (
+            {"vs_ideal_own_session": ratio_figure([1 / a for a in times[f"own{n}"]], [1 / i for i in ideal])}
+            if n
+            else {}
+        )
         out[str(n)] = {
             # steps/s: ours = the loop, anchor = the ideal; ratio = ideal seconds / actual seconds
             "vs_ideal": ratio_figure([1 / a for a in actual], [1 / i for i in ideal]),
+            **own,
             "data_alone_s": summarize(data),
             "step_s": summarize(actual),
             "ideal_s": summarize(ideal),
@@ -180,6 +211,7 @@ def feed_suite(work: Path, sizes: FeedSizes) -> dict:
     sides = {f"data{n}": (lambda n=n: runs.data(n)) for n in sizes.counts}
     sides["compute"] = lambda: runs.loop(0, preload=True, side="compute")
     sides.update({f"loop{n}": (lambda n=n: runs.loop(n, side=f"loop{n}")) for n in sizes.counts})
+    sides.update({f"own{n}": (lambda n=n: runs.loop(n, own_session=True)) for n in sizes.counts if n})
     loads = [load_average()]
     times = interleave(sizes.reps, sides)
     loads.append(load_average())
@@ -199,6 +231,15 @@ def _ms(summary: dict) -> str:
     return f"{summary['median'] * 1000:.1f} ms"
 
 
+def _own(e: dict) -> str:
+    if "vs_ideal_own_session" not in e:
+        return "—"
+    fig = e["vs_ideal_own_session"]
+    return (
+        f"{fig['ratio']['median']:.2f}× ({_ms(summarize([1 / x for x in fig['ours']['values']]))} per step)"
+    )
+
+
 def table(r: dict) -> str:
     """The markdown block between the bench:feed markers of docs/data.md."""
     s = r["sizes"]
@@ -209,15 +250,15 @@ def table(r: dict) -> str:
         f"({_ms(r['compute_alone_cpu_s']['trainer'])} CPU).",
         "",
         "| data workers | data alone per batch | ideal per step | loop per step | ideal / actual (target ≥ 0.9) "
-        "| loop CPU per step: trainer + workers | CPU model: ideal / loop |",
-        "|---|---|---|---|---|---|---|",
+        "| loop CPU per step: trainer + workers | CPU model: ideal / loop | workers in their own session: ideal / actual |",
+        "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for n, e in r["loop"].items():
         ideal = "data + compute" if n == "0" else "max(data, compute)"
         cpu = e["cpu_per_step_s"]
         lines.append(f"| {n} | {_ms(e['data_alone_s'])} | {_ms(e['ideal_s'])} ({ideal}) | {_ms(e['step_s'])} | "
                      f"{e['vs_ideal']['ratio']['median']:.2f}× | {_ms(cpu['trainer'])} + {_ms(cpu['workers'])} | "
-                     f"{e['cpu_model']['ratio']['median']:.2f}× |")  # fmt: skip
+                     f"{e['cpu_model']['ratio']['median']:.2f}× | {_own(e)} |")  # fmt: skip
     same = "yes" if r["identical_params"] else "**no**"
     shas = ", ".join(f"{n}: `{h[0][:16]}…`" for n, h in r["params_sha256"].items())
     lines += ["", f"Final parameters bit-identical for workers {', '.join(r['params_sha256'])}: {same} "
