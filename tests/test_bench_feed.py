@@ -25,10 +25,11 @@ def test_quick_feed_bench_writes_its_figures_and_equal_parameter_hashes(tmp_path
     assert results["other"] == {"kept": True} and results["feed"]["_run"]["mode"] == "quick"
     feed = results["feed"]
     assert sorted(feed["loop"]) == ["0", "1", "2"]
-    for entry in feed["loop"].values():
-        fig = entry["vs_ideal"]
-        assert fig["ratio"]["n"] == fig["ours"]["n"] == fig["anchor"]["n"] == 1
-        assert math.isfinite(fig["ratio"]["median"]) and fig["ratio"]["median"] > 0
+    for n, entry in feed["loop"].items():
+        figs = [entry["vs_ideal"], entry["cpu_model"]] + ([entry["vs_ideal_own_session"]] if n != "0" else [])
+        for fig in figs:
+            assert fig["ratio"]["n"] == fig["ours"]["n"] == fig["anchor"]["n"] == 1
+            assert math.isfinite(fig["ratio"]["median"]) and fig["ratio"]["median"] > 0
     hashes = feed["params_sha256"]
     assert sorted(hashes) == ["0", "1", "2", "4"] and all(len(h) == 1 for h in hashes.values())
     assert len({h[0] for h in hashes.values()}) == 1 and feed["identical_params"] == 1
