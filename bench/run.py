@@ -204,6 +204,11 @@ class Runner:
 
         return warmup_vs_none(self.dir("warmup"), **self.sizes.warmup)
 
+    def feed(self) -> dict:
+        from bench import feed
+
+        return feed.feed_suite(self.dir("feed"), feed.QUICK if self.sizes == QUICK else feed.FULL)
+
 
 def _committed_folder(root: Path) -> Path:
     steps = sorted(p for p in root.glob("step-*") if (p / "manifest.json").exists())
@@ -222,6 +227,7 @@ SUITES = [
     "serialize",
     "warm_vs_cold",
     "warmup",
+    "feed",
 ]
 
 

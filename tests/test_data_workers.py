@@ -1,9 +1,10 @@
 """Data worker processes (train.data_workers): the same batches and bit-identical weights for any worker
 count, exact resume with prefetched batches dropped, a failing or killed worker stops the run with one
-line (exit 5), workers never outlive the trainer (SIGTERM, kill -9), and the loop reads losses to the host
+line (exit 5), workers never outlive the trainer (SIGTERM, kill -9), batches cross in shared memory that no
+normal end, exception or signal leaves behind, and the loop reads losses to the host
 only at log steps while a non-finite loss is still never checkpointed.
 
-``make faults`` adds 4 workers and detection (tests/faults/test_fault_workers.py).
+``make faults`` adds 4 workers for ``ocr_rec`` and detection (tests/faults/test_fault_workers.py).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from app.errors import EXIT_TASK, TaskError
 from app.store import open_store
 from app.tasks.digits import DigitsTask
 from app.train import wire
-from app.train.batches import auto_workers
+from app.train.batches import InProcess, WorkerPool, auto_workers
 from app.train.data import DataStream
+from app.train.workers import MEMFD_PREFIX
 from tests.signal_helpers import start, train_cmd, trained_to, wait_until
 from tests.train_helpers import (
     ROOT,
@@ -37,7 +39,7 @@ from tests.train_helpers import (
     train_losses,
 )
 
-COUNTS = [0, 1, 2]
+COUNTS = [0, 1, 2, 4]
 
 
 def digits(run: Path, workers: int, **extra: object) -> list[str]:
@@ -63,6 +65,29 @@ def wait_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
     return [p for p in pids if alive(p)]
+
+
+def memfd_users(trainer: int) -> list[str]:
+    """``pid:fd`` / ``pid:map`` of every process that still holds a batch slot of ``trainer``'s workers."""
+    name, out = f"/memfd:{MEMFD_PREFIX}{trainer}-", []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            out += [f"{proc.name}:{fd.name}" for fd in (proc / "fd").iterdir() if name in os.readlink(fd)]
+            out += [f"{proc.name}:map" for line in (proc / "maps").read_text().splitlines() if name in line]
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return out
+
+
+def wait_memory_freed(trainer: int, timeout: float = 30.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and memfd_users(trainer):
+        time.sleep(0.05)
+    return memfd_users(trainer)
+
+
+def dev_shm() -> set[str]:
+    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 
 
 def checkpoints(run: Path, over: list[str]) -> dict[int, dict]:
@@ -99,6 +124,69 @@ def test_auto_workers_rule(cpus: int, local: int, expected: int) -> None:
     assert auto_workers(cpus, local) == expected
 
 
+class Growing:
+    """A task whose batches grow and shrink with the sample index (slots must grow), tagged by index."""
+
+    def train_arrays(self, indices: list[int], epoch: int) -> dict:
+        n = 3000 * (1 + indices[0] % 5)
+        return {"x": np.arange(n, dtype=np.float32) + 1000 * epoch + indices[0], "i": list(indices),
+                "none": np.zeros((0, 3), np.int64), "k": np.int16(indices[-1])}  # fmt: skip
+
+
+def owner(a: np.ndarray) -> object:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a.base.obj if isinstance(a.base, memoryview) else a.base
+
+
+def test_batches_cross_in_shared_memory_as_read_only_views_left_alone_while_held() -> None:
+    import mmap
+
+    import paddle
+
+    reference = InProcess(Growing(), DataStream(40, 4, 3))
+    shared = WorkerPool(Growing(), DataStream(40, 4, 3), workers=2, prefetch=2, timeout=120)
+    piped = WorkerPool(Growing(), DataStream(40, 4, 3), workers=2, prefetch=2, timeout=120, transport="pipe")
+    try:
+        assert (shared.transport, piped.transport) == ("shm", "pipe")
+        for k in range(25):  # over an epoch boundary, sizes changing every batch
+            want, got, other = reference.next(), shared.next(), piped.next()
+            for batch in (got, other):
+                assert batch["i"] == want["i"] and batch["k"] == want["k"] and batch["k"].dtype == np.int16
+                assert np.array_equal(batch["x"], want["x"]) and batch["none"].shape == (0, 3)
+            assert isinstance(owner(got["x"]), mmap.mmap) and not got["x"].flags.writeable
+            if k == 10:  # while this batch is held, both workers write their next ones into other slots
+                held, copy, tensor = got["x"], got["x"].copy(), paddle.to_tensor(got["x"])
+                assert all(w.results.poll(120) for w in shared.workers)
+                assert np.array_equal(held, copy)
+    finally:
+        shared.close()
+        piped.close()
+    # once consumed, the slot was written again: only the tensor made from the batch (a copy) kept it
+    assert not np.array_equal(held, copy) and np.array_equal(tensor.numpy(), copy)
+    held = got = other = batch = tensor = None  # the last views kept their mappings alive; they go with them
+    assert memfd_users(os.getpid()) == []
+
+
+def test_a_batch_whose_slot_cannot_grow_goes_over_the_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def no_memory(fd: int, offset: int, length: int) -> None:  # inherited by the forked workers
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_memory)
+    reference = InProcess(Growing(), DataStream(20, 4, 5))
+    pool = WorkerPool(Growing(), DataStream(20, 4, 5), workers=2, prefetch=1, timeout=120)
+    try:
+        assert pool.transport == "shm"
+        for _ in range(7):
+            want, got = reference.next(), pool.next()
+            assert got["i"] == want["i"] and np.array_equal(got["x"], want["x"])
+            assert isinstance(owner(got["x"]), bytes)  # received over the pipe
+    finally:
+        pool.close()
+
+
 def test_digits_weights_are_bit_identical_for_any_worker_count(tmp_path: Path) -> None:
     runs = {w: digits(tmp_path / f"w{w}", w, **{"train.prefetch": 3}) for w in COUNTS}
     for over in runs.values():
@@ -107,6 +195,7 @@ def test_digits_weights_are_bit_identical_for_any_worker_count(tmp_path: Path) -
     for w in COUNTS[1:]:
         assert_same_tensors(base, final_model(runs[w]))
         assert train_losses(tmp_path / f"w{w}" / "log.jsonl") == train_losses(tmp_path / "w0" / "log.jsonl")
+    assert memfd_users(os.getpid()) == []  # a normal end frees every batch slot
 
 
 def test_resume_with_workers_is_exact_and_saves_the_consumed_position(tmp_path: Path) -> None:
@@ -170,6 +259,7 @@ def test_a_raising_worker_stops_the_run_with_one_task_line(tmp_path: Path, monke
     assert not (tmp_path / "checkpoints").exists() or all(
         s < 10 for s in checkpoints(tmp_path, digits(tmp_path, 2))
     )
+    assert memfd_users(os.getpid()) == []  # so does an exception
 
 
 def test_a_killed_worker_stops_the_run_with_exit_5(tmp_path: Path, monkeypatch) -> None:
@@ -186,6 +276,8 @@ def _trainer_with_workers(tmp_path: Path) -> tuple:  # noqa: ANN202
     wait_until(proc, trained_to(tmp_path / "log.jsonl", 3), "step 3")
     workers = children(proc.pid)
     assert len(workers) == 2 and all(alive(p) for p in workers)
+    slots = memfd_users(proc.pid)  # the batch slots: 3 per worker, held by the trainer and the worker
+    assert {u.split(":")[0] for u in slots} == {str(proc.pid), *map(str, workers)}, slots
     return proc, workers
 
 
@@ -194,6 +286,7 @@ def test_sigterm_to_the_trainer_leaves_no_worker_behind(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 143, proc.stderr.read()[-2000:]
     assert wait_gone(workers) == []
+    assert wait_memory_freed(proc.pid) == []
 
 
 def test_kill_9_of_a_worker_ends_the_trainer_with_exit_5_and_one_line(tmp_path: Path) -> None:
@@ -207,13 +300,17 @@ def test_kill_9_of_a_worker_ends_the_trainer_with_exit_5_and_one_line(tmp_path: 
         rf"warmstart: task: data worker 1 \(pid {workers[1]}\) was killed by SIGKILL while", lines[0]
     )
     assert wait_gone(workers) == []
+    assert wait_memory_freed(proc.pid) == []
 
 
-def test_kill_9_of_the_trainer_takes_its_workers_down(tmp_path: Path) -> None:
+def test_kill_9_of_the_trainer_takes_its_workers_down_and_frees_the_shared_memory(tmp_path: Path) -> None:
     proc, workers = _trainer_with_workers(tmp_path)
+    shm_before = dev_shm()
     proc.kill()
     proc.wait(timeout=60)
     assert wait_gone(workers) == []
+    assert wait_memory_freed(proc.pid) == []
+    assert not [n for n in dev_shm() - shm_before if "warmstart" in n]  # nothing named, nothing left there
 
 
 def test_non_finite_loss_stops_before_any_checkpoint_holds_the_update(tmp_path: Path) -> None:

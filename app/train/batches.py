@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from app.errors import TaskError
+from app.train import shm
 from app.train.data import DataStream
 from app.train.workers import Worker, start_worker
 
@@ -81,18 +82,30 @@ def _what(epoch: int, indices: list[int]) -> str:
 
 
 class WorkerPool:
-    """``workers`` processes, ``prefetch`` batches in flight each, consumed in plan order."""
+    """``workers`` processes, ``prefetch`` batches in flight each, consumed in plan order. ``transport``:
+    ``"shm"`` (shared memory, where the system has it) or ``"pipe"`` (the arrays' bytes over the pipe)."""
 
-    def __init__(self, task: Any, stream: DataStream, workers: int, prefetch: int, timeout: float) -> None:
+    def __init__(
+        self,
+        task: Any,
+        stream: DataStream,
+        workers: int,
+        prefetch: int,
+        timeout: float,
+        transport: str = "shm",
+    ) -> None:
         self.stream, self.timeout = stream, timeout
         self._plan = stream.lookahead()
         self._pending: deque[tuple[int, list[int]]] = deque()
         self._received = 0
+        self._held: Worker | None = None  # the worker whose slot holds the batch the trainer is using
+        # a worker's batches in flight, plus the one the trainer holds while the next is asked for
+        slots = prefetch + 1 if transport == "shm" and shm.available() else 0
+        self.transport = "shm" if slots else "pipe"
         self.workers: list[Worker] = []
         try:
             for i in range(workers):
-                foreign = [c for w in self.workers for c in (w.jobs, w.results)]
-                self.workers.append(start_worker(i, task, foreign))
+                self.workers.append(start_worker(i, task, list(self.workers), slots))
             for _ in range(workers * prefetch):
                 self._send_next()
         except BaseException:
@@ -115,8 +128,11 @@ class WorkerPool:
             raise TaskError(
                 f"data workers made {_what(*planned)} but the trainer needs {_what(epoch, indices)}"
             )
+        if self._held is not None:  # the previous batch was consumed (its step is done): free its slot
+            self._held.release()
         worker = self.workers[self._received % len(self.workers)]
         arrays = worker.receive(self.timeout, _what(epoch, indices))
+        self._held = worker
         self._received += 1
         self._send_next()
         return arrays
