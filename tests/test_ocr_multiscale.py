@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.errors import ConfigError
+from app.errors import ConfigError, TaskError
 from app.tasks.ocr.multiscale import MultiScaleOptions, ds_width_of, epoch_plan, scale_batch_sizes
 from app.tasks.ocr.options import RecAugOptions, RecConAugOptions, SynthOptions
 from app.tasks.ocr.pipeline import PPOCRv4Pipeline, collate
@@ -204,3 +204,53 @@ def test_task_plan_resumes_at_the_same_batch(lines) -> None:
     b = train_batch(pipe, width, height, tuple(indices), 5, epoch)
     assert a["image"].shape == (len(indices), 3, height, width)
     assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def _task(lines, **options):  # noqa: ANN202
+    from app.tasks.ocr.task import OcrRecTask
+
+    root = lines[0][0].parents[2]
+    base = {"data_dir": str(root), "character_dict_path": str(lines[2]), "max_text_length": 8}
+    return OcrRecTask({**base, "model": {"algorithm": "svtr_lcnet"}, **options}, seed=11)
+
+
+def test_task_without_multiscale_runs_the_pipeline_at_image_shape(lines) -> None:
+    task = _task(lines, rec_aug={}, image_shape=[3, 48, 96])
+    assert task.epoch_batches(0, 1, 0) is None  # the shared stream of train.batch_size
+    a, b = task.train_arrays([3, 1], 2), task.train_arrays([3, 1], 2)
+    assert a["image"].shape == (2, 3, 48, 96) and set(a) == {
+        "image",
+        "label_ctc",
+        "label_gtc",
+        "length",
+        "valid_ratio",
+    }
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+    images, ctc, length, gtc = task.to_batch(a)
+    assert images.shape == [2, 3, 48, 96] and gtc.shape == [2, 8] and length.shape == [2]
+
+
+def test_task_ranks_step_together_and_ds_width_reads_sizes(lines, tmp_path) -> None:
+    from PIL import Image
+
+    ms = {"scales": [[64, 32], [96, 48]], "first_bs": 4, "fix_bs": False}
+    task = _task(lines, multiscale=ms)
+    plans = [task.epoch_batches(1, 2, r) for r in (0, 1)]
+    assert [tag for tag, _ in plans[0]] == [tag for tag, _ in plans[1]] and len(plans[0]) > 1
+    tag, samples = plans[0][0]
+    assert task.train_arrays(tag + samples, 1)["image"].shape == (len(samples), 3, tag[1], tag[0])
+    paths, texts, _ = lines
+    sized = tmp_path / "sized.txt"
+    rows = [
+        f"{p}\t{t}\t{Image.open(p).width}\t{Image.open(p).height}" for p, t in zip(paths, texts, strict=True)
+    ]
+    sized.write_text("\n".join(rows) + "\n")
+    wide = _task(lines, multiscale={**ms, "ds_width": True}, train_label_files=[str(sized)])
+    assert wide.train_set.texts == texts
+    ratios = [Image.open(p).width / Image.open(p).height for p in paths]
+    assert np.allclose(wide.train_set.ratios, ratios)
+    for tag, samples in wide.epoch_batches(0, 1, 0):
+        assert tag[0] == ds_width_of(float(np.mean([ratios[i] for i in samples])), tag[1], 480.0)
+    sized.write_text(f"{paths[0]}\t{texts[0]}\n")
+    with pytest.raises(TaskError, match="expected 'image_path<TAB>text<TAB>width<TAB>height'"):
+        _task(lines, multiscale={**ms, "ds_width": True}, train_label_files=[str(sized)])
