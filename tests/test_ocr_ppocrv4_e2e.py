@@ -186,8 +186,8 @@ def test_new_dictionary_warm_starts_partial_skipping_exactly_the_class_layers(
     assert {name: [c, m] for name, c, m in report["mismatched"]} == {
         "head.ctc_head.fc.weight": [[120, 97], [120, 15]],
         "head.ctc_head.fc.bias": [[97], [15]],
-        "head.gtc_head.embedding.embedding.weight": [[100, 384], [18, 384]],
-        "head.gtc_head.tgt_word_prj.weight": [[384, 100], [384, 18]],
+        "head.gtc_head.embedding.embedding.weight": [[101, 384], [19, 384]],  # NRTR classes + 1
+        "head.gtc_head.tgt_word_prj.weight": [[384, 101], [384, 19]],
     }
     assert set(report["loaded"]) == set(source) - CLASS_LAYERS
     assert report["missing"] == [] and report["unexpected"] == []
