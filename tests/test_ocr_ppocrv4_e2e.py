@@ -194,22 +194,36 @@ def test_new_dictionary_warm_starts_partial_skipping_exactly_the_class_layers(
 
 
 def test_export_reads_in_the_wheels_text_recognizer_with_our_text(runs: dict, tmp_path: Path) -> None:
-    out = tmp_path / "inference"
-    exported = subprocess.run(
-        [str(VENV_BIN / "warmstart"), "export", "-c", str(ROOT / CONFIG), "--out", str(out),
-         *[a for o in runs["straight"] for a in ("--set", o)]],
-        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT_S,
-    )  # fmt: skip
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    settings = json.loads((out / "predictor.json").read_text())
-    assert settings["rec_algorithm"] == "SVTR_LCNet" and settings["rec_image_shape"] == "3,48,320"
+    """`warmstart export` of the run, and of a PaddleOCR-format pickle (`--from`, with the pickle opt-in)
+    whose CTC classifier is random, so the texts differ per line: the wheel's TextRecognizer (SVTR_LCNet,
+    3,48,320) reads what our in-process decode reads."""
+    weights = final_model(runs["straight"], CONFIG)
+    rng = np.random.default_rng(
+        9
+    )  # 18 steps read about the same text everywhere; a random classifier does not
+    weights["head.ctc_head.fc.weight"] = rng.normal(0, 2.0, (120, 97)).astype("float32")
+    pdparams = _paddleocr_pdparams(weights, tmp_path / "random_head.pdparams")
     cfg = load_config(ROOT / CONFIG, runs["straight"], env={})
     task = build_task(cfg.task, cfg.run.seed)
-    with paddle.utils.unique_name.guard():
-        model = task.build_model()
-    model.set_state_dict({k: paddle.to_tensor(v) for k, v in final_model(runs["straight"], CONFIG).items()})
-    model.eval()
     paths = list(task.eval_set.paths) + list(task.train_set.paths[:6])
-    ours, theirs = task.recognize(model, paths), predict_files(out, paths)
-    assert [t for t, _ in theirs] == [t for t, _ in ours]
-    np.testing.assert_allclose([c for _, c in theirs], [c for _, c in ours], rtol=1e-3)
+    for name, source, tensors in (
+        ("run", [], final_model(runs["straight"], CONFIG)),
+        ("pdparams", ["--from", str(pdparams), "--set", "init.allow_pickle=true"], weights),
+    ):
+        out = tmp_path / name
+        exported = subprocess.run(
+            [str(VENV_BIN / "warmstart"), "export", "-c", str(ROOT / CONFIG), "--out", str(out), *source,
+             *[a for o in runs["straight"] for a in ("--set", o)]],
+            cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT_S,
+        )  # fmt: skip
+        assert exported.returncode == 0, exported.stderr[-3000:]
+        settings = json.loads((out / "predictor.json").read_text())
+        assert settings["rec_algorithm"] == "SVTR_LCNet" and settings["rec_image_shape"] == "3,48,320"
+        with paddle.utils.unique_name.guard():
+            model = task.build_model()
+        model.set_state_dict({k: paddle.to_tensor(v) for k, v in tensors.items()})
+        model.eval()
+        ours, theirs = task.recognize(model, paths), predict_files(out, paths)
+        assert [t for t, _ in theirs] == [t for t, _ in ours], name
+        np.testing.assert_allclose([c for _, c in theirs], [c for _, c in ours], rtol=1e-3)
+    assert len({t for t, _ in ours}) > 3
