@@ -227,3 +227,34 @@ def test_export_reads_in_the_wheels_text_recognizer_with_our_text(runs: dict, tm
         assert [t for t, _ in theirs] == [t for t, _ in ours], name
         np.testing.assert_allclose([c for _, c in theirs], [c for _, c in ours], rtol=1e-3)
     assert len({t for t, _ in ours}) > 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="both ranks train the 6 planned steps together, then the end-of-run replica check "
+    "(app.train.dist.check_replicas, which also hashes buffers) stops with exit 4: most likely the "
+    "BatchNorm running statistics, which paddle.DataParallel does not synchronise, differ between ranks "
+    "that saw different samples (reported; outside this helper's files)",
+)
+def test_two_processes_split_the_multiscale_plan_and_step_together(runs: dict, tmp_path: Path) -> None:
+    """`warmstart launch` with 2 ranks: each takes its share of every epoch's plan (12 of the 24 lines:
+    batches 4/2/2 cycled twice = 6 an epoch), both step together to the end, and their replicas agree."""
+    slow = {
+        "Global.epoch_num": 1,
+        "train.data_workers": 0,
+        "preempt.peer_timeout_seconds": 900,
+    }  # loaded CPUs
+    over = user_overrides(tmp_path / "run", runs["data"], **slow)
+    cmd = [str(VENV_BIN / "warmstart"), "launch", "--nproc-per-node", "2", "--log-dir", str(tmp_path / "logs"),
+           "--", "train", "-c", str(ROOT / CONFIG), *[a for o in over for a in ("--set", o)]]  # fmt: skip
+    done = subprocess.run(
+        cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT_S * 3
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = tmp_path / "run" / "log.jsonl"
+    steps = [r["step"] for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "train"]
+    assert steps == list(range(1, 7))
+    assert events(log, "done")[0]["params_sha256"]  # rank replicas checked equal at the end
+    state = json.loads((tmp_path / "run" / "ckpt" / "step-00000006" / "trainer_state.json").read_text())
+    # 16 samples a rank (the last cycle of 4/2/2 runs past 12 and wraps), 32 in all
+    assert state["data"] == {"epoch": 0, "batch": 6, "samples_in_epoch": 32} and state["world_size"] == 2
