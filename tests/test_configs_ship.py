@@ -33,3 +33,21 @@ def test_shipped_config_builds_its_schedule(path: Path) -> None:
 def test_the_schedule_configs_are_shipped() -> None:
     names = {p.name for p in CONFIGS}
     assert {"schedule_linear_cosine.yaml", "schedule_exp_poly_plateau.yaml", "schedule_wsd.yaml"} <= names
+
+
+def test_the_ppocrv4_config_is_a_paddleocr_users_config() -> None:
+    """configs/ocr_rec_ppocrv4.yaml: PaddleOCR's own blocks, translated onto PP-OCRv4 with its data pipeline."""
+    from app.config.typed import from_data
+    from app.tasks.ocr.options import OcrRecOptions
+
+    path = CONFIGS[0].parent / "ocr_rec_ppocrv4.yaml"
+    raw = __import__("yaml").safe_load(path.read_text())
+    assert {"Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metric", "Train", "Eval"} <= set(
+        raw
+    )
+    cfg = load_config(path, env={})
+    opts = from_data(OcrRecOptions, cfg.task.options, "task.options")
+    assert opts.model.algorithm == "svtr_lcnet" and opts.builtin_dict == "en_dict.txt" and opts.use_space_char
+    assert opts.multiscale is not None and opts.multiscale.scales == [[320, 32], [320, 48], [320, 64]]
+    assert opts.rec_aug is not None and opts.rec_con_aug is not None and opts.image_shape == [3, 48, 320]
+    assert cfg.schedule.decay.period == "run" and cfg.schedule.warmup.epochs == 5.0

@@ -260,8 +260,8 @@ def test_train_and_eval_sections_map_to_options(tmp_path, monkeypatch) -> None:
 
 
 def test_whole_upstream_style_config_loads(tmp_path, monkeypatch) -> None:
-    """Global + Optimizer + model blocks + Train/Eval: the config loads and validates; the task's own
-    check names the PP-OCRv4 data options that training does not feed yet."""
+    """Global + Optimizer + model blocks + Train/Eval: the config loads and validates, PP-OCRv4's data
+    options included (they are fed to training: test_ocr_ppocrv4_e2e.py)."""
     from app.config.typed import from_data
     from app.tasks.ocr.options import OcrRecOptions
 
@@ -273,8 +273,15 @@ def test_whole_upstream_style_config_loads(tmp_path, monkeypatch) -> None:
     assert cfg["schedule"]["decay"]["period"] == "run" and cfg["optim"]["weight_decay"] == 3.0e-05
     opts = dict(cfg["task"]["options"])
     assert opts["builtin_dict"] == "ppocr_keys_v1.txt" and opts["use_space_char"] is True
+    parsed = from_data(OcrRecOptions, opts, "task.options")
+    assert (
+        parsed.multiscale is not None and parsed.multiscale.first_bs == 128 and not parsed.multiscale.ds_width
+    )
+    assert parsed.rec_aug is not None and parsed.rec_con_aug is not None
+    assert parsed.model.algorithm == "svtr_lcnet"
+    opts["model"] = {"algorithm": "crnn"}
     with pytest.raises(
-        ConfigError, match=r"task\.options\.multiscale: PaddleOCR's PP-OCRv4 training data is not wired"
+        ConfigError, match=r"task\.options\.multiscale: PaddleOCR's PP-OCRv4 training data needs"
     ):
         from_data(OcrRecOptions, opts, "task.options")
 
@@ -287,7 +294,10 @@ def test_whole_upstream_style_config_loads(tmp_path, monkeypatch) -> None:
             "Train.dataset.transforms[0].RandAugment: RandAugment is not supported",
         ),
         ((("Train", "sampler", "name"), "BatchSampler"), "Train.sampler.name: only MultiScaleSampler"),
-        ((("Train", "dataset", "ds_width"), True), "Train.dataset.ds_width: width-aware batches"),
+        (
+            (("Eval", "dataset", "ds_width"), True),
+            "Eval.dataset.ds_width: only Train batches are width-aware",
+        ),
         (
             (("Eval", "dataset", "data_dir"), "./other/"),
             "Train.dataset.data_dir / Eval.dataset.data_dir: one data_dir",
@@ -304,6 +314,20 @@ def test_unsupported_data_settings_are_one_line(change: tuple, message: str) -> 
     with pytest.raises(ConfigError) as info:
         translate({"task": {"kind": "ocr_rec", "options": {}}, **raw})
     assert info.value.message.startswith(message)
+
+
+def test_ds_width_and_max_w_map_to_multiscale(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    raw = copy.deepcopy(TRAIN_EVAL)
+    raw["Train"]["dataset"]["ds_width"] = True
+    raw["Train"]["sampler"]["max_w"] = 640
+    ms = translate({"task": {"kind": "ocr_rec", "options": {}}, **raw})["task"]["options"]["multiscale"]
+    assert ms["ds_width"] is True and ms["max_w"] == 640
+    del raw["Train"]["sampler"]
+    with pytest.raises(
+        ConfigError, match="Train.dataset.ds_width: width-aware batches are made by Train.sampler"
+    ):
+        translate({"task": {"kind": "ocr_rec", "options": {}}, **raw})
 
 
 def test_loss_block_follows_our_own_algorithm_key() -> None:

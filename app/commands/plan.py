@@ -138,8 +138,9 @@ def _count_steps_per_epoch(cfg) -> int:  # noqa: ANN001  (Config)
     """What ``warmstart train`` would use on one process: builds the task to count its training data."""
     from app import signals
     from app.tasks.base import build_task
-    from app.train.data import steps_per_epoch
+    from app.train.data import make_stream
 
     with signals.held("while building the task"):  # toolkits take SIGTERM at import (app/signals.py)
         task = build_task(cfg.task, cfg.run.seed, allow_pickle=cfg.init.allow_pickle)
-    return steps_per_epoch(task.train_size(), cfg.train.batch_size, 1, cfg.train.grad_accum_steps)
+    stream = make_stream(task, cfg.train.batch_size, cfg.run.seed, 1, 0)  # a task's own plan, if it has one
+    return max(1, stream.micro_batches_per_epoch // cfg.train.grad_accum_steps)

@@ -49,6 +49,14 @@ class Task(Protocol):
     # - ``extra_tensors(self) -> dict[str, dict[str, np.ndarray]]``: more tensor groups for each
     #   checkpoint (host copies), e.g. ``{"ema": {...}}``; ``load_extra_tensors(self, groups, source)``
     #   restores them on an exact resume (raise CheckpointError if a group is missing or mis-shaped).
+    # - ``epoch_batches(self, epoch: int, world: int, rank: int) -> list[tuple[list[int], list[int]]] | None``:
+    #   the task owns the batch plan (variable batch sizes/shapes, e.g. OCR's multi-scale sampler). Answer
+    #   None to use the shared seeded stream (``train.batch_size``), or this rank's micro-batches of
+    #   ``epoch`` in order as ``(tag, sample indices)``: a pure function of (run seed, epoch, world, rank),
+    #   the same number of batches every epoch and on every rank (they step together). The loop calls
+    #   ``train_arrays(tag + indices, epoch)`` (``tag``: task-defined ints, e.g. the batch's width and
+    #   height), keeps the position as (epoch, batch) so a resume continues at the exact batch, and counts
+    #   ``len(plan) // train.grad_accum_steps`` steps per epoch (app.train.data.PlannedStream).
 
 
 def build_task(cfg: TaskConfig, seed: int, *, allow_pickle: bool = False) -> Task:

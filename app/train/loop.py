@@ -21,7 +21,7 @@ from app.schedule import BuiltSchedule
 from app.tasks.base import Task
 from app.train import amp, dist, peers, rng
 from app.train.batches import BatchSource, InProcess, open_batches
-from app.train.data import DataStream
+from app.train.data import DataStream, PlannedStream
 from app.train.lossmeter import LossWindow, NonFinite
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
@@ -43,7 +43,7 @@ class Session:
     optimizer: paddle.optimizer.Optimizer
     schedule: BuiltSchedule
     lr: paddle.optimizer.lr.LRScheduler  # the scheduler the optimizer steps (may wrap schedule's)
-    stream: DataStream
+    stream: DataStream | PlannedStream  # PlannedStream: the task's own batch plan (Task.epoch_batches)
     mgr: CheckpointManager
     runlog: RunLog
     stop: StopRequest
@@ -242,15 +242,15 @@ def _run(s: Session) -> int:
     s.runlog.start(s.step)
     last_save_time = time.monotonic()
     interval_samples = 0
-    global_batch = cfg.train.batch_size * cfg.train.grad_accum_steps * s.dist.world
     first_step = s.step
     while s.step < total:
         s.stop.keep_sources()  # a library may have taken SIGTERM back (app/signals.py)
         if dist.stop_agreed(s.stop, s.dist):
             _preempt(s, first_step)
         lr_used = s.lr.get_lr()
+        consumed = s.stream.consumed
         train_step(s)
-        interval_samples += global_batch
+        interval_samples += s.stream.consumed - consumed  # a task's own plan may vary the batch size
         if s.step % cfg.train.log_every_steps == 0 or s.step == total:
             _log_window(s, lr_used, interval_samples)
             interval_samples = 0

@@ -31,7 +31,7 @@ from app.store import open_store
 from app.tasks.base import build_task
 from app.train import amp, peers, rng
 from app.train import dist as dist_sync
-from app.train.data import DataStream, steps_per_epoch
+from app.train.data import make_stream
 from app.train.loop import Session
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
@@ -269,7 +269,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
         with paddle.utils.unique_name.guard():
             net = task.build_model()
     accum = cfg.train.grad_accum_steps
-    stream = DataStream(task.train_size(), cfg.train.batch_size, cfg.run.seed, dist.world, dist.rank)
+    stream = make_stream(task, cfg.train.batch_size, cfg.run.seed, dist.world, dist.rank)
     global_batch = cfg.train.batch_size * accum * dist.world
     uri = checkpoint_uri(cfg)
     ck = cfg.checkpoint
@@ -282,7 +282,7 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     batch_changed = bool(old_batch) and old_batch != global_batch
     built = build_schedule(
         cfg.schedule,
-        steps_per_epoch=steps_per_epoch(task.train_size(), cfg.train.batch_size, dist.world, accum),
+        steps_per_epoch=max(1, stream.micro_batches_per_epoch // accum),  # data.steps_per_epoch's count
         global_batch=global_batch,
         optimizer_name=cfg.optim.name,
         # A configured reference batch already makes the LR a function of the current batch; without

@@ -37,6 +37,7 @@ class LineSet:
     texts: list[str]
     labels: np.ndarray  # [N, max_text_length] int32
     lengths: np.ndarray  # [N] int64
+    ratios: np.ndarray | None = None  # [N] float64 w / h from the label lines (PaddleOCR's ds_width)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -45,6 +46,21 @@ class LineSet:
 def _resolve(data_dir: Path, name: str) -> Path:
     path = Path(name)
     return path if path.is_absolute() else data_dir / path
+
+
+def _size_columns(text: str, where: str) -> tuple[str, float]:
+    """``text<TAB>w<TAB>h`` (a ds_width label line after the image path) -> (text, w / h)."""
+    parts = text.rsplit("\t", 2)
+    try:
+        width, height = float(parts[1]), float(parts[2])
+    except (IndexError, ValueError):
+        width = height = 0.0
+    if width <= 0 or height <= 0:
+        raise TaskError(
+            f"{where}: expected 'image_path<TAB>text<TAB>width<TAB>height' (ds_width), got {text[:60]!r}",
+            hint="add each image's width and height to the label lines, or set ds_width false",
+        )
+    return parts[0], width / height
 
 
 def _parse(label_file: Path, data_dir: Path) -> list[tuple[Path, str]]:
@@ -61,15 +77,20 @@ def _parse(label_file: Path, data_dir: Path) -> list[tuple[Path, str]]:
     return rows
 
 
-def read_label_files(data_dir: Path, files: list[str], encoder) -> LineSet:
-    """All samples of ``files`` whose label encodes; missing images are a TaskError naming the first."""
-    paths, texts, labels, lengths = [], [], [], []
+def read_label_files(data_dir: Path, files: list[str], encoder, sizes: bool = False) -> LineSet:
+    """All samples of ``files`` whose label encodes; missing images are a TaskError naming the first.
+    ``sizes``: the lines end with the image's width and height (PaddleOCR's ds_width layout)."""
+    paths, texts, labels, lengths, ratios = [], [], [], [], []
     dropped = 0
     for name in files:
-        for path, text in _parse(_resolve(data_dir, name), data_dir):
+        for n, (path, text) in enumerate(_parse(_resolve(data_dir, name), data_dir), 1):
+            if sizes:
+                text, ratio = _size_columns(text, f"{name}: entry {n}")
+                ratios.append(ratio)
             encoded = encoder({"label": text})
             if encoded is None:
                 dropped += 1
+                ratios = ratios[: len(paths)]
                 continue
             if not path.is_file():
                 raise TaskError(f"image {path} (listed in {name}) does not exist")
@@ -81,7 +102,8 @@ def read_label_files(data_dir: Path, files: list[str], encoder) -> LineSet:
         log.warning("dropped %d labels of %s: too long or no dictionary character", dropped, files)
     if not paths:
         raise TaskError(f"no usable samples in {files} under {data_dir}")
-    return LineSet(paths, texts, np.stack(labels), np.asarray(lengths, dtype="int64"))
+    kept_ratios = np.asarray(ratios, dtype="float64") if sizes else None
+    return LineSet(paths, texts, np.stack(labels), np.asarray(lengths, dtype="int64"), kept_ratios)
 
 
 def load_image(path: Path) -> np.ndarray:

@@ -1,15 +1,20 @@
-"""PaddleOCR's ``MultiScaleSampler`` batches, planned as a pure function of ``(seed, epoch)``.
+"""PaddleOCR's ``MultiScaleSampler`` batches, planned as a pure function of ``(seed, epoch, world, rank)``.
 
-PaddleOCR (``ppocr/data/multi_scale_sampler.py``, training mode, one process): each scale ``[w, h]`` is
-rounded down to multiples of ``divided_factor = [fw, fh]``; its batch size is ``first_bs`` (``fix_bs``)
-or ``int(max(1, first_w * first_h * first_bs / (w * h)))``. The epoch's batch list cycles through the
-scales until the data is covered (the last batch filled up from the start of the order), so every
-epoch has the same number of batches of each scale; indices and the batch order are shuffled per epoch.
+PaddleOCR (``ppocr/data/multi_scale_sampler.py``, training mode): each scale ``[w, h]`` is rounded down
+to multiples of ``divided_factor = [fw, fh]``; its batch size is ``first_bs`` (``fix_bs``) or
+``int(max(1, first_w * first_h * first_bs / (w * h)))``. Each process takes ``n // world`` samples
+(``order[rank::world]``); its batch list cycles through the scales until those are covered (a batch
+that runs past the end is filled up from the start of the order), so every epoch and every rank has the
+same batches of each scale, and the ranks step together. With ``ds_width`` (``MultiScaleDataSet``'s
+width-aware mode, label lines ``image<TAB>text<TAB>w<TAB>h``) the order is the samples sorted by
+``w / h`` and is not shuffled, and a batch's width is ``h * max(1, round(r))`` with ``r`` the mean
+ratio of its samples, capped at ``max_w / h``; the scale's own width is unused.
 
-Here every shuffle draws from ``numpy.random.default_rng([seed, epoch, stream])`` instead of Python's
-global ``random`` seeded with the epoch number, so the batches at any step are reproducible from the
-run's seed and position alone (an exact resume needs nothing else). The scale and batch-size arithmetic
-and the batch composition are PaddleOCR's; the particular shuffles differ.
+Here the shuffles draw from ``numpy.random.default_rng([seed, epoch, k])`` instead of Python's global
+``random`` seeded with the epoch number, so the batches at any step are reproducible from the run's seed
+and position alone (an exact resume needs nothing else). Upstream composes the batches once per run and
+only reorders them each epoch; here the sample order, the scale order and the batch order are drawn
+again each epoch. The scale and batch-size arithmetic and the batch composition are PaddleOCR's.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from app.config.typed import limits
 from app.errors import ConfigError
 
-__all__ = ["MultiScaleOptions", "ScaleBatch", "scale_batch_sizes", "epoch_plan", "MultiScaleStream"]
+__all__ = ["MultiScaleOptions", "ScaleBatch", "scale_batch_sizes", "epoch_plan", "ds_width_of"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,11 @@ class MultiScaleOptions:
     fix_bs: bool = True
     #: Scales are rounded down to multiples of [width factor, height factor].
     divided_factor: list[int] = field(default_factory=lambda: [8, 16], metadata=limits(gt=0))
+    #: PaddleOCR's ``Train.dataset.ds_width``: width-aware batches (the label files carry each image's
+    #: width and height as third and fourth columns).
+    ds_width: bool = False
+    #: ds_width only: widest batch in pixels (PaddleOCR ``max_w``).
+    max_w: float = field(default=480.0, metadata=limits(gt=0))
 
     def validate(self, path: str) -> None:
         if not self.scales or any(len(s) != 2 or min(s) <= 0 for s in self.scales):
@@ -90,65 +100,51 @@ def _slots(n: int, pairs: list[tuple[int, int, int]]) -> list[tuple[int, int, in
     return slots
 
 
+def ds_width_of(ratio: float, height: int, max_w: float) -> int:
+    """A ds_width batch's width from its samples' mean ``w / h`` (PaddleOCR's cap and rounding)."""
+    if ratio * height >= max_w:
+        ratio = max_w / height
+    return height * max(1, int(round(ratio)))
+
+
+def _batch(ids: list[int], w: int, h: int, opts: MultiScaleOptions, ratios: np.ndarray | None) -> ScaleBatch:
+    if not opts.ds_width:
+        return ScaleBatch(w, h, tuple(ids))
+    assert ratios is not None
+    by_ratio = np.argsort(ratios)  # numpy's default sort, as upstream
+    samples = by_ratio[np.asarray(ids)]
+    return ScaleBatch(ds_width_of(float(ratios[samples].mean()), h, opts.max_w), h, tuple(samples.tolist()))
+
+
 def epoch_plan(
-    n: int, opts: MultiScaleOptions, seed: int, epoch: int, world: int = 1, rank: int = 0
+    n: int,
+    opts: MultiScaleOptions,
+    seed: int,
+    epoch: int,
+    world: int = 1,
+    rank: int = 0,
+    ratios: np.ndarray | None = None,
 ) -> list[ScaleBatch]:
-    """Every batch of ``epoch`` for ``rank`` in order; each batch is full (a short last batch is filled up
-    from the start of the epoch's order, as PaddleOCR does). With ``world`` processes each rank takes
-    ``n // world`` samples of the shuffled order (``order[rank::world]``, PaddleOCR's split); the batch
-    shapes are the same on every rank, so the ranks step together."""
+    """Every batch of ``epoch`` for ``rank``, in order. ``ratios``: each sample's ``w / h`` (ds_width).
+
+    A batch holds its scale's batch size unless the rank has fewer samples than that (then it holds all
+    of them, as upstream). The batch shapes are drawn from ``(seed, epoch)`` only, so they are the same on
+    every rank."""
     per_rank = n // world
     if per_rank <= 0:
         raise ConfigError(f"task.options.multiscale: {n} training samples for {world} processes")
+    if opts.ds_width and (ratios is None or len(ratios) != n):
+        raise ConfigError("task.options.multiscale.ds_width: every training line needs its width and height")
     pairs = scale_batch_sizes(opts)
-    order_rng = np.random.default_rng([seed, epoch, 0])
-    batch_rng = np.random.default_rng([seed, epoch, 1])
     slots = _slots(per_rank, pairs)
-    shapes = [slots[i] for i in batch_rng.permutation(len(slots))]
-    order = order_rng.permutation(n)[rank::world][:per_rank].tolist()
-    n = per_rank
-    out, start = [], 0
+    shapes = [slots[i] for i in np.random.default_rng([seed, epoch, 1]).permutation(len(slots))]
+    positions = np.arange(n) if opts.ds_width else np.random.default_rng([seed, epoch, 0]).permutation(n)
+    order = positions[rank::world][:per_rank].tolist()
+    batches, start = [], 0
     for w, h, size in shapes:
-        ids = order[start : min(start + size, n)]
+        ids = order[start : min(start + size, per_rank)]
         if len(ids) < size:
             ids = ids + order[: size - len(ids)]
-        out.append(ScaleBatch(w, h, tuple(ids)))
+        batches.append(_batch(ids, w, h, opts, ratios))
         start += size
-    return out
-
-
-class MultiScaleStream:
-    """The training stream of multi-scale batches: position ``(epoch, batch)``, exact on resume.
-
-    The counterpart of :class:`app.train.data.DataStream` for variable batch shapes: ``next_batch()``
-    returns the next :class:`ScaleBatch` (and its epoch) and advances; ``state()`` / ``restore()`` carry
-    the position in a checkpoint. Every epoch has ``batches_per_epoch`` batches.
-    """
-
-    def __init__(
-        self, n: int, opts: MultiScaleOptions, seed: int, world: int = 1, rank: int = 0, epoch: int = 0
-    ) -> None:
-        self.n, self.opts, self.seed, self.world, self.rank = n, opts, seed, world, rank
-        self.epoch, self.batch = epoch, 0
-        self._plan_epoch, self._plan = -1, []
-        self.batches_per_epoch = len(self._plan_for(epoch))
-
-    def _plan_for(self, epoch: int) -> list[ScaleBatch]:
-        if self._plan_epoch != epoch:
-            self._plan = epoch_plan(self.n, self.opts, self.seed, epoch, self.world, self.rank)
-            self._plan_epoch = epoch
-        return self._plan
-
-    def next_batch(self) -> tuple[int, ScaleBatch]:
-        """(epoch, batch) for the next micro-step, advancing the position."""
-        if self.batch >= self.batches_per_epoch:
-            self.epoch, self.batch = self.epoch + 1, 0
-        out = self._plan_for(self.epoch)[self.batch]
-        self.batch += 1
-        return self.epoch, out
-
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "batch": self.batch}
-
-    def restore(self, state: dict[str, int]) -> None:
-        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+    return [batches[i] for i in np.random.default_rng([seed, epoch, 2]).permutation(len(batches))]

@@ -240,9 +240,16 @@ class OcrRecOptions:
             )
         if self.max_text_length <= 0 or self.eval_batch_size <= 0:
             raise ConfigError(f"{path}.max_text_length / eval_batch_size: must be > 0")
-        pending = [n for n in ("multiscale", "rec_aug", "rec_con_aug") if getattr(self, n) is not None]
-        if pending:  # the pipeline exists (app.tasks.ocr.pipeline); the trainer does not feed it yet
+        pipeline = [n for n in ("multiscale", "rec_aug", "rec_con_aug") if getattr(self, n) is not None]
+        if pipeline and self.model.algorithm != "svtr_lcnet":  # MultiLabelEncode feeds MultiLoss (CTC + NRTR)
             raise ConfigError(
-                f"{path}.{pending[0]}: PaddleOCR's PP-OCRv4 training data is not wired into training yet",
-                hint=f"remove {', '.join(f'{path}.{n}' for n in pending)} (or those Train transforms/sampler)",
+                f"{path}.{pipeline[0]}: PaddleOCR's PP-OCRv4 training data needs {path}.model.algorithm "
+                f"svtr_lcnet (its CTC + NRTR labels), got {self.model.algorithm!r}",
+                hint=f"remove {', '.join(f'{path}.{n}' for n in pipeline)}, or use the PP-OCRv4 Architecture",
+            )
+        if pipeline and self.augment.enabled:  # the wheel's RecAug replaces our augmentation there
+            raise ConfigError(
+                f"{path}.augment: not applied with {path}.{pipeline[0]} (PaddleOCR's pipeline augments with "
+                "RecAug / RecConAug)",
+                hint=f"set the {path}.augment probabilities to 0, or use {path}.rec_aug",
             )

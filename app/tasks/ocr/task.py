@@ -25,7 +25,9 @@ from app.tasks.ocr.arch.model import SvtrLcnetConfig, SvtrLcnetRecognizer, multi
 from app.tasks.ocr.data import Augmenter, LineSet, Preprocess, load_image, read_label_files
 from app.tasks.ocr.metrics import rec_metrics
 from app.tasks.ocr.model import SoftmaxExport, build_model
+from app.tasks.ocr.multiscale import epoch_plan
 from app.tasks.ocr.options import OcrRecOptions
+from app.tasks.ocr.pipeline import PPOCRv4Pipeline, train_batch
 from app.tasks.ocr.synth import ensure_synthetic
 from app.tasks.ocr.wheel import builtin_dict_path, ctc_decoder, ctc_encoder
 from app.train import rng
@@ -67,16 +69,39 @@ class OcrRecTask:
             encoder = ctc_encoder(self.dict_path, self.opts.max_text_length, self.opts.use_space_char)
         self.decoder = ctc_decoder(self.dict_path, self.opts.use_space_char)
         self.num_classes = len(encoder.character)
-        self.train_set: LineSet = read_label_files(data_dir, self.opts.train_label_files, encoder)
+        ms = self.opts.multiscale
+        sizes = ms is not None and ms.ds_width
+        self.train_set: LineSet = read_label_files(data_dir, self.opts.train_label_files, encoder, sizes)
         self.eval_set: LineSet = read_label_files(data_dir, self.opts.eval_label_files, encoder)
         self.nrtr_labels = encoder.nrtr(self.train_set.texts) if isinstance(encoder, MultiLabels) else None
         self.preprocess = Preprocess(self.opts.image_shape)
         self.augment = Augmenter(self.opts.augment) if self.opts.augment.enabled else None
+        self.pipeline = self._pipeline()
         self.data_source = (
             f"PaddleOCR label files {self.opts.train_label_files} under {data_dir} "
             f"({len(self.train_set)} train / {len(self.eval_set)} eval lines, dictionary {self.dict_path.name}, "
             f"{self.num_classes} classes)"
         )
+
+    def _pipeline(self) -> PPOCRv4Pipeline | None:
+        """PaddleOCR's PP-OCRv4 training pipeline when any of multiscale / rec_aug / rec_con_aug is set."""
+        o = self.opts
+        if o.multiscale is None and o.rec_aug is None and o.rec_con_aug is None:
+            return None
+        return PPOCRv4Pipeline(
+            self.train_set.paths, self.train_set.texts, self.dict_path, o.max_text_length, o.use_space_char,
+            o.rec_aug, o.rec_con_aug,
+        )  # fmt: skip
+
+    def epoch_batches(self, epoch: int, world: int, rank: int) -> list[tuple[list[int], list[int]]] | None:
+        """With ``multiscale``: this rank's MultiScaleSampler batches of ``epoch``, each tagged with its
+        ``[width, height]`` (app.tasks.ocr.multiscale; ranks take ``order[rank::world]``). Else None: the
+        shared stream of ``train.batch_size``."""
+        ms = self.opts.multiscale
+        if ms is None:
+            return None
+        plan = epoch_plan(len(self.train_set), ms, self.seed, epoch, world, rank, self.train_set.ratios)
+        return [([b.width, b.height], list(b.indices)) for b in plan]
 
     def svtr_config(self) -> SvtrLcnetConfig:
         o = self.opts.model.svtr_lcnet
@@ -114,7 +139,16 @@ class OcrRecTask:
                 image = self.augment(image)
         return self.preprocess(image)
 
-    def train_arrays(self, indices: list[int], epoch: int) -> tuple[np.ndarray, ...]:
+    def train_arrays(self, indices: list[int], epoch: int) -> tuple[np.ndarray, ...] | dict[str, np.ndarray]:
+        """CRNN / svtr_lcnet without PaddleOCR's pipeline: (images, CTC labels, lengths[, NRTR labels]).
+        With it: the pipeline's batch dict at the batch's scale (``indices`` = [width, height, *samples],
+        see :meth:`epoch_batches`) or at ``image_shape``."""
+        if self.pipeline is not None:
+            if self.opts.multiscale is not None:
+                width, height, samples = indices[0], indices[1], indices[2:]
+            else:
+                (_, height, width), samples = self.opts.image_shape, indices
+            return train_batch(self.pipeline, width, height, tuple(samples), self.seed, epoch)
         idx = np.asarray(indices)
         images = np.stack([self._augmented(i, epoch) for i in indices])
         arrays = (images, self.train_set.labels[idx], self.train_set.lengths[idx])
@@ -122,7 +156,9 @@ class OcrRecTask:
             arrays += (self.nrtr_labels[idx],)
         return arrays
 
-    def to_batch(self, arrays: tuple[np.ndarray, ...]) -> tuple[paddle.Tensor, ...]:
+    def to_batch(self, arrays: tuple[np.ndarray, ...] | dict[str, np.ndarray]) -> tuple[paddle.Tensor, ...]:
+        if isinstance(arrays, dict):  # the PP-OCRv4 pipeline's keys; valid_ratio is unused by MultiLoss
+            arrays = tuple(arrays[k] for k in ("image", "label_ctc", "length", "label_gtc"))
         return tuple(paddle.to_tensor(a) for a in arrays)
 
     def loss(self, model: nn.Layer, batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:

@@ -6,7 +6,8 @@ files are relative to the working directory in PaddleOCR, so they are made absol
 inside them stay relative to ``data_dir``). ``transforms``: ``DecodeImage`` (BGR), ``RecConAug``,
 ``RecAug``, ``CTCLabelEncode`` / ``MultiLabelEncode`` (NRTR), ``RecResizeImg`` (``image_shape``),
 ``KeepKeys``; any other transform is a ConfigError naming these. ``sampler: MultiScaleSampler`` ->
-``task.options.multiscale``; ``loader.batch_size_per_card`` -> ``train.batch_size`` (Train) /
+``task.options.multiscale`` (with ``dataset.ds_width`` as its ``ds_width``: label lines then carry
+each image's width and height); ``loader.batch_size_per_card`` -> ``train.batch_size`` (Train) /
 ``task.options.eval_batch_size`` (Eval); ``shuffle``, ``drop_last`` and ``num_workers`` have our own
 meaning (seeded shuffle, full batches, ``train.num_workers``) and are ignored with a warning.
 """
@@ -45,7 +46,7 @@ _REC_AUG_KEYS = (
     "blur_prob",
     "hsv_aug_prob",
 )
-_SAMPLER_KEYS = ("scales", "first_bs", "fix_bs", "divided_factor")
+_SAMPLER_KEYS = ("scales", "first_bs", "fix_bs", "divided_factor", "max_w")
 
 
 def _label_files(files: Any, where: str) -> list[str]:
@@ -99,14 +100,22 @@ def _loader(loader: dict[str, Any], where: str, train: bool) -> list[Item]:
     return [(target, int(loader["batch_size_per_card"]), f"{where}.batch_size_per_card")]
 
 
-def _sampler(sampler: dict[str, Any], where: str) -> list[Item]:
+def _sampler(sampler: dict[str, Any], where: str, ds_width: bool) -> list[Item]:
     if not sampler:
+        if ds_width:
+            raise ConfigError(
+                "Train.dataset.ds_width: width-aware batches are made by Train.sampler MultiScaleSampler",
+                hint="add the sampler, or set ds_width false",
+            )
         return []
     if sampler.get("name") != "MultiScaleSampler":
         raise ConfigError(f"{where}.name: only MultiScaleSampler is supported, got {sampler.get('name')!r}")
     if sampler.get("is_training", True) is not True:
         raise ConfigError(f"{where}.is_training: only true (the training mode) is supported")
-    return [(f"{OPTS}.multiscale", {k: sampler[k] for k in _SAMPLER_KEYS if k in sampler}, where)]
+    settings = {k: sampler[k] for k in _SAMPLER_KEYS if k in sampler}
+    if ds_width:
+        settings["ds_width"] = True
+    return [(f"{OPTS}.multiscale", settings, where)]
 
 
 def dataset_items(section: Any, name: str) -> list[Item]:
@@ -117,8 +126,8 @@ def dataset_items(section: Any, name: str) -> list[Item]:
     kinds = ("SimpleDataSet", "MultiScaleDataSet") if train else ("SimpleDataSet",)
     if dataset.get("name") not in kinds:
         raise ConfigError(f"{name}.dataset.name: {dataset.get('name')!r} is not one of {', '.join(kinds)}")
-    if dataset.get("ds_width"):
-        raise ConfigError(f"{name}.dataset.ds_width: width-aware batches are not supported; set it false")
+    if dataset.get("ds_width") and not train:
+        raise ConfigError(f"{name}.dataset.ds_width: only Train batches are width-aware; set it false")
     items: list[Item] = []
     if "data_dir" in dataset:
         items.append((f"{OPTS}.data_dir", str(dataset["data_dir"]), f"{name}.dataset.data_dir"))
@@ -131,5 +140,6 @@ def dataset_items(section: Any, name: str) -> list[Item]:
         kind, settings = _transform(entry, where)
         items += _transform_items(kind, settings, f"{where}.{kind}", train)
     if train:
-        items += _sampler(mapping(data.get("sampler"), f"{name}.sampler"), f"{name}.sampler")
+        sampler = mapping(data.get("sampler"), f"{name}.sampler")
+        items += _sampler(sampler, f"{name}.sampler", bool(dataset.get("ds_width")))
     return items + _loader(mapping(data.get("loader"), f"{name}.loader"), f"{name}.loader", train)
