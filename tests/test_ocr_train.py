@@ -245,3 +245,33 @@ def test_resume_with_augmentation_is_bit_identical(data_dir: Path, tmp_path: Pat
         got = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
         assert got.shape == (3, width // 4, 11)
         np.testing.assert_allclose(got, task.probabilities(model, x), rtol=1e-4, atol=1e-5)
+
+
+def test_two_ranks_with_batchnorm_end_with_equal_parameters_and_exit_0(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """Under a 2-rank launch, BatchNorm running statistics differ between ranks (DataParallel all-reduces
+    gradients, not buffers, as in the toolkits' own trainers): the end-of-run replica check compares the
+    parameters, so the run ends 0 and both ranks log the same digest. Before, it ended 4."""
+    import subprocess
+    import sys
+
+    from tests.train_helpers import clean_env
+
+    run_dir = tmp_path / "run"
+    ov = ocr_overrides(run_dir, data_dir, **{"schedule.total_steps": 4, "train.batch_size": 8})
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+           "--log_dir", str(tmp_path / "logs"), str(Path(sys.executable).parent / "warmstart"), "train",
+           "-c", CONFIG, *[a for o in ov for a in ("--set", o)]]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=600)
+    logs = "\n".join(p.read_text()[-2000:] for p in sorted((tmp_path / "logs").glob("workerlog.*")))
+    assert done.returncode == 0, logs
+
+    def digest(log: Path) -> str:
+        recs = [json.loads(x) for x in log.read_text().splitlines()]
+        return next(r for r in recs if r.get("event") == "done")["params_sha256"]
+
+    assert digest(run_dir / "log.jsonl") == digest(run_dir / "rank1" / "log.jsonl")
+    assert any(
+        k.endswith("_mean") for k in final_model(ov, CONFIG)
+    )  # the saved state holds rank 0's statistics

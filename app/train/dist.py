@@ -277,10 +277,28 @@ def stop_agreed(stop: StopRequest, d: Dist) -> bool:
     return True
 
 
+def _running_statistics(net: paddle.nn.Layer) -> set[int]:
+    """ids of the BatchNorm running mean/variance tensors (Paddle keeps them as non-trainable parameters)."""
+    norms = (paddle.nn.layer.norm._BatchNormBase,)  # noqa: SLF001  (BatchNorm1D/2D/3D, SyncBatchNorm)
+    return {
+        id(t)
+        for layer in net.sublayers(include_self=True)
+        if isinstance(layer, norms)
+        for t in (getattr(layer, "_mean", None), getattr(layer, "_variance", None))
+        if t is not None
+    }
+
+
 def params_digest(net: paddle.nn.Layer) -> str:
-    """sha256 over every parameter and buffer (name, dtype, shape, bytes), in name order."""
+    """sha256 over every parameter and buffer (name, dtype, shape, bytes), in name order, except BatchNorm
+    running statistics: ``paddle.DataParallel`` all-reduces gradients, not those, so ranks that saw
+    different samples hold different statistics (as in PaddleOCR's and ppdet's own trainers); rank 0's
+    are the ones saved."""
+    skip = _running_statistics(net)
     h = hashlib.sha256()
     for name, tensor in sorted(net.state_dict().items()):
+        if id(tensor) in skip:
+            continue
         arr = np.ascontiguousarray(tensor.numpy())
         h.update(f"{name}|{arr.dtype}|{arr.shape}|".encode())
         h.update(arr.tobytes())
