@@ -229,13 +229,6 @@ def test_export_reads_in_the_wheels_text_recognizer_with_our_text(runs: dict, tm
     assert len({t for t, _ in ours}) > 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="both ranks train the 6 planned steps together, then the end-of-run replica check "
-    "(app.train.dist.check_replicas, which also hashes buffers) stops with exit 4: most likely the "
-    "BatchNorm running statistics, which paddle.DataParallel does not synchronise, differ between ranks "
-    "that saw different samples (reported; outside this helper's files)",
-)
 def test_two_processes_split_the_multiscale_plan_and_step_together(runs: dict, tmp_path: Path) -> None:
     """`warmstart launch` with 2 ranks: each takes its share of every epoch's plan (12 of the 24 lines:
     batches 4/2/2 cycled twice = 6 an epoch), both step together to the end, and their replicas agree."""
