@@ -1,0 +1,87 @@
+"""Test-only start-up hook: make one rank of a ``warmstart launch`` finish later than the others.
+
+Tests put this folder first on the PYTHONPATH of the processes they start (``tests.signal_helpers.slow_rank``),
+so Python imports it at start-up in the supervisor, the launcher and every rank. It does nothing unless
+``WS_TEST_SLOW="<rank>@<where>=<seconds>"`` is set; then, in the rank whose ``PADDLE_TRAINER_ID`` is
+``<rank>``, ``<where>`` waits ``<seconds>`` first:
+
+- ``exit``: interpreter shutdown (an ``atexit`` function registered before any other, so it runs last);
+- ``package.module:function`` or ``package.module:Class.method``: that function, wrapped when its module is
+  first imported (so nothing is imported here, and start-up stays as it is).
+
+Each wait writes ``slow <rank> <where>`` to stderr (the rank's worker log) when it starts and
+``slow <rank> <where> done`` when it ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import time
+
+SPEC = os.environ.get("WS_TEST_SLOW", "")
+
+
+def _wait(where: str, seconds: float) -> None:
+    rank = os.environ.get("PADDLE_TRAINER_ID")
+    sys.stderr.write(f"slow {rank} {where}\n")
+    sys.stderr.flush()
+    time.sleep(seconds)
+    sys.stderr.write(f"slow {rank} {where} done\n")  # not reached if a signal ended the process meanwhile
+    sys.stderr.flush()
+
+
+def _wrap(owner: object, name: str, where: str, seconds: float) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def slow(*args: object, **kwargs: object) -> object:
+        _wait(where, seconds)
+        return original(*args, **kwargs)
+
+    setattr(owner, name, slow)
+
+
+class _Patcher(importlib.abc.MetaPathFinder):
+    def __init__(self, module: str, attr: str, where: str, seconds: float) -> None:
+        self.module, self.attr, self.where, self.seconds = module, attr, where, seconds
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> object:
+        if fullname != self.module:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module: object) -> None:
+            run(module)
+            *owner_path, name = self.attr.split(".")
+            owner = module
+            for part in owner_path:
+                owner = getattr(owner, part)
+            _wrap(owner, name, self.where, self.seconds)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def _install(spec: str) -> None:
+    rank, _, rest = spec.partition("@")
+    where, _, seconds = rest.rpartition("=")
+    if os.environ.get("PADDLE_TRAINER_ID") != rank:
+        return
+    if where == "exit":
+        atexit.register(_wait, where, float(seconds))
+        return
+    module, _, attr = where.partition(":")
+    sys.meta_path.insert(0, _Patcher(module, attr, where, float(seconds)))
+
+
+if SPEC:
+    _install(SPEC)
