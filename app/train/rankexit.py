@@ -70,17 +70,18 @@ def launch_code(launcher: int, ranks: dict[int, int]) -> int:
     """The exit code of a launch whose launcher ended with ``launcher`` and whose ranks recorded ``ranks``.
 
     - 0 from the launcher: 143 if a rank recorded a preemption (it exited 0 so the others could finish), else 0;
-    - 241/247 (a rank ended by the launcher's SIGTERM/SIGKILL) while a rank recorded 143: 143. That rank
-      stopped during start-up, where its peers may wait for it, so its 143 went to the launcher, which
-      then stopped the others; nothing had been trained, nothing is lost, and the job must be retried;
-    - anything else: the launcher's code (a rank's own failure, or a death the supervisor cannot explain).
+    - 241/247 (the first rank in rank order was ended by the launcher's SIGTERM/SIGKILL): the code of the
+      first rank that recorded a failure (the reason the launcher stopped the others), else 143 if a rank
+      recorded one (a rank stopped during start-up, where its peers may wait for it, exits 143 to the
+      launcher, which then stops them: nothing had been trained, nothing is lost, the job is retried);
+    - anything else: the launcher's code (a rank's own failure, or a death nobody recorded a reason for).
     """
-    preempted = EXIT_PREEMPTED in ranks.values()
-    if launcher == EXIT_OK:
-        return EXIT_PREEMPTED if preempted else EXIT_OK
-    if launcher in TEARDOWN_CODES and preempted:
-        return EXIT_PREEMPTED
-    return launcher
+    if launcher not in (EXIT_OK, *TEARDOWN_CODES):
+        return launcher
+    failed = [code for _, code in sorted(ranks.items()) if code not in (EXIT_OK, EXIT_PREEMPTED)]
+    if failed and launcher != EXIT_OK:
+        return failed[0]
+    return EXIT_PREEMPTED if EXIT_PREEMPTED in ranks.values() else launcher
 
 
 def describe(ranks: dict[int, int], local: int) -> list[str]:

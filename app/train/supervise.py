@@ -133,12 +133,11 @@ def _outcome(code: int, ranks: dict[int, int], nproc: int, log_dir: str, *, stop
         log.info("%s", line)
     final = rankexit.launch_code(code, ranks)
     if final != code:
-        why = (
-            f"a rank ended by the launcher's {rankexit.TEARDOWN_CODES[code]}"
-            if code
-            else "ranks exit 0 to it"
+        ended = rankexit.TEARDOWN_CODES.get(code)
+        why = f" (a rank it ended with {ended})" if ended else " (preempted ranks exit 0 to it)"
+        log.info(
+            "the launcher exited %d%s; the launch exits %d, from what the ranks recorded", code, why, final
         )
-        log.info("the launcher exited %d (%s after a preemption); the launch exits %d", code, why, final)
     if stopped and final == 0:
         log.info("workers finished before the stop took effect")
     lost = lost_peer(final, log_dir)

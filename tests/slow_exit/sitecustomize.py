@@ -2,15 +2,15 @@
 
 Tests put this folder first on the PYTHONPATH of the processes they start (``tests.signal_helpers.slow_rank``),
 so Python imports it at start-up in the supervisor, the launcher and every rank. It does nothing unless
-``WS_TEST_SLOW="<rank>@<where>=<seconds>"`` is set; then, in the rank whose ``PADDLE_TRAINER_ID`` is
-``<rank>``, ``<where>`` waits ``<seconds>`` first:
+``WS_TEST_SLOW="<rank>@<where>=<seconds>[,...]"`` is set; then, in the rank whose ``PADDLE_TRAINER_ID`` is
+``<rank>`` (``*``: any process, e.g. a plain ``warmstart train``), ``<where>`` waits ``<seconds>`` first:
 
 - ``exit``: interpreter shutdown (an ``atexit`` function registered before any other, so it runs last);
 - ``package.module:function`` or ``package.module:Class.method``: that function, wrapped when its module is
   first imported (so nothing is imported here, and start-up stays as it is).
 
-Each wait writes ``slow <rank> <where>`` to stderr (the rank's worker log) when it starts and
-``slow <rank> <where> done`` when it ends.
+Each wait writes ``slow <rank> <where>`` to stderr (the rank's worker log) and to ``$WS_TEST_SLOW_LOG``
+(if set) when it starts, and ``slow <rank> <where> done`` when it ends.
 """
 
 from __future__ import annotations
@@ -26,13 +26,20 @@ import time
 SPEC = os.environ.get("WS_TEST_SLOW", "")
 
 
+def _say(line: str) -> None:
+    sys.stderr.write(line)
+    sys.stderr.flush()
+    also = os.environ.get("WS_TEST_SLOW_LOG")
+    if also:
+        with open(also, "a", encoding="utf-8") as f:
+            f.write(line)
+
+
 def _wait(where: str, seconds: float) -> None:
-    rank = os.environ.get("PADDLE_TRAINER_ID")
-    sys.stderr.write(f"slow {rank} {where}\n")
-    sys.stderr.flush()
+    rank = os.environ.get("PADDLE_TRAINER_ID", "*")
+    _say(f"slow {rank} {where}\n")
     time.sleep(seconds)
-    sys.stderr.write(f"slow {rank} {where} done\n")  # not reached if a signal ended the process meanwhile
-    sys.stderr.flush()
+    _say(f"slow {rank} {where} done\n")  # not reached if a signal ended the process meanwhile
 
 
 def _wrap(owner: object, name: str, where: str, seconds: float) -> None:
@@ -74,7 +81,7 @@ class _Patcher(importlib.abc.MetaPathFinder):
 def _install(spec: str) -> None:
     rank, _, rest = spec.partition("@")
     where, _, seconds = rest.rpartition("=")
-    if os.environ.get("PADDLE_TRAINER_ID") != rank:
+    if rank != "*" and os.environ.get("PADDLE_TRAINER_ID") != rank:
         return
     if where == "exit":
         atexit.register(_wait, where, float(seconds))
@@ -83,5 +90,5 @@ def _install(spec: str) -> None:
     sys.meta_path.insert(0, _Patcher(module, attr, where, float(seconds)))
 
 
-if SPEC:
-    _install(SPEC)
+for _spec in filter(None, SPEC.split(",")):
+    _install(_spec)
