@@ -11,6 +11,7 @@ rank must exit 143 itself and the launch 143.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from app.train import rankexit
 from tests.signal_helpers import (
     LAUNCH_LONG,
+    TIMEOUT_S,
     VENV_BIN,
     events,
     sets,
@@ -70,19 +72,49 @@ def _says(path: Path, line: str) -> Callable[[], bool]:
     return lambda: path.exists() and f"{line}\n" in path.read_text()
 
 
+def _rank_pid(launch: int, rank: str) -> int:
+    import psutil
+
+    for proc in psutil.Process(launch).children(recursive=True):
+        try:
+            if (
+                proc.environ().get("PADDLE_TRAINER_ID") == rank
+                and "paddle.distributed.launch" not in proc.cmdline()
+            ):
+                return proc.pid
+        except psutil.Error:
+            pass
+    raise AssertionError(f"no process of rank {rank}")
+
+
+def _pending(pid: int, signum: int) -> bool:
+    """``signum`` is pending in ``pid`` (/proc status SigPnd: its main thread, ShdPnd: the process)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+    return any(int(fields[k], 16) >> (signum - 1) & 1 for k in ("SigPnd", "ShdPnd"))
+
+
 def test_a_stop_while_a_rank_is_still_starting_ends_the_launch_with_143(tmp_path: Path) -> None:
     """Rank 1 is held in its start-up imports (signals held) when the stop comes, while rank 0 waits for it
-    to join the process group; rank 1 leaves with 143 (it had not started), and the launcher then stops
+    to join the process group; rank 1 then leaves with 143 (it had not started), and the launcher stops
     rank 0, which cannot leave that wait (SIGKILL after 3 s; nothing had been trained). The launcher
     exits 247; the launch must exit 143."""
-    run_dir, log_dir = tmp_path / "run", tmp_path / "log"
+    run_dir, log_dir, release = tmp_path / "run", tmp_path / "log", tmp_path / "release"
     over = tiny_overrides(run_dir, **LAUNCH_LONG)
     cmd = [str(VENV_BIN / "warmstart"), "launch", "--nproc-per-node", "2", "--log-dir", str(log_dir),
            "--", "train", "-c", str(ROOT / "configs/demo.yaml"), *sets(over)]  # fmt: skip
-    proc = start(cmd, env=slow_rank_env("1@app.cli:build_parser=15,0@app.train.dist:init_dist=0"))
+    proc = start(cmd, env=slow_rank_env(f"1@app.cli:build_parser={release},0@app.train.dist:init_dist=0"))
     wait_until(proc, _says(log_dir / "workerlog.1", "slow 1 app.cli:build_parser"), "rank 1 held")
     wait_until(proc, _says(log_dir / "workerlog.0", "slow 0 app.train.dist:init_dist"), "rank 0 joining")
-    code, err = stop(proc)
+    proc.send_signal(signal.SIGTERM)
+    rank1 = _rank_pid(proc.pid, "1")
+    wait_until(proc, lambda: _pending(rank1, signal.SIGTERM), "the SIGTERM forwarded to rank 1 (held there)")
+    release.touch()  # rank 1 goes on, meets the pending SIGTERM and leaves
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    code = proc.returncode
     assert code == 143, err[-3000:]
     assert "rank 1 exited 143" in err and "the launcher exited 247" in err, err[-3000:]
     assert not events(run_dir / "log.jsonl", "checkpoint")  # nothing trained, nothing saved
@@ -93,8 +125,8 @@ def test_a_signal_while_warmstart_shuts_down_keeps_its_exit_code(tmp_path: Path,
     """A plain ``warmstart train``: stopped once (143), then the same signal again while the interpreter
     shuts down (a second `kill`, a launcher's teardown). It used to meet the restored default action:
     SIGTERM killed the process (-15), SIGINT broke off its shutdown with a KeyboardInterrupt."""
-    marks = tmp_path / "slow.log"
-    env = slow_rank_env("*@exit=4")
+    marks, release = tmp_path / "slow.log", tmp_path / "release"
+    env = slow_rank_env(f"*@exit={release}")
     env["WS_TEST_SLOW_LOG"] = str(marks)
     over = tiny_overrides(
         tmp_path / "run", **{"schedule.total_steps": 100000, "checkpoint.every_steps": 1000}
@@ -103,8 +135,13 @@ def test_a_signal_while_warmstart_shuts_down_keeps_its_exit_code(tmp_path: Path,
     wait_until(proc, trained_to(tmp_path / "run" / "log.jsonl", 3), "step 3")
     proc.send_signal(signum)
     wait_until(proc, _says(marks, "slow * exit"), "interpreter shutdown")
-    code, err = stop(proc, signum)
-    assert code == 143, err[-3000:]
+    proc.send_signal(signum)
+    deadline = time.monotonic() + TIMEOUT_S
+    while proc.poll() is None and _pending(proc.pid, signum) and time.monotonic() < deadline:
+        time.sleep(0.02)  # until it was delivered (or the process died of it)
+    release.touch()
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 143, err[-3000:]
     assert "slow * exit done\n" in marks.read_text(), err[-3000:]
     assert "Traceback" not in err, err[-3000:]
 
