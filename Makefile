@@ -72,8 +72,7 @@ bench-save: install
 FUZZ_EXAMPLES ?= 300
 faults: install
 	rm -rf runs/faults
-	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/faults \
-	  tests/test_data_workers.py::test_each_launch_rank_has_its_own_workers_and_none_outlive_a_sigterm
+	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/faults
 	WS_FAULTS_FULL=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/multinode
 	WS_FUZZ_PROFILE=long WS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) WS_FUZZ_COLLECT=1 WS_FAULTS_RESULTS=runs/faults $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 	$(PY) -m tests.faults.report runs/faults docs/reliability.md

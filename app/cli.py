@@ -7,7 +7,9 @@ Signals: the first thing :func:`main` does is route SIGTERM/SIGINT to a start-up
 before the command has its own handler ends with one line and exit 143, not death by signal. Importing
 the command modules imports paddle, which installs its own C++ SIGTERM handler; that happens with both
 signals held (:func:`app.signals.held`), and ours is put back before they are released. ``train`` and
-``launch`` then install their own handlers; :func:`main` restores the ones it found when it returns.
+``launch`` then install their own handlers. When :func:`main` ends the process's own command, it ignores
+both signals until the process exits (a late one must not kill it or change its exit code); called
+in-process, it restores the handlers it found.
 """
 
 from __future__ import annotations
@@ -98,7 +100,30 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code.
+
+    ``argv`` None means this process's own command line (the ``warmstart`` script, which exits with the
+    returned code): when the command is done, SIGTERM/SIGINT are ignored until the process ends instead
+    of being restored (:func:`app.signals.leaving`), and a rank of a ``warmstart launch`` records its code
+    for the supervisor (:func:`app.train.rankexit.report`). Called with ``argv`` (tests, in-process
+    callers), the handlers found on entry are restored.
+    """
     restore = signals.install(signals.startup_handler)  # first, before anything slow
+    try:
+        code = _run(argv)
+    finally:
+        if argv is None:
+            signals.leaving()
+        else:
+            restore()
+    if argv is None:
+        from app.train.rankexit import report
+
+        return report(code)
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     command = next((w for w in words if not w.startswith("-")), None)  # parsed properly below
     try:
@@ -111,8 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except signals.StartupSignal as stop:
         print(_stopped_line(command, stop), file=sys.stderr, flush=True)
         return EXIT_PREEMPTED
-    finally:
-        restore()
 
 
 if __name__ == "__main__":

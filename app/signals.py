@@ -14,6 +14,9 @@ right after our own ``signal.signal`` call.
   first, when the block ends. Threads started inside the block inherit the hold.
 - :func:`check` verifies that both signals still reach our handler, re-installs it where a library
   replaced it and logs which signal and what had replaced it. The training loop calls it every step.
+- :func:`leaving` is the CLI's last act when ``main`` returns to exit the process: both signals are ignored
+  from then on, so a late one (Paddle's launcher stops the ranks still running as soon as one exits)
+  can neither kill the process nor change its exit code.
 - :func:`startup_handler` is the CLI's first act: a signal before the command has its own handler ends
   the process with :class:`StartupSignal` (a clean one-line exit 143) instead of death by signal.
 
@@ -39,6 +42,7 @@ __all__ = [
     "check",
     "held",
     "install",
+    "leaving",
     "os_handler",
     "startup_handler",
 ]
@@ -186,6 +190,22 @@ def install(handler: Handler) -> Callable[[], None]:
         _routing.native.update({sig: os_handler(sig) for sig in SIGNALS})
 
     return restore
+
+
+def leaving() -> None:
+    """This process is on its way out with its exit code decided: ignore SIGTERM and SIGINT until it ends.
+
+    A Python handler runs only while Python code does, and interpreter shutdown puts the default action
+    back before the process ends (the process would then die of the signal, 143 becoming -15); an
+    ignored signal stays ignored to the very end. What is left after this is interpreter shutdown, which
+    a ``kill -9`` still ends. A no-op outside the main thread.
+    """
+    if not _main_thread():
+        return
+    _routing.handler = None  # nothing to keep in place any more (see check)
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+        _routing.native[sig] = os_handler(sig)
 
 
 def _replaced_by(sig: int, handler: Handler) -> str | None:

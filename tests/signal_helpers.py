@@ -104,3 +104,15 @@ def launch_overrides(run_dir: Path) -> list[str]:
 def launch_cmd(run_dir: Path, log_dir: Path, config: str = "configs/demo.yaml") -> list[str]:
     return [str(VENV_BIN / "warmstart"), "launch", "--nproc-per-node", "2", "--log-dir", str(log_dir), "--",
             "train", "-c", str(ROOT / config), *sets(launch_overrides(run_dir))]  # fmt: skip
+
+
+#: A start-up hook (tests/slow_exit/sitecustomize.py) that makes one launch rank finish later.
+SLOW_HOOK = ROOT / "tests" / "slow_exit"
+
+
+def slow_rank_env(spec: str) -> dict[str, str]:
+    """The environment for a launch whose rank ``<rank>`` waits ``<seconds>`` at ``<where>``
+    (``spec`` = ``"<rank>@<where>=<seconds>"``, see the hook's docstring)."""
+    env = clean_env(WS_TEST_SLOW=spec)
+    env["PYTHONPATH"] = ":".join(p for p in (str(SLOW_HOOK), str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env

@@ -366,11 +366,6 @@ def _data_workers_of(launcher: int) -> list[int]:
     return out
 
 
-@pytest.mark.skipif(
-    os.environ.get("WS_FAULTS_FULL") != "1",
-    reason="make faults only for now: 1 of 6 loaded make-test runs ended 241 (a rank killed by SIGTERM while "
-    "exiting after the stop, likely the launcher stopping the slower rank; open in issue #16)",
-)
 def test_each_launch_rank_has_its_own_workers_and_none_outlive_a_sigterm(tmp_path: Path) -> None:
     from tests.signal_helpers import LAUNCH_LONG, VENV_BIN, events, sets, stop
 

@@ -1,4 +1,5 @@
-"""``warmstart launch``: several training processes on this node via Paddle's launcher (exit 143 kept)."""
+"""``warmstart launch``: several training processes on this node via Paddle's launcher (exit 143 kept;
+how the launch's exit code is made: :mod:`app.train.rankexit`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run `warmstart train` in several processes (paddle.distributed.launch), keeping exit 143",
         description="Start N processes of `warmstart ARGS...` with python -m paddle.distributed.launch. "
         "SIGTERM/SIGINT go to the worker processes, which stop at one agreed step, commit a checkpoint "
-        "and exit 143 — so the launch exits 143 too (the bare launcher would exit 15). "
+        "and exit; the launch exits 143 (the bare launcher would exit 15 when signalled, or 241/247 when "
+        "it stopped a rank that was still exiting). The launch's code is the ranks' own (see exit codes); "
+        "docs/distributed.md says how it is derived. "
         "Example: warmstart launch --nproc-per-node 2 -- train -c configs/demo.yaml",
     )
     p.add_argument("--nproc-per-node", type=int, default=2, metavar="N", help="processes on this node")

@@ -271,9 +271,12 @@ def stop_agreed(stop: StopRequest, d: Dist) -> bool:
     """
     local = stop.requested
     if d.world == 1 or not any_rank(local, d):
+        if local:
+            stop.agree()
         return local
     if not local:
         stop.request("another rank was asked to stop")
+    stop.agree()
     return True
 
 

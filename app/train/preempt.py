@@ -6,6 +6,9 @@ that arrives before the first step of this process (during start-up: imports, ta
 checkpoint) ends the run at the first step boundary with exit 143 and nothing saved, since nothing new
 was trained. A second Ctrl-C (SIGINT) interrupts immediately.
 
+Once the ranks have agreed to stop (:meth:`StopRequest.agree`, from :func:`app.train.dist.stop_agreed`) no
+rank waits for another's exit any more; :func:`agreed_stop` tells :mod:`app.train.rankexit` so.
+
 Libraries may take the signals back (see :mod:`app.signals`); the sources of stop requests register a
 check with :meth:`StopRequest.add_check`, and the loop runs :meth:`StopRequest.keep_sources` every step.
 """
@@ -20,9 +23,16 @@ from types import FrameType
 
 from app import signals
 
-__all__ = ["StopRequest", "install_signal_handlers"]
+__all__ = ["StopRequest", "agreed_stop", "install_signal_handlers"]
 
 log = logging.getLogger(__name__)
+
+_agreed = threading.Event()  # set once in this process: every rank stops at the same step
+
+
+def agreed_stop() -> bool:
+    """Whether this process is stopping at a step every rank agreed on (so no rank waits for its exit)."""
+    return _agreed.is_set()
 
 
 class StopRequest:
@@ -38,6 +48,10 @@ class StopRequest:
         self.reason = reason
         self._event.set()
         log.warning("stop requested: %s; finishing the current step, then saving", reason)
+
+    def agree(self) -> None:
+        """Every rank stops at this step (the per-step agreement said so): none waits for another's exit."""
+        _agreed.set()
 
     @property
     def requested(self) -> bool:
