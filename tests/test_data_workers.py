@@ -404,3 +404,28 @@ def test_checkpoints_record_the_seeding_and_an_older_one_is_noted_on_resume(
         caplog.clear()
         _note_old_seeding(SimpleNamespace(cfg=SimpleNamespace(task=SimpleNamespace(kind=kind))), st, "SRC")
         assert ("SRC was saved by an older warmstart" in caplog.text) == warns, kind
+
+
+def test_a_stop_signal_in_the_window_after_the_fork_is_held_not_run_by_the_worker(monkeypatch) -> None:
+    """A SIGTERM landing in a new worker before it ignores stop signals must not run the trainer's handler
+    there (the worker would exit and the trainer stop with 5): the fork holds the signals."""
+    import app.train.workers as workers_mod
+
+    real_fork = os.fork
+
+    def fork_then_signal() -> int:
+        pid = real_fork()
+        if pid == 0:
+            os.kill(os.getpid(), signal.SIGTERM)  # the window: still the trainer's handler in the child
+        return pid
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: os._exit(1))
+    monkeypatch.setattr(workers_mod.os, "fork", fork_then_signal)
+    pool = WorkerPool(Growing(), DataStream(20, 4, 5), workers=1, prefetch=1, timeout=120)
+    try:
+        reference = InProcess(Growing(), DataStream(20, 4, 5))
+        for _ in range(6):
+            assert np.array_equal(pool.next()["x"], reference.next()["x"])
+    finally:
+        pool.close()
+        signal.signal(signal.SIGTERM, previous)

@@ -98,11 +98,12 @@ def _serve(task: Any, jobs: Connection, results: Connection, slots: list[shm.Slo
 
 
 def _child(task: Any, jobs: Connection, results: Connection, slots: list[shm.Slot], others: list[Worker],
-           closing: list[Connection], parent: int) -> None:  # fmt: skip
+           closing: list[Connection], parent: int, mask: set[signal.Signals]) -> None:  # fmt: skip
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # blocked over the fork, ignored from here on
         _die_with_parent(parent)
         for conn in closing:  # the trainer's pipe ends: their EOFs must not wait on us
             conn.close()
@@ -224,9 +225,17 @@ def start_worker(index: int, task: Any, others: list[Worker], slots: int) -> Wor
         raise
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        _child(task, jobs_r, results_w, ring, others, [jobs_w, results_r], parent)
+    # A stop signal between the fork and the child's SIG_IGN would run the trainer's handler in the
+    # child (exit 1, so the trainer would stop with 5 rather than 143/130): hold them over the fork.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    if pid == 0:  # the child unblocks them once it ignores them
+        _child(task, jobs_r, results_w, ring, others, [jobs_w, results_r], parent, mask)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # in the trainer: a signal held meanwhile runs now
     jobs_r.close()
     results_w.close()
     return Worker(index, pid, jobs_w, results_r, ring)
