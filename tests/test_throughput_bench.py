@@ -1,0 +1,56 @@
+"""The throughput benches against the toolkits' own trainers run and produce their fields (small settings,
+no timing assertions): ``python -m bench.det_throughput --quick`` (ppdet's ``Trainer``) and
+``python -m bench.nlp_throughput --quick`` (PaddleNLP's ``Trainer``), each writing its key of a results file
+and its block of a doc given on the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.figures import FIGURES, lookup
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(module: str, tmp_path: Path) -> tuple[dict, str]:
+    results, doc = tmp_path / "results.json", tmp_path / "doc.md"
+    results.write_text(json.dumps({"other": {"kept": True}}))
+    doc.write_text(f"before\n<!-- bench:{module} -->\nold\n<!-- /bench:{module} -->\nafter\n")
+    cmd = [sys.executable, "-m", f"bench.{module}", "--quick", "--work", str(tmp_path / "work"),
+           "--results", str(results), "--doc", str(doc)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(results.read_text())
+    assert out["other"] == {"kept": True}  # read-modify-write: only its own key
+    return out, doc.read_text()
+
+
+@pytest.mark.parametrize(
+    ("module", "unit", "steps"), [("det_throughput", "images/s", 3), ("nlp_throughput", "samples/s", 6)]
+)
+def test_throughput_bench_runs_and_writes_its_fields(
+    tmp_path: Path, module: str, unit: str, steps: int
+) -> None:
+    results, doc = _run(module, tmp_path)
+    r = results[module]
+    assert r["unit"] == unit and r["cpus"] == os.cpu_count()
+    assert r["ratio"]["n"] == r["ours"]["n"] == r["anchor"]["n"] == 1
+    assert r["ours"]["median"] > 0 and r["anchor"]["median"] > 0
+    assert sorted(r["load_avg_1min"]) == ["ours", "theirs"]
+    for side in ("ours", "theirs"):
+        (run,) = r["runs"][side]
+        assert run["steps"] == steps  # every optimizer step stamped, on both sides
+        assert run["cpu_ms_per_step"] > 0 and run["wall_ms_median_step"] > 0
+    fig = next(f for f in FIGURES if f.key == module)
+    assert fig.standalone == f"bench.{module}" and fig.op == ">=" and fig.target == 1.0
+    assert math.isfinite(lookup(results, fig.path))
+    assert doc.startswith("before\n") and doc.endswith("after\n")
+    assert "| median (min–max) |" in doc and "target ≥ 1.0×" in doc and "old" not in doc
