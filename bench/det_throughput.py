@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import shutil
 import textwrap
 import time
@@ -28,18 +28,20 @@ from typing import Any
 
 from bench.common import ROOT
 from bench.throughput import (
+    add_arguments,
     alternate,
-    print_stamps,
+    finish,
+    run_one,
     run_side,
     stamp,
     stamp_our_steps,
-    write_doc_block,
-    write_result,
+    table_rows,
 )
 
 __all__ = ["write_case", "measure", "table", "main"]
 
 MODEL = ROOT / "configs/ppdet/picodet_s_lcnet.yml"
+DOC = "docs/detection.md"
 KEY = "det_throughput"
 
 _PPDET = """\
@@ -99,7 +101,7 @@ def _to_jpeg(data: Path) -> None:
 
 
 def write_case(
-    root: Path, *, batch: int, workers: int, steps: int, size: int = 640, log_every: int = 10
+    root: Path, *, batch: int, workers: int, steps: int, warmup: int, size: int = 640, log_every: int = 10
 ) -> Path:
     """Images, ppdet config and our config under ``root``; returns the case file the sides read."""
     from app.tasks.det.synth import write_shapes
@@ -119,7 +121,7 @@ def write_case(
         checkpoint: {{uri: {root / "ours" / "ckpt"}}}
         """))  # fmt: skip
     case = root / "case.json"
-    spec = {"root": str(root), "ppdet_yml": str(ppdet_yml), "ours_yaml": str(ours), "batch": batch,
+    spec = {"root": str(root), "ppdet_yml": str(ppdet_yml), "ours_yaml": str(ours), "batch": batch, "warmup": warmup,
             "workers": workers, "steps": steps, "size": size}  # fmt: skip
     case.write_text(json.dumps(spec))
     return case
@@ -162,24 +164,12 @@ def _ours(spec: dict[str, Any], out: Path) -> list[float]:
     return stamps
 
 
-def run_one(side: str, case: Path) -> None:
-    """One side's run (``--side``): prints its step stamps."""
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    spec = json.loads(case.read_text())
-    out = Path(spec["root"]) / f"{side}-{os.getpid()}"
-    stamps = (_ours if side == "ours" else _theirs)(spec, out)
-    shutil.rmtree(out, ignore_errors=True)
-    print_stamps(stamps, steps=len(stamps))
-
-
 # -------------------------------------------------------------------------------------------- measure
 
 
 def measure(root: Path, *, batch: int, workers: int, steps: int, warmup: int, pairs: int) -> dict:
     shutil.rmtree(root, ignore_errors=True)
-    case = write_case(root, batch=batch, workers=workers, steps=steps)
+    case = write_case(root, batch=batch, workers=workers, steps=steps, warmup=warmup)
     fig = alternate(pairs, {"ours": lambda: run_side("det_throughput", "ours", case),
                             "theirs": lambda: run_side("det_throughput", "theirs", case)}, warmup, batch)  # fmt: skip
     fig.update(unit="images/s", batch=batch, workers=workers, steps=steps, warmup=warmup, image_px=640,
@@ -195,50 +185,30 @@ def table(r: dict) -> str:
         f"after {r['warmup']} warm-up steps; {r['ratio']['n']} alternating pairs, {r['measured']}, "
         f"`os.cpu_count()` = {r['cpus']}, load average {min(loads):.2f}–{max(loads):.2f}.",
         "",
-        "| images/s | ppdet `Trainer` | ours | ratio ours / ppdet (target ≥ 1.0×) |",
-        "|---|---|---|---|",
-        f"| median (min–max) | {r['anchor']['median']:.2f} ({r['anchor']['min']:.2f}–{r['anchor']['max']:.2f}) | "
-        f"{r['ours']['median']:.2f} ({r['ours']['min']:.2f}–{r['ours']['max']:.2f}) | "
-        f"**{r['ratio']['median']:.3f}×** ({r['ratio']['min']:.3f}–{r['ratio']['max']:.3f}) |",
+        *table_rows(r, "ppdet `Trainer`", ".2f"),
     ])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.det_throughput", description=__doc__.splitlines()[0])
-    p.add_argument("--side", choices=["ours", "theirs"], help="run one side of --case and print its stamps")
-    p.add_argument("--case", type=Path)
-    p.add_argument("--quick", action="store_true", help="tiny sizes, one pair (the smoke test's setting)")
+    add_arguments(p, DOC)
     p.add_argument("--work", type=Path, default=ROOT / "runs/bench_det_tput")
-    p.add_argument("--pairs", type=int, default=3)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--warmup", type=int, default=4)
-    p.add_argument(
-        "--results", type=Path, help="its key is rewritten (default bench/results.json; --quick: none)"
-    )
-    p.add_argument(
-        "--doc", type=Path, help="its block is rewritten (default docs/detection.md; --quick: none)"
-    )
-    p.add_argument("--no-write", action="store_true", help="print only: no results.json, no doc block")
     args = p.parse_args(argv)
     if args.side:
-        run_one(args.side, args.case)
+        run_one(args.side, args.case, _ours, _theirs)
         return 0
+    if args.render:
+        return finish(args, KEY, DOC, None, table)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.quick:
         args.pairs, args.batch, args.workers, args.steps, args.warmup = 1, 2, 1, 3, 1
     r = measure(args.work, batch=args.batch, workers=args.workers, steps=args.steps, warmup=args.warmup,
                 pairs=args.pairs)  # fmt: skip
-    print(json.dumps(r, indent=1))
-    print(table(r))
-    if not args.no_write:
-        results = args.results or (None if args.quick else ROOT / "bench/results.json")
-        doc = args.doc or (None if args.quick else ROOT / "docs/detection.md")
-        if results:
-            write_result(KEY, r, results)
-        if doc:
-            write_doc_block(doc, KEY, table(r))
-    return 0
+    return finish(args, KEY, DOC, r, table)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import shutil
 import time
 import zlib  # noqa: F401  (before paddle: FIELD_NOTES)
@@ -29,17 +29,19 @@ import yaml
 
 from bench.common import ROOT
 from bench.throughput import (
+    add_arguments,
     alternate,
-    print_stamps,
+    finish,
+    run_one,
     run_side,
     stamp,
     stamp_our_steps,
-    write_doc_block,
-    write_result,
+    table_rows,
 )
 
 __all__ = ["ARGS", "write_case", "measure", "table", "main"]
 
+DOC = "docs/nlp.md"
 KEY = "nlp_throughput"
 MAX_SEQ_LEN = 32
 #: The TrainingArguments both sides get (plus output_dir, max_steps, save_steps, dataloader_num_workers).
@@ -55,7 +57,7 @@ ARGS: dict[str, Any] = {
 }
 
 
-def write_case(root: Path, *, steps: int, workers: int, batch: int = 16) -> Path:
+def write_case(root: Path, *, steps: int, workers: int, warmup: int, batch: int = 16) -> Path:
     """Model folder, data and our config under ``root``; returns the case file the sides read."""
     from app.tasks.nlp.synthetic import make_model_dir, write_reviews
 
@@ -72,7 +74,7 @@ def write_case(root: Path, *, steps: int, workers: int, batch: int = 16) -> Path
     }  # fmt: skip
     (root / "warmstart.yaml").write_text(yaml.safe_dump(ours, sort_keys=False))
     spec = {"root": str(root), "model": str(model), "train": str(train), "ours_yaml": str(root / "warmstart.yaml"),
-            "args": args, "workers": workers}  # fmt: skip
+            "args": args, "workers": workers, "warmup": warmup}  # fmt: skip
     case = root / "case.json"
     case.write_text(json.dumps(spec))
     return case
@@ -118,24 +120,12 @@ def _ours(spec: dict[str, Any], out: Path) -> list[float]:
     return stamps
 
 
-def run_one(side: str, case: Path) -> None:
-    """One side's run (``--side``): prints its step stamps."""
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    spec = json.loads(case.read_text())
-    out = Path(spec["root"]) / f"{side}-{os.getpid()}"
-    stamps = (_ours if side == "ours" else _theirs)(spec, out)
-    shutil.rmtree(out, ignore_errors=True)
-    print_stamps(stamps, steps=len(stamps))
-
-
 # -------------------------------------------------------------------------------------------- measure
 
 
 def measure(root: Path, *, steps: int, warmup: int, workers: int, pairs: int, batch: int = 16) -> dict:
     shutil.rmtree(root, ignore_errors=True)
-    case = write_case(root, steps=steps, workers=workers, batch=batch)
+    case = write_case(root, steps=steps, workers=workers, warmup=warmup, batch=batch)
     fig = alternate(pairs, {"ours": lambda: run_side("nlp_throughput", "ours", case),
                             "theirs": lambda: run_side("nlp_throughput", "theirs", case)}, warmup, batch)  # fmt: skip
     fig.update(unit="samples/s", batch=batch, workers=workers, steps=steps, warmup=warmup,
@@ -153,46 +143,28 @@ def table(r: dict) -> str:
         f"warm-up steps; {r['ratio']['n']} alternating pairs, {r['measured']}, `os.cpu_count()` = {r['cpus']}, "
         f"load average {min(loads):.2f}–{max(loads):.2f}.",
         "",
-        "| samples/s | PaddleNLP `Trainer` | ours | ratio ours / PaddleNLP (target ≥ 1.0×) |",
-        "|---|---|---|---|",
-        f"| median (min–max) | {r['anchor']['median']:.0f} ({r['anchor']['min']:.0f}–{r['anchor']['max']:.0f}) | "
-        f"{r['ours']['median']:.0f} ({r['ours']['min']:.0f}–{r['ours']['max']:.0f}) | "
-        f"**{r['ratio']['median']:.3f}×** ({r['ratio']['min']:.3f}–{r['ratio']['max']:.3f}) |",
+        *table_rows(r, "PaddleNLP `Trainer`", ".0f"),
     ])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.nlp_throughput", description=__doc__.splitlines()[0])
-    p.add_argument("--side", choices=["ours", "theirs"], help="run one side of --case and print its stamps")
-    p.add_argument("--case", type=Path)
-    p.add_argument("--quick", action="store_true", help="tiny sizes, one pair (the smoke test's setting)")
+    add_arguments(p, DOC)
     p.add_argument("--work", type=Path, default=ROOT / "runs/bench_nlp_tput")
-    p.add_argument("--pairs", type=int, default=3)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--workers", type=int, default=0)
-    p.add_argument(
-        "--results", type=Path, help="its key is rewritten (default bench/results.json; --quick: none)"
-    )
-    p.add_argument("--doc", type=Path, help="its block is rewritten (default docs/nlp.md; --quick: none)")
-    p.add_argument("--no-write", action="store_true", help="print only: no results.json, no doc block")
     args = p.parse_args(argv)
     if args.side:
-        run_one(args.side, args.case)
+        run_one(args.side, args.case, _ours, _theirs)
         return 0
+    if args.render:
+        return finish(args, KEY, DOC, None, table)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.quick:
         args.pairs, args.steps, args.warmup = 1, 6, 2
     r = measure(args.work, steps=args.steps, warmup=args.warmup, workers=args.workers, pairs=args.pairs)
-    print(json.dumps(r, indent=1))
-    print(table(r))
-    if not args.no_write:
-        results = args.results or (None if args.quick else ROOT / "bench/results.json")
-        doc = args.doc or (None if args.quick else ROOT / "docs/nlp.md")
-        if results:
-            write_result(KEY, r, results)
-        if doc:
-            write_doc_block(doc, KEY, table(r))
-    return 0
+    return finish(args, KEY, DOC, r, table)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@ the median of the per-pair ratios, recorded with ``os.cpu_count()`` and the load
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -29,11 +31,16 @@ __all__ = [
     "rate",
     "stamp",
     "run_side",
+    "run_one",
     "print_stamps",
     "stamp_our_steps",
+    "phase_ms",
     "alternate",
     "write_result",
     "write_doc_block",
+    "table_rows",
+    "add_arguments",
+    "finish",
 ]
 
 
@@ -75,7 +82,7 @@ def print_stamps(stamps: list[float], **extra: Any) -> None:
 
 def stamp_our_steps() -> list[float]:
     """Record the end of every optimizer step of our loop (wraps ``app.train.loop.train_step``, which
-    ``run_loop`` calls by its module name); returns the list the stamps go to."""
+    ``run_loop`` calls by its module name), and time its phases (:data:`PHASES`); returns the stamp list."""
     import app.train.loop as loop
 
     stamps: list[float] = []
@@ -86,8 +93,82 @@ def stamp_our_steps() -> list[float]:
         stamp(stamps)
         return out
 
-    loop.train_step = stamped
+    loop.train_step = _timed("step", stamped)
+    _time_phases()
     return stamps
+
+
+#: (steps stamped when the call started, wall seconds) of each call of a phase of our step.
+PHASES: dict[str, list[tuple[int, float]]] = {}
+
+
+def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(*args: Any, **kw: Any) -> Any:
+        at, started = len(CPU_STAMPS), time.perf_counter()
+        try:
+            return fn(*args, **kw)
+        finally:
+            PHASES.setdefault(name, []).append((at, time.perf_counter() - started))
+
+    return timed
+
+
+def _time_phases() -> None:
+    """Wrap the parts of our step: the batch source (data wait), tensors, forward + loss, optimizer, the
+    task's after-step hook (EMA), the reseed, the log step and checkpoint saves."""
+    import app.train.batches as batches
+    import app.train.loop as loop
+    import app.train.rng as rng
+    import bench.inprocess as inprocess
+
+    batches.InProcess.next = _timed("data", batches.InProcess.next)
+    batches.WorkerPool.next = _timed("data", batches.WorkerPool.next)
+    rng.seed_for_step = _timed("reseed", rng.seed_for_step)
+    loop._log_window = _timed("log", loop._log_window)
+    loop.save = _timed("checkpoint", loop.save)
+    prepare = inprocess.prepare
+
+    def prepared(*args: Any, **kw: Any) -> Any:
+        s = prepare(*args, **kw)
+        s.task.to_batch = _timed("to_tensors", s.task.to_batch)
+        s.task.loss = _timed("forward", s.task.loss)
+        s.optimizer.step = _timed("optimizer", s.optimizer.step)
+        s.optimizer.clear_grad = _timed("optimizer", s.optimizer.clear_grad)
+        if getattr(s.task, "after_step", None) is not None:
+            s.task.after_step = _timed("after_step", s.task.after_step)
+        return s
+
+    inprocess.prepare = prepared
+
+
+def phase_ms(warmup: int) -> dict[str, float]:
+    """Wall ms per timed step of each phase: the calls made between the stamps of step ``warmup`` and the
+    last step, divided by their number; ``backward_and_rest`` is the train step minus its timed parts."""
+    steps = len(CPU_STAMPS) - warmup
+    if steps <= 0:
+        return {}
+    out = {
+        name: 1000 * sum(d for at, d in calls if warmup <= at < len(CPU_STAMPS)) / steps
+        for name, calls in PHASES.items()
+    }
+    inside = ("data", "reseed", "to_tensors", "forward", "optimizer", "after_step")
+    out["backward_and_rest"] = out["step"] - sum(out.get(k, 0.0) for k in inside)
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def run_one(
+    side: str, case: Path, ours: Callable[..., list[float]], theirs: Callable[..., list[float]]
+) -> None:
+    """One side's run (``--side``) of ``case`` in this process: prints its step stamps (ours: and phases)."""
+    import logging
+    import shutil
+
+    logging.basicConfig(level=logging.WARNING)
+    spec = json.loads(case.read_text())
+    out = Path(spec["root"]) / f"{side}-{os.getpid()}"
+    stamps = (ours if side == "ours" else theirs)(spec, out)
+    shutil.rmtree(out, ignore_errors=True)
+    print_stamps(stamps, steps=len(stamps), phases_ms=phase_ms(spec["warmup"]) if side == "ours" else None)
 
 
 def run_side(module: str, side: str, case: Path, timeout: float = 1800) -> dict[str, Any]:
@@ -113,6 +194,7 @@ def _per_step(out: dict[str, Any], warmup: int) -> dict[str, float]:
         "cpu_ms_per_step": round(1000 * (cpu[-1] - cpu[warmup - 1]) / steps, 3),
         "wall_ms_median_step": round(1000 * gaps[len(gaps) // 2], 3),
         "load_avg_1min_before": out["load_avg_1min_before"],
+        "phases_ms": out.get("phases_ms"),
     }
 
 
@@ -161,3 +243,70 @@ def write_doc_block(doc: Path, name: str, block: str) -> None:
         re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{block}\n{end}", text, flags=re.S
     )
     doc.write_text(new, encoding="utf-8")
+
+
+def _mm(s: dict, fmt: str) -> str:
+    return f"{s['median']:{fmt}} ({s['min']:{fmt}}–{s['max']:{fmt}})"
+
+
+def table_rows(r: dict, anchor: str, fmt: str) -> list[str]:
+    """The table both benches show: the figure, the trainer process's CPU time per step, the median step."""
+    runs = r["runs"]
+    pairs = list(zip(runs["ours"], runs["theirs"], strict=True))
+
+    def each(field: str) -> tuple[dict, dict, dict]:
+        ours, theirs = ([x[field] for x in runs[side]] for side in ("ours", "theirs"))
+        return summarize(ours), summarize(theirs), summarize([t[field] / o[field] for o, t in pairs])
+
+    cpu_o, cpu_t, cpu_r = each("cpu_ms_per_step")
+    med_o, med_t, med_r = each("wall_ms_median_step")
+    rows = [
+        f"| measured (median, min–max) | {anchor} | ours | ours vs {anchor.split(' ')[0]} |",
+        "|---|---|---|---|",
+        f"| **{r['unit']}** (target ≥ 1.0×) | {_mm(r['anchor'], fmt)} | {_mm(r['ours'], fmt)} | "
+        f"**{r['ratio']['median']:.3f}×** ({r['ratio']['min']:.3f}–{r['ratio']['max']:.3f}) faster |",
+        f"| CPU ms per step, trainer process (its loader workers not counted) | {_mm(cpu_t, '.1f')} | "
+        f"{_mm(cpu_o, '.1f')} | {cpu_r['median']:.3f}× ({cpu_r['min']:.3f}–{cpu_r['max']:.3f}) less |",
+        f"| median step, wall ms | {_mm(med_t, '.1f')} | {_mm(med_o, '.1f')} | "
+        f"{med_r['median']:.3f}× ({med_r['min']:.3f}–{med_r['max']:.3f}) shorter |",
+    ]
+    phases = [x["phases_ms"] for x in runs["ours"] if x.get("phases_ms")]
+    if phases:
+        names = [k for k in phases[0] if k != "step"]
+        shown = ", ".join(f"{k} {statistics.median(p.get(k, 0.0) for p in phases):.3g}" for k in names)
+        step = statistics.median(p["step"] for p in phases)
+        rows += [
+            "",
+            f"Our step by phase (wall ms per timed step, median over our runs; train step {step:.3g}): {shown}.",
+        ]
+    return rows
+
+
+def add_arguments(p: argparse.ArgumentParser, doc: str) -> None:
+    """The options both benches share."""
+    p.add_argument("--side", choices=["ours", "theirs"], help="run one side of --case and print its stamps")
+    p.add_argument("--case", type=Path)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one pair (the smoke test's setting)")
+    p.add_argument("--pairs", type=int, default=3)
+    p.add_argument(
+        "--results", type=Path, help="its key is rewritten (default bench/results.json; --quick: none)"
+    )
+    p.add_argument("--doc", type=Path, help=f"its block is rewritten (default {doc}; --quick: none)")
+    p.add_argument("--no-write", action="store_true", help="print only: no results.json, no doc block")
+    p.add_argument("--render", action="store_true", help="only rewrite the doc block from the results file")
+
+
+def finish(args: argparse.Namespace, key: str, doc: str, r: dict | None, table: Callable[[dict], str]) -> int:
+    """Print the figure, write its key of the results file and its doc block (``r`` None: ``--render``)."""
+    results = args.results or (None if args.quick else ROOT / "bench/results.json")
+    doc_path = args.doc or (None if args.quick else ROOT / doc)
+    if r is None:
+        r = json.loads(Path(results).read_text())[key]
+    else:
+        print(json.dumps(r, indent=1))
+        if results and not args.no_write:
+            write_result(key, r, results)
+    print(table(r))
+    if doc_path and not args.no_write:
+        write_doc_block(doc_path, key, table(r))
+    return 0

@@ -49,8 +49,14 @@ def test_throughput_bench_runs_and_writes_its_fields(
         (run,) = r["runs"][side]
         assert run["steps"] == steps  # every optimizer step stamped, on both sides
         assert run["cpu_ms_per_step"] > 0 and run["wall_ms_median_step"] > 0
+    phases = r["runs"]["ours"][0]["phases_ms"]  # our step timed by part
+    assert {"step", "data", "to_tensors", "forward", "optimizer", "reseed", "backward_and_rest"} <= set(
+        phases
+    )
+    assert r["runs"]["theirs"][0]["phases_ms"] is None
     fig = next(f for f in FIGURES if f.key == module)
     assert fig.standalone == f"bench.{module}" and fig.op == ">=" and fig.target == 1.0
     assert math.isfinite(lookup(results, fig.path))
     assert doc.startswith("before\n") and doc.endswith("after\n")
-    assert "| median (min–max) |" in doc and "target ≥ 1.0×" in doc and "old" not in doc
+    assert f"| **{unit}** (target ≥ 1.0×) |" in doc and "| CPU ms per step, trainer process" in doc
+    assert "Our step by phase" in doc and "old" not in doc
