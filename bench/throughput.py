@@ -9,6 +9,10 @@ everything after the last step (final evaluation, final save) are outside both f
 
 Runs alternate ours / theirs (the order rotating each pair, :func:`bench.common.interleave`); the figure is
 the median of the per-pair ratios, recorded with ``os.cpu_count()`` and the load average before each run.
+Beside it, per run: the trainer process's CPU time per timed step (``time.process_time``; less sensitive to
+other people's load than wall time, but its loader workers are not counted), the median step's wall time,
+and for ours the step timed by phase (:func:`phase_ms`: data wait, tensors, forward, optimizer, the task's
+after-step hook, the reseed; backward and the rest of the step; the log step and checkpoint saves).
 """
 
 from __future__ import annotations
