@@ -230,9 +230,22 @@ def alternate(pairs: int, sides: dict[str, Callable[[], dict[str, Any]]], warmup
     return fig
 
 
+#: Earlier runs of the same bench kept beside the latest (a loaded machine makes single runs vary).
+KEEP_PREVIOUS = 3
+
+
+def _brief(r: dict) -> dict:
+    """What an earlier run keeps: when, its pairs' ratios and loads."""
+    loads = [x for v in r["load_avg_1min"].values() for x in v]
+    return {"measured": r["measured"], "ratio": r["ratio"], "load_avg_1min": [min(loads), max(loads)]}
+
+
 def write_result(key: str, value: dict, path: Path = ROOT / "bench" / "results.json") -> None:
-    """Read-modify-write ``path``: only ``key`` changes."""
+    """Read-modify-write ``path``: only ``key`` changes; the run it replaces is kept in ``previous``."""
     results = json.loads(path.read_text()) if path.exists() else {}
+    if key in results and "ratio" in results[key]:
+        old = results[key]
+        value["previous"] = [_brief(old), *old.get("previous", [])][:KEEP_PREVIOUS]
     results[key] = value
     path.write_text(json.dumps(results, indent=1, default=float) + "\n")
 
@@ -265,24 +278,31 @@ def table_rows(r: dict, anchor: str, fmt: str) -> list[str]:
     cpu_o, cpu_t, cpu_r = each("cpu_ms_per_step")
     med_o, med_t, med_r = each("wall_ms_median_step")
     rows = [
-        f"| measured (median, min–max) | {anchor} | ours | ours vs {anchor.split(' ')[0]} |",
+        f"| measured (median, min–max) | {anchor} | ours | ours vs {anchor.split(' ')[0]} (> 1×: ours better) |",
         "|---|---|---|---|",
         f"| **{r['unit']}** (target ≥ 1.0×) | {_mm(r['anchor'], fmt)} | {_mm(r['ours'], fmt)} | "
-        f"**{r['ratio']['median']:.3f}×** ({r['ratio']['min']:.3f}–{r['ratio']['max']:.3f}) faster |",
+        f"**{r['ratio']['median']:.3f}×** ({r['ratio']['min']:.3f}–{r['ratio']['max']:.3f}) |",
         f"| CPU ms per step, trainer process (its loader workers not counted) | {_mm(cpu_t, '.1f')} | "
-        f"{_mm(cpu_o, '.1f')} | {cpu_r['median']:.3f}× ({cpu_r['min']:.3f}–{cpu_r['max']:.3f}) less |",
+        f"{_mm(cpu_o, '.1f')} | {cpu_r['median']:.3f}× ({cpu_r['min']:.3f}–{cpu_r['max']:.3f}) |",
         f"| median step, wall ms | {_mm(med_t, '.1f')} | {_mm(med_o, '.1f')} | "
-        f"{med_r['median']:.3f}× ({med_r['min']:.3f}–{med_r['max']:.3f}) shorter |",
+        f"{med_r['median']:.3f}× ({med_r['min']:.3f}–{med_r['max']:.3f}) |",
     ]
     phases = [x["phases_ms"] for x in runs["ours"] if x.get("phases_ms")]
     if phases:
         names = [k for k in phases[0] if k != "step"]
-        shown = ", ".join(f"{k} {statistics.median(p.get(k, 0.0) for p in phases):.3g}" for k in names)
+        shown = ", ".join(f"{k} {statistics.median(p.get(k, 0.0) for p in phases):.4g}" for k in names)
         step = statistics.median(p["step"] for p in phases)
         rows += [
             "",
-            f"Our step by phase (wall ms per timed step, median over our runs; train step {step:.3g}): {shown}.",
+            f"Our step by phase (wall ms per timed step, median over our runs; train step {step:.4g}): {shown}.",
         ]
+    for prev in r.get("previous", []):
+        q, (lo, hi) = prev["ratio"], prev["load_avg_1min"]
+        rows += ["", f"Earlier run ({prev['measured']}, {q['n']} pairs, load average {lo:.2f}–{hi:.2f}): "
+                     f"{q['median']:.3f}× ({q['min']:.3f}–{q['max']:.3f})."]  # fmt: skip
+    if r.get("previous"):
+        pooled = [*r["ratio"]["values"], *(v for p in r["previous"] for v in p["ratio"]["values"])]
+        rows.append(f"All {len(pooled)} pairs pooled: median {statistics.median(pooled):.3f}×.")
     return rows
 
 

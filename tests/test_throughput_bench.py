@@ -17,11 +17,18 @@ import pytest
 from bench.figures import FIGURES, lookup
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A run already in the results file: kept in the new run's ``previous``.
+EARLIER = {
+    "measured": "earlier",
+    "ratio": {"median": 1.5, "min": 1.5, "max": 1.5, "n": 1, "values": [1.5]},
+    "load_avg_1min": {"ours": [1.0], "theirs": [2.0]},
+    "runs": {},
+}
 
 
 def _run(module: str, tmp_path: Path) -> tuple[dict, str]:
     results, doc = tmp_path / "results.json", tmp_path / "doc.md"
-    results.write_text(json.dumps({"other": {"kept": True}}))
+    results.write_text(json.dumps({"other": {"kept": True}, module: EARLIER}))
     doc.write_text(f"before\n<!-- bench:{module} -->\nold\n<!-- /bench:{module} -->\nafter\n")
     cmd = [sys.executable, "-m", f"bench.{module}", "--quick", "--work", str(tmp_path / "work"),
            "--results", str(results), "--doc", str(doc)]  # fmt: skip
@@ -60,3 +67,6 @@ def test_throughput_bench_runs_and_writes_its_fields(
     assert doc.startswith("before\n") and doc.endswith("after\n")
     assert f"| **{unit}** (target ≥ 1.0×) |" in doc and "| CPU ms per step, trainer process" in doc
     assert "Our step by phase" in doc and "old" not in doc
+    assert r["previous"] == [{"measured": "earlier", "ratio": EARLIER["ratio"], "load_avg_1min": [1.0, 2.0]}]
+    assert "Earlier run (earlier, 1 pairs, load average 1.00–2.00): 1.500× (1.500–1.500)." in doc
+    assert "All 2 pairs pooled: median " in doc
