@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Figure", "FIGURES", "lookup", "verdict"]
+__all__ = ["Figure", "FIGURES", "STANDALONE_KEYS", "lookup", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,9 @@ class Figure:
     path: tuple[str, ...]  # to the number (a summary dict's "median", or a plain number)
     op: str  # "<=", ">=", "==" or "" (reported only)
     target: float | None
+    #: The module that measures it when it is not ``python -m bench.run`` (e.g. ``bench.det_throughput``):
+    #: it writes its own key of results.json, which ``bench.run`` keeps.
+    standalone: str = ""
 
     @property
     def target_text(self) -> str:
@@ -73,7 +76,17 @@ FIGURES: list[Figure] = [
            ("feed", "identical_params"), "==", 1),
     Figure("safetensors_save", "safetensors save", "`paddle.save`", _ratio("serialize", "save"), "", None),
     Figure("safetensors_load", "safetensors load", "`paddle.load`", _ratio("serialize", "load"), "", None),
+    Figure("det_throughput", "detection training images/s, our loop (PicoDet-S, 640 px JPEGs)",
+           "ppdet's own `Trainer`, same config, images, batch and worker count", _ratio("det_throughput"),
+           ">=", 1.0, standalone="bench.det_throughput"),
+    Figure("nlp_throughput", "NLP training samples/s, our loop (tiny ERNIE)",
+           "PaddleNLP `Trainer`, same model, data and batch", _ratio("nlp_throughput"), ">=", 1.0,
+           standalone="bench.nlp_throughput"),
 ]  # fmt: skip
+
+
+#: results.json keys written by standalone benches (kept when ``bench.run`` rewrites the file).
+STANDALONE_KEYS = frozenset(f.path[0] for f in FIGURES if f.standalone)
 
 
 def lookup(results: dict, path: tuple[str, ...]) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.common import ROOT, Moto, load_average
+from bench.figures import STANDALONE_KEYS
 
 __all__ = ["Sizes", "FULL", "QUICK", "main"]
 
@@ -249,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     only = [s for s in args.only.split(",") if s] or SUITES
     sizes = QUICK if args.quick else FULL
-    results = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if not args.only:  # a full run starts afresh, except for what the standalone benches measured
+        results = {k: v for k, v in results.items() if k in STANDALONE_KEYS}
     import paddle
 
     meta = {

@@ -188,6 +188,17 @@ def test_reader_keys_matching_what_we_do_are_quiet_others_are_named() -> None:
     ]
 
 
+def test_loader_worker_keys_name_train_data_workers() -> None:
+    """ppdet's ``worker_num`` (top level and per reader) and ``use_shared_memory`` are not translated; the
+    word about them names what does the job here (they used to say batches are made in the trainer)."""
+    from app.tasks.det.keys import IGNORED
+    from app.tasks.det.reader_keys import MECHANICS
+
+    workers = "set train.data_workers (loader worker processes; by default a rule from the CPU count)"
+    assert IGNORED["worker_num"] == MECHANICS["worker_num"] == workers
+    assert MECHANICS["use_shared_memory"] == "train.data_workers' processes choose their own transport"
+
+
 def test_the_task_warns_about_reader_keys_it_does_not_honour(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

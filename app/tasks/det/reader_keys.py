@@ -40,8 +40,8 @@ QUIET: dict[str, dict[str, tuple[Any, str]]] = {
 }
 #: Loader mechanics with no effect on what is trained: ignored whatever the value.
 MECHANICS = {
-    "use_shared_memory": "batches are prepared in the training process",
-    "worker_num": "batches are prepared in the training process",
+    "use_shared_memory": "train.data_workers' processes choose their own transport",
+    "worker_num": "set train.data_workers (loader worker processes; by default a rule from the CPU count)",
     "num_classes": "ppdet sets it from the top-level num_classes",
 }
 
