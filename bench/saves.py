@@ -8,10 +8,14 @@ a process. Variants alternate (the order rotating each round, :func:`bench.commo
 load average and CPU count are recorded next to every run. The figure per variant is the median of its
 per-run ratios (steps/s with checkpoints / steps/s without).
 
+The ``after`` variant's runs are also written as the ``throughput`` figure of ``make bench`` (same shape
+as :func:`bench.stall.throughput_suite` gives, :func:`throughput_figure`), so docs/benchmarks.md shows
+the alternated measurement.
+
 Variants: ``before`` (the tree given with ``--before``, e.g. ``git archive <commit> | tar -x -C DIR``),
 ``after`` (this tree, or ``--after DIR``) and ``after_nice0`` (this tree with the save thread's nice increment set to 0:
-what the lower priority alone buys). Writes only its own key (``saves``) into bench/results.json
-(read-modify-write) and prints a Markdown table; the findings go to bench/findings.md by hand.
+what the lower priority alone buys). Writes its own key (``saves``) and ``throughput`` into
+bench/results.json (read-modify-write) and prints a Markdown table; the findings go to bench/findings.md by hand.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, load_average
+from bench.common import ROOT, load_average, ratio_figure, state_mb
 
-__all__ = ["VARIANTS", "child_code", "run_variant", "main"]
+__all__ = ["VARIANTS", "child_code", "run_variant", "throughput_figure", "main"]
 
 #: name -> (tree: "before" | "after", Python run before the suite in the child)
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -85,6 +89,20 @@ def measure(trees: dict[str, Path], rounds: int, size: dict, workdir: Path, name
     return out
 
 
+def throughput_figure(result: dict, variant: str = "after") -> dict:
+    """The ``throughput`` entry of results.json from one variant's alternated runs."""
+    runs, size = result["variants"][variant]["runs"], result["size"]
+    fig = ratio_figure([v for r in runs for v in r["ckpt"]], [v for r in runs for v in r["none"]])
+    loads = [r["load_avg_1min"] for r in runs]
+    fig.update(
+        state_mb=round(state_mb(size["width"], size["layers"]), 1), steps=size["steps"],
+        every_steps=size["every"], source=f"python -m bench.saves ({variant})", cpus=result["cpus"],
+        _run={"seconds": round(sum(r["seconds"] for r in runs), 1), "load_avg_1min": max(loads),
+              "load_avg_1min_each": loads},
+    )  # fmt: skip
+    return fig
+
+
 def table(result: dict) -> str:
     lines = ["| variant | ratio (median) | ratios | load (1 min) at each run |", "|---|---|---|---|"]
     for name, v in result["variants"].items():
@@ -122,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     if str(args.out) not in ("", "."):
         results = json.loads(args.out.read_text()) if args.out.exists() else {}
         results["saves"] = result
+        if "after" in result["variants"]:
+            results["throughput"] = throughput_figure(result)
         args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
     return 0
 
