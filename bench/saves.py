@@ -80,7 +80,9 @@ def measure(trees: dict[str, Path], rounds: int, size: dict, workdir: Path, name
             result = run_variant(trees[tree], prelude, workdir / f"{name}-{rnd}", size)
             runs[name].append(result)
             print(
-                f"round {rnd + 1}/{rounds} {name}: ratios {result['ratios']} load {result['load_avg_1min']}"
+                f"round {rnd + 1}/{rounds} {name}: ratios {result['ratios']} load {result['load_avg_1min']}",
+                json.dumps({"variant": name, **result}),  # an interrupted run can be rebuilt from the log
+                flush=True,
             )
     out: dict = {"size": size, "rounds": rounds, "cpus": os.cpu_count(), "variants": {}}
     for name, results in runs.items():
