@@ -1,8 +1,9 @@
 """Training stall per checkpoint: the real ``save()`` of the loop against a pure copy of the same tensors,
 async against synchronous save + upload, and throughput with checkpoints every 50 steps against none.
 
-The stall is the time the training thread spends in :func:`app.train.loop.save`: the host snapshot
-(``model_arrays`` + ``optimizer_arrays``) and the hand-over to the background saver. Before each timed save
+The stall is the time the training thread spends in :func:`app.train.loop.save`: the host snapshot (a
+copy of the model and optimizer tensors into the manager's reused host buffers, :mod:`app.checkpoint.hostbuf`)
+and the hand-over to the background saver. Before each timed save
 the previous one is flushed, so the stall never includes waiting for an earlier save.
 """
 

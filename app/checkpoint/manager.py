@@ -2,8 +2,11 @@
 
 ``save()`` takes ownership of the snapshot's arrays: they are marked read-only, so a caller that writes
 into one afterwards gets an error instead of silently changing what is saved. Pass arrays the caller
-owns (copies made from the parameters, e.g. with :func:`host_copy`). The trainer state and meta dicts
-are encoded to JSON right away, so later changes to those dicts do not leak into the checkpoint either.
+owns: copies made from the parameters with :func:`host_copy`, or buffers filled by the manager's
+:attr:`CheckpointManager.buffers` pool (:mod:`app.checkpoint.hostbuf`: allocated once, reused by the
+next snapshot only after the save that writes them is over; pass the lease's ``release`` as the
+snapshot's ``release``). The trainer state and meta dicts are encoded to JSON right away, so later
+changes to those dicts do not leak into the checkpoint either.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from app.checkpoint import catalog, reader, retention
 from app.checkpoint.config import CheckpointConfig, check_policy
+from app.checkpoint.hostbuf import SnapshotPool
 from app.checkpoint.layout import MANIFEST, CheckpointRef, check_group_name, json_bytes, step_key
 from app.checkpoint.lineage import with_lineage
 from app.checkpoint.reader import LoadedCheckpoint
@@ -44,6 +48,8 @@ class Snapshot:
     state: dict[str, Any] = field(default_factory=dict)
     #: Lineage from the trainer: config, config_hash, metrics, data_source, notes, parent.
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Called once the save of these tensors is over (e.g. ``Lease.release`` of reused host buffers).
+    release: Callable[[], None] | None = None
 
 
 def host_copy(tensors: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -66,7 +72,19 @@ def _take_ownership(tensors: dict[str, dict[str, np.ndarray]]) -> dict[str, dict
     return owned
 
 
-def prepare(snapshot: Snapshot) -> PreparedSave:
+def _once(release: Callable[[], None] | None) -> Callable[[], None]:
+    done = False
+
+    def call() -> None:
+        nonlocal done
+        if release is not None and not done:
+            done = True
+            release()
+
+    return call
+
+
+def prepare(snapshot: Snapshot, release: Callable[[], None] | None = None) -> PreparedSave:
     """Everything the worker needs, checked and encoded on the caller's thread (cheap, no tensor copies)."""
     if not snapshot.tensors:
         raise CheckpointError(f"snapshot of step {snapshot.step} holds no tensors")
@@ -78,6 +96,7 @@ def prepare(snapshot: Snapshot) -> PreparedSave:
         state_json=json_bytes(snapshot.state, f"trainer state of step {snapshot.step}"),
         meta_json=json_bytes(meta, f"meta of step {snapshot.step}"),
         metrics=metrics,
+        release=release if release is not None else snapshot.release,
     )
 
 
@@ -92,6 +111,8 @@ class CheckpointManager:
         #: Committed steps that failed verification when loading: re-saving one replaces it.
         self._unusable: set[int] = set()
         kept_at = default_kept_at(store.is_local, store.describe, self.staging_dir)
+        #: Reusable host buffers for snapshots (``self.buffers.take(state)``), see app.checkpoint.hostbuf.
+        self.buffers = SnapshotPool()
         self._worker = SaveWorker(self._save_and_retain, background=cfg.async_save, kept_at=kept_at)
 
     # -- reading -------------------------------------------------------------------------------
@@ -147,9 +168,15 @@ class CheckpointManager:
     def save(self, snapshot: Snapshot) -> CheckpointRef | None:
         """Save ``snapshot``: returns at once when async (None), else after the commit (its ref).
 
-        Raises the failure of the previous async save, if it failed.
+        Raises the failure of the previous async save, if it failed. ``snapshot.release`` is called once
+        its save is over, or right away when it is not handed over (a failure raised here).
         """
-        return self._worker.submit(prepare(snapshot))
+        release = _once(snapshot.release)
+        try:
+            return self._worker.submit(prepare(snapshot, release))
+        except BaseException:
+            release()  # not handed over (or already run inline): nothing reads its buffers any more
+            raise
 
     def flush(self) -> CheckpointRef | None:
         """Wait for the save in flight; raise its failure. Returns its ref when one was in flight."""

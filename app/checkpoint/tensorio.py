@@ -13,7 +13,9 @@ import ctypes
 import hashlib
 import json
 import math
+import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,19 @@ from app.checkpoint.jsonread import json_object, parse_json
 from app.checkpoint.sniff import sniff_file
 from app.errors import CheckpointError
 
-__all__ = ["CHUNK_BYTES", "MAX_HEADER_BYTES", "sha256_file", "write_tensors", "read_tensors", "host_array"]
+__all__ = [
+    "CHUNK_BYTES",
+    "MAX_HEADER_BYTES",
+    "Written",
+    "HashingWriter",
+    "sha256_file",
+    "write_bytes",
+    "write_tensors",
+    "read_tensors",
+    "host_array",
+    "host_view",
+    "paddle_numpy_dtype",
+]
 
 CHUNK_BYTES = 4 << 20
 #: safetensors itself caps headers at 100 MB; anything near that is garbage, not a checkpoint.
@@ -44,18 +58,75 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_tensors(tensors: dict[str, np.ndarray], path: Path, what: str) -> None:
-    """Write one group as a safetensors file whose bytes depend only on the tensors.
+@dataclass(frozen=True)
+class Written:
+    """What a writer put into a file: its size and the sha256 of exactly those bytes."""
+
+    size: int
+    sha256: str
+
+
+class HashingWriter:
+    """A file opened for writing that hashes and counts every byte as it goes out.
+
+    Writes are unbuffered and in slices of at most :data:`CHUNK_BYTES` taken from the caller's buffer
+    (a ``memoryview``, no copy), so writing a tensor costs no extra host memory and the digest is of the
+    bytes handed to the kernel, not of a later re-read. ``fsync`` on close makes them durable first.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+        self._fh = open(path, "wb", buffering=0)  # noqa: SIM115  (closed by finish/abort)
+        self._fsync = fsync
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), CHUNK_BYTES):
+            chunk = view[start : start + CHUNK_BYTES]
+            self._digest.update(chunk)
+            while chunk:  # a raw write may take fewer bytes than offered
+                chunk = chunk[self._fh.write(chunk) :]
+        self._size += len(view)
+
+    def finish(self) -> Written:
+        try:
+            if self._fsync:
+                os.fsync(self._fh.fileno())
+        finally:
+            self._fh.close()
+        return Written(self._size, self._digest.hexdigest())
+
+    def __enter__(self) -> HashingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()  # idempotent: after finish() this does nothing
+
+
+def write_bytes(data: bytes, path: Path, *, fsync: bool = False) -> Written:
+    """Write ``data`` to ``path`` (replacing it), hashing on the way."""
+    with HashingWriter(path, fsync=fsync) as out:
+        out.write(data)
+        return out.finish()
+
+
+def write_tensors(tensors: dict[str, np.ndarray], path: Path, what: str, *, fsync: bool = False) -> Written:
+    """Write one group as a safetensors file whose bytes depend only on the tensors; return its size and
+    the sha256 of the bytes written (computed while writing, the file is never read back).
 
     The header is canonical JSON (sorted keys, no spaces, tensors in name order, fixed metadata), so the
     same tensors give the same sha256 in every process, whatever order the dict was built in. The
-    safetensors library is only used to read (its writer emits metadata in hash-map order).
+    safetensors library is only used to read (its writer emits metadata in hash-map order). Tensors are
+    written one by one straight from their own memory; only an array that is not already C-contiguous
+    little-endian is converted, one at a time, just before it is written.
     """
     ordered = sorted(tensors.items(), key=lambda item: str(item[0]))
-    arrays = {name: _checked_array(name, array, what) for name, array in ordered}
+    for name, array in ordered:
+        _check_array(name, array, what)
     header: dict[str, Any] = {"__metadata__": dict(_METADATA)}
     offset = 0
-    for name, array in arrays.items():
+    for name, array in ordered:
         header[name] = {
             "dtype": _DTYPE_CODES[array.dtype.name],
             "shape": list(array.shape),
@@ -64,11 +135,12 @@ def write_tensors(tensors: dict[str, np.ndarray], path: Path, what: str) -> None
         offset += array.nbytes
     raw = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     raw += b" " * (-len(raw) % 8)  # tensor data starts 8-byte aligned
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(raw)) + raw)
-        for array in arrays.values():
+    with HashingWriter(path, fsync=fsync) as out:
+        out.write(struct.pack("<Q", len(raw)) + raw)
+        for _, array in ordered:
             if array.nbytes:
-                fh.write(memoryview(array).cast("B"))
+                out.write(_little_endian_c(array))
+        return out.finish()
 
 
 _METADATA = {"format": "np", "writer": "warmstart"}
@@ -78,8 +150,8 @@ _DTYPE_CODES = {np.dtype(t).name: code for code, t in _SIMPLE_DTYPES.items() if 
 _MAX_NAME = 1024
 
 
-def _checked_array(name: str, array: Any, what: str) -> np.ndarray:
-    """A C-contiguous little-endian array of a dtype safetensors holds, or a CheckpointError."""
+def _check_array(name: str, array: Any, what: str) -> None:
+    """A numpy array of a dtype safetensors holds under a valid name, or a CheckpointError."""
     if not isinstance(array, np.ndarray):
         raise CheckpointError(f"{what}: tensor {name!r} is a {type(array).__name__}, expected numpy.ndarray")
     if not isinstance(name, str) or not name or name == "__metadata__":
@@ -88,6 +160,10 @@ def _checked_array(name: str, array: Any, what: str) -> np.ndarray:
         raise CheckpointError(
             f"{what}: tensor {name!r} has dtype {array.dtype} which safetensors cannot hold"
         )
+
+
+def _little_endian_c(array: np.ndarray) -> np.ndarray:
+    """``array`` itself when it is C-contiguous little-endian (the usual case), else a converted copy."""
     return array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)
 
 
@@ -185,7 +261,26 @@ def _read_raw(path: Path, header: dict, what: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _paddle_dtype(tensor: Any) -> np.dtype:
+def host_view(value: Any) -> np.ndarray | None:
+    """A zero-copy numpy view of a dense, contiguous CPU Paddle tensor's memory; None for anything else
+    (GPU, empty, non-contiguous, not a Paddle tensor). The view is only valid while the tensor lives and
+    changes when the tensor is updated: copy out of it before training goes on."""
+    try:
+        fast = value.place.is_cpu_place() and value.is_dense() and value.is_contiguous()
+    except AttributeError:
+        return None
+    if not fast:
+        return None
+    dtype = paddle_numpy_dtype(value)
+    count = int(np.prod(value.shape)) if value.shape else 1
+    if count <= 0:
+        return None
+    buffer = (ctypes.c_char * (count * dtype.itemsize)).from_address(value.data_ptr())
+    return np.frombuffer(buffer, dtype=dtype).reshape(value.shape)
+
+
+def paddle_numpy_dtype(tensor: Any) -> np.dtype:
+    """The numpy dtype a Paddle tensor's bytes are held in on the host (bf16 as ``uint16`` bit patterns)."""
     name = str(tensor.dtype).rsplit(".", 1)[-1]  # "paddle.float32" -> "float32"
     return np.dtype(np.uint16) if name == "bfloat16" else np.dtype(name)
 
@@ -193,20 +288,11 @@ def _paddle_dtype(tensor: Any) -> np.dtype:
 def host_array(value: Any) -> np.ndarray:
     """An independent numpy copy of a Paddle tensor (or array), for a snapshot the trainer may not touch.
 
-    For a dense CPU tensor the bytes are read through a view of its buffer and copied once; that is ~4x
-    faster than ``Tensor.numpy()`` (which goes through its own conversion path). Anything else (GPU,
-    empty, non-contiguous) falls back to ``.numpy()``, which also returns a fresh array.
+    For a dense CPU tensor the bytes are read through a view of its buffer (:func:`host_view`) and copied
+    once; that is ~4x faster than ``Tensor.numpy()`` (which goes through its own conversion path).
+    Anything else (GPU, empty, non-contiguous) falls back to ``.numpy()``, which also returns a fresh array.
     """
     if isinstance(value, np.ndarray):
         return value.copy()
-    try:
-        fast = value.place.is_cpu_place() and value.is_dense() and value.is_contiguous()
-    except AttributeError:
-        fast = False
-    if fast:
-        dtype = _paddle_dtype(value)
-        count = int(np.prod(value.shape)) if value.shape else 1
-        if count > 0:
-            buffer = (ctypes.c_char * (count * dtype.itemsize)).from_address(value.data_ptr())
-            return np.frombuffer(buffer, dtype=dtype).reshape(value.shape).copy()
-    return np.asarray(value.numpy())
+    view = host_view(value)
+    return view.copy() if view is not None else np.asarray(value.numpy())

@@ -1,9 +1,12 @@
 """Write one checkpoint to a store: marker first, then every file with its hash, the manifest last.
 
 The order is the commit protocol. ``.started`` (UTC time, host, pid) lets gc age an uncommitted folder
-without trusting modification times. Tensor groups are serialized into a local staging folder, hashed and
+without trusting modification times. Tensor groups are serialized into a local staging folder and
 uploaded; on a local-folder store they are written straight into the step folder under a hidden
-temporary name and renamed, so the bytes are written once. ``manifest.json`` is written only after every
+temporary name, fsynced and renamed, so the bytes are written once. Every file's size and sha256 come
+from the bytes as they are written (:class:`~app.checkpoint.tensorio.HashingWriter`), never from reading
+the file back: the manifest records what this save meant to write, so bytes that change on disk
+afterwards fail verification instead of being blessed. ``manifest.json`` is written only after every
 file is in place, and nothing else marks a checkpoint as existing.
 """
 
@@ -36,7 +39,7 @@ from app.checkpoint.layout import (
     step_key,
 )
 from app.checkpoint.lineage import utc_now
-from app.checkpoint.tensorio import sha256_file, write_tensors
+from app.checkpoint.tensorio import Written, write_bytes, write_tensors
 from app.errors import CheckpointError
 from app.store.base import NotFoundError, ObjectStore
 
@@ -44,7 +47,8 @@ __all__ = ["PreparedSave", "write_checkpoint", "staging_path", "read_manifest_re
 
 log = logging.getLogger(__name__)
 
-Fill = Callable[[Path], None]
+#: Writes one file at the given path (fsynced when the flag is set) and returns what it wrote.
+Fill = Callable[[Path, bool], Written]
 
 #: A ``.started`` marker is ~100 bytes.
 MAX_MARKER_BYTES = 64 << 10
@@ -59,6 +63,8 @@ class PreparedSave:
     state_json: bytes
     meta_json: bytes
     metrics: dict
+    #: Called once the save is over (committed or failed): hands reused host buffers back.
+    release: Callable[[], None] | None = None
 
 
 def staging_path(staging_dir: Path, step: int) -> Path:
@@ -77,9 +83,8 @@ class _StagedSink:
         folder.mkdir(parents=True)
 
     def stage(self, name: str, fill: Fill) -> None:
-        path = self.folder / name
-        fill(path)
-        self._staged[name] = FileEntry(name, path.stat().st_size, sha256_file(path))
+        written = fill(self.folder / name, False)  # staging is scratch: the store makes the upload durable
+        self._staged[name] = FileEntry(name, written.size, written.sha256)
 
     def write(self, name: str, fill: Fill) -> FileEntry:
         if name not in self._staged:
@@ -108,10 +113,8 @@ class _LocalSink:
         target = self.folder / name
         tmp = self.folder / f".{name}{TEMP_TAG}{secrets.token_hex(6)}"
         try:
-            fill(tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            entry = FileEntry(name, tmp.stat().st_size, sha256_file(tmp))
+            written = fill(tmp, True)  # fsynced before the rename, so a crash never leaves a torn file
+            entry = FileEntry(name, written.size, written.sha256)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -122,11 +125,11 @@ class _LocalSink:
 
 
 def _bytes_fill(data: bytes) -> Fill:
-    return lambda path: path.write_bytes(data)
+    return lambda path, fsync: write_bytes(data, path, fsync=fsync)
 
 
 def _tensor_fill(group: str, tensors: dict[str, np.ndarray], where: str) -> Fill:
-    return lambda path: write_tensors(tensors, path, f"{where}/{group}{TENSOR_SUFFIX}")
+    return lambda path, fsync: write_tensors(tensors, path, f"{where}/{group}{TENSOR_SUFFIX}", fsync=fsync)
 
 
 def read_manifest_ref(store: ObjectStore, key: str, step: int) -> CheckpointRef:

@@ -36,7 +36,7 @@ from app.train.loop import Session
 from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
 from app.train.setup import build_optimizer, check_freeze, init_dist
-from app.train.state import load_optimizer, model_arrays, optimizer_arrays
+from app.train.state import load_optimizer, model_tensors, optimizer_tensors
 from app.train.warmstart import load_weights, warm_lr_lint
 
 __all__ = ["prepare", "snapshot", "checkpoint_uri"]
@@ -75,11 +75,15 @@ def snapshot(s: Session) -> Snapshot:
         "init_source": s.init_source,
         "user": getpass.getuser(),
     }
-    tensors = {"model": model_arrays(s.net), "optimizer": optimizer_arrays(s.optimizer, s.net)}
+    # Host copies into buffers reused across saves (app.checkpoint.hostbuf), handed back after the save.
+    lease = s.mgr.buffers.take(
+        {"model": model_tensors(s.net), "optimizer": optimizer_tensors(s.optimizer, s.net)}
+    )
+    tensors = dict(lease.tensors)
     extra = getattr(s.task, "extra_tensors", None)
     if extra is not None:  # task-owned state, e.g. {"ema": {...}}: saved and restored exactly
         tensors.update(extra())
-    return Snapshot(step=s.step, tensors=tensors, state=state, meta=meta)
+    return Snapshot(step=s.step, tensors=tensors, state=state, meta=meta, release=lease.release)
 
 
 def _shown_uri(uri: str) -> str:

@@ -22,7 +22,9 @@ from app.errors import CheckpointError
 __all__ = [
     "LoadReport",
     "model_arrays",
+    "model_tensors",
     "optimizer_arrays",
+    "optimizer_tensors",
     "compare",
     "ignored_names",
     "assign",
@@ -32,19 +34,31 @@ __all__ = [
 _SEP = "/"
 
 
+def model_tensors(model: paddle.nn.Layer) -> dict[str, paddle.Tensor]:
+    """Every parameter and buffer by structured name (the live tensors, not copies)."""
+    return dict(model.state_dict().items())
+
+
+def optimizer_tensors(
+    optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer
+) -> dict[str, paddle.Tensor]:
+    """Accumulators as ``<structured param name>/<accumulator>`` (e.g. ``head.weight/moment1``), live."""
+    struct = {p.name: n for n, p in model.named_parameters()}
+    out: dict[str, paddle.Tensor] = {}
+    for acc, per_param in optimizer._accumulators.items():
+        for generated, tensor in per_param.items():
+            out[f"{struct.get(generated, generated)}{_SEP}{acc}"] = tensor
+    return out
+
+
 def model_arrays(model: paddle.nn.Layer) -> dict[str, np.ndarray]:
     """A host copy of every parameter and buffer, by structured name."""
-    return {name: host_array(t) for name, t in model.state_dict().items()}
+    return {name: host_array(t) for name, t in model_tensors(model).items()}
 
 
 def optimizer_arrays(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer) -> dict[str, np.ndarray]:
-    """Accumulators as ``<structured param name>/<accumulator>`` (e.g. ``head.weight/moment1``)."""
-    struct = {p.name: n for n, p in model.named_parameters()}
-    out: dict[str, np.ndarray] = {}
-    for acc, per_param in optimizer._accumulators.items():
-        for generated, tensor in per_param.items():
-            out[f"{struct.get(generated, generated)}{_SEP}{acc}"] = host_array(tensor)
-    return out
+    """Host copies of the accumulators, named as in :func:`optimizer_tensors`."""
+    return {name: host_array(t) for name, t in optimizer_tensors(optimizer, model).items()}
 
 
 def _create_accumulators(optimizer: paddle.optimizer.Optimizer, params: list[paddle.Tensor]) -> None:
