@@ -44,25 +44,19 @@ def session_tensors(s: Any) -> dict[str, paddle.Tensor]:
 
 
 #: What :func:`copy_baseline` copies into (the report says it next to the figure; change both together).
-ANCHOR = "Tensor.numpy() into fresh host arrays (not yet pinned buffers reused across saves)"
+ANCHOR = "a copy into host buffers reused across saves (pinned on a GPU build): app.checkpoint.hostbuf"
 
 
 def copy_baseline() -> Callable[[Mapping[str, paddle.Tensor]], float]:
-    """The anchor of the stall figure: a function timing a bare device->host copy of a named state (seconds).
+    """The anchor of the stall figure: a function timing a bare device->host copy of a named state (seconds),
+    into the same reusable (pinned on a GPU) host buffers the trainer's snapshot uses."""
+    from app.checkpoint.hostbuf import HostBuffers, default_allocator, snapshot_into
 
-    The one place to switch when the reusable pinned-buffer snapshot lands in app/checkpoint (the saves
-    branch's ``app.checkpoint.hostbuf``): ``buffers = HostBuffers(default_allocator())`` once, then
-    ``return lambda state: snapshot_into(buffers, state)``, so the anchor is a copy into pinned host
-    buffers reused across saves. Until then: ``Tensor.numpy()`` into fresh host arrays.
-    """
+    buffers = HostBuffers(default_allocator())
 
     def copy(state: Mapping[str, paddle.Tensor]) -> float:
         _sync()
-        started = time.perf_counter()
-        copies = [t.numpy() for t in state.values()]
-        took = time.perf_counter() - started
-        del copies
-        return took
+        return snapshot_into(buffers, state)
 
     return copy
 
