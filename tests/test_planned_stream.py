@@ -73,7 +73,9 @@ def test_data_workers_make_the_planned_batches_of_the_trainer(workers: int) -> N
     stream.restore({"epoch": 0, "batch": 0, "samples_in_epoch": 0})
     pool = WorkerPool(task, stream, workers, prefetch=2, timeout=120)
     try:
-        got = [pool.next() for _ in range(9)]
+        # A batch's arrays live in a shared-memory slot until the next pool.next(): copy them, as the
+        # trainer's to_batch does.
+        got = [{k: np.array(v) for k, v in pool.next().items()} for _ in range(9)]
     finally:
         pool.close()
     for a, b in zip(expected, got, strict=True):

@@ -295,11 +295,12 @@ def prepare(cfg: Config, stop: StopRequest) -> Session:
     )
     check_freeze(cfg.freeze, net, built.total_steps)
     lr = _with_freeze_factors(cfg, built.scheduler)
+    optimizer = build_optimizer(cfg.optim, lr, net)  # config errors (optim.no_decay) before any log line
     precision = amp.plan_for(cfg.train.amp)
     s = Session(
         cfg=cfg, task=task, net=net,
         model=dist_sync.data_parallel(net, dist),
-        optimizer=build_optimizer(cfg.optim, lr, net), schedule=built, lr=lr, stream=stream, mgr=mgr,
+        optimizer=optimizer, schedule=built, lr=lr, stream=stream, mgr=mgr,
         runlog=RunLog(
             dist_sync.rank_dir(run_dir, dist), built.total_steps, cfg.train.progress_bar,
             visualdl=cfg.train.visualdl,

@@ -63,8 +63,8 @@ def _wrap_snapshot(real: Callable) -> Callable:
 
 def _wrap_write(real: Callable) -> Callable:
     @functools.wraps(real)
-    def write_tensors(tensors: Any, path: Any, what: str) -> None:
-        _phase("write", _step_of(what), lambda: real(tensors, path, what))
+    def write_tensors(tensors: Any, path: Any, what: str, **kw: Any) -> Any:
+        return _phase("write", _step_of(what), lambda: real(tensors, path, what, **kw))
 
     return write_tensors
 
