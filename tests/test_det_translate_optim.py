@@ -189,13 +189,17 @@ def test_reader_keys_matching_what_we_do_are_quiet_others_are_named() -> None:
 
 
 def test_loader_worker_keys_name_train_data_workers() -> None:
-    """ppdet's ``worker_num`` (top level and per reader) and ``use_shared_memory`` are not translated; the
-    word about them names what does the job here (they used to say batches are made in the trainer)."""
-    from app.tasks.det.keys import IGNORED
-    from app.tasks.det.reader_keys import MECHANICS
+    """ppdet's top-level ``worker_num`` is translated to ``train.data_workers`` (tests/test_det_worker_num.py);
+    one inside a reader, which ppdet does not read, is named; ``use_shared_memory`` says what does the job."""
+    from app.tasks.det.keys import IGNORED, TRANSLATED
+    from app.tasks.det.reader_keys import MECHANICS, MISPLACED
 
-    workers = "set train.data_workers (loader worker processes; by default a rule from the CPU count)"
-    assert IGNORED["worker_num"] == MECHANICS["worker_num"] == workers
+    assert TRANSLATED["worker_num"] == "train.data_workers" and "worker_num" not in IGNORED
+    assert "worker_num" not in MECHANICS
+    assert (
+        MISPLACED["worker_num"]
+        == "ppdet reads only the top-level worker_num, which becomes train.data_workers"
+    )
     assert MECHANICS["use_shared_memory"] == "train.data_workers' processes choose their own transport"
 
 

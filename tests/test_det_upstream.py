@@ -193,13 +193,14 @@ def test_upstream_tree_plans_and_trains_with_only_data_paths_set(
     # 8 images // batch 4 = 2 steps per epoch; CosineDecay max_epochs 300, LinearWarmup 300 steps
     assert "steps per epoch: 2 " in out and "schedule: 600 optimizer steps, warmup 300 steps" in out
     warned = " ".join(line for line in err.splitlines() if " WARNING " in line)
-    for key in ("use_gpu", "log_iter", "save_dir", "snapshot_epoch", "worker_num", "find_unused_parameters",
+    for key in ("use_gpu", "log_iter", "save_dir", "snapshot_epoch", "find_unused_parameters",
                 "print_flops", "export", "weights=output/picodet_s_320_coco/best_model",
                 "num_classes is 80 but the annotations define 3 classes: detections of classes 3..79 are not scored"):  # fmt: skip
         assert key in warned, key
     assert "pretrain_weights is empty in task.options.overrides: no pretrained weights (cold start)" in err
     used = next(line for line in err.splitlines() if "; translated: " in line)
     assert "TrainDataset" in used and "LearningRate -> schedule" in used and "PicoHeadV2" in used
+    assert "worker_num -> train.data_workers" in used and "worker_num" not in warned
     over = [
         "schedule.total_steps=2",
         "schedule.warmup.steps=1",
@@ -208,6 +209,7 @@ def test_upstream_tree_plans_and_trains_with_only_data_paths_set(
     ]
     rc, s = run_inprocess(over, config=str(config))
     assert rc == 0 and s.step == 2
+    assert s.cfg.train.data_workers == 6  # picodet_320_reader.yml's top-level worker_num
     assert set(s.metrics) == {"bbox_map", "bbox_map50", "boxes"}
     assert (s.cfg.optim.name, s.cfg.optim.weight_decay, s.cfg.schedule.base_lr) == ("momentum", 0.00004, 0.32)
     written = s.task.export(s.net, tmp_path / "export")  # rebuilds the 4-scale PicoDet for tracing
@@ -364,3 +366,4 @@ def test_upstream_ppyoloe_plus_tree_plans_and_trains(
     rc, s = run_inprocess(over, config=str(config))
     assert rc == 0 and s.step == 2 and set(s.metrics) == {"bbox_map", "bbox_map50", "boxes"}
     assert (s.cfg.optim.name, s.cfg.optim.weight_decay) == ("momentum", 0.0005)
+    assert s.cfg.train.data_workers == 4  # ppyoloe_plus_reader.yml's top-level worker_num

@@ -329,7 +329,7 @@ def test_a_pickle_is_refused_naming_both_opt_ins_and_a_matching_pin_accepts_it(
         f"warmstart: checkpoint: {url} is a pickle (found by its content); loading it can run arbitrary "
         "code, so it is refused (if you trust the file, set init.allow_pickle: true (--set "
         f"init.allow_pickle=true) or pin this exact file with init.sha256: {_sha(data)}, or convert it once "
-        "with `warmstart ckpt import SRC DEST --allow-pickle`)",
+        "with `warmstart ckpt import SRC DEST --allow-pickle` and set init.from: DEST)",
     )
     code, err = _train(tmp_path / "b", capsys, url, **{"init.sha256": _sha(data).upper()})
     assert code == 0, err

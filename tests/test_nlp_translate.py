@@ -141,7 +141,9 @@ TABLE = [
     ({"report_to": []}, {"train.visualdl": False}),
     ({"disable_tqdm": True}, {"train.progress_bar": "off"}),
     ({"disable_tqdm": False}, {"train.progress_bar": "on"}),
-    ({"do_train": True, "dataloader_num_workers": 4, "logging_dir": "x", "device": "cpu"}, {}),
+    ({"do_train": True, "logging_dir": "x", "device": "cpu"}, {}),
+    ({"dataloader_num_workers": 4}, {"train.data_workers": 4}),
+    ({"dataloader_num_workers": 0}, {"train.data_workers": 0}),  # PaddleNLP's default: in the trainer
     ({"tensor_parallel_degree": -1, "sharding": "", "recompute": False, "do_export": False}, {}),
     (
         {"metric_for_best_model": "eval_loss", "greater_is_better": False},
@@ -205,6 +207,8 @@ def test_the_translator_leaves_its_input_alone():
          "training_args.evaluation_strategy ('no') conflicts with train.eval_every_steps (5)"),
         ({"load_best_model_at_end": True}, {"train": {"metric": "accuracy"}},
          "training_args.load_best_model_at_end (True) conflicts with train.metric ('accuracy')"),
+        ({"dataloader_num_workers": 4}, {"train": {"data_workers": 2}},
+         "training_args.dataloader_num_workers (4) conflicts with train.data_workers (2)"),
         ({"per_device_eval_batch_size": 8}, {"task": {**NLP["task"], "options": {"eval_batch_size": 4}}},
          "training_args.per_device_eval_batch_size (8) conflicts with task.options.eval_batch_size (4)"),
     ],

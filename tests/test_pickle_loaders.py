@@ -55,7 +55,7 @@ def _init_opt_in(digest: str) -> str:
     return (
         "(if you trust the file, set init.allow_pickle: true (--set init.allow_pickle=true) or pin this exact "
         f"file with init.sha256: {digest}, or convert it once with `warmstart ckpt import SRC DEST "
-        "--allow-pickle`)"
+        "--allow-pickle` and set init.from: DEST)"
     )
 
 

@@ -54,7 +54,7 @@ def init_opt_in_hint(digest: str) -> str:
     return (
         "if you trust the file, set init.allow_pickle: true (--set init.allow_pickle=true) or pin this "
         f"exact file with init.sha256: {digest}, or convert it once with "
-        "`warmstart ckpt import SRC DEST --allow-pickle`"
+        "`warmstart ckpt import SRC DEST --allow-pickle` and set init.from: DEST"
     )
 
 

@@ -41,6 +41,7 @@ TRANSLATED = {
     "OptimizerBuilder": "optim",
     "epoch": "schedule.epochs",
     "pretrain_weights": "init.from (partial, match ppdet)",
+    "worker_num": "train.data_workers",
 }
 #: Read by ppdet's own Trainer or tools only; what to use instead.
 IGNORED = {
@@ -52,7 +53,6 @@ IGNORED = {
     "log_iter": "train.log_every_steps",
     "save_dir": "run.dir and checkpoint.uri",
     "snapshot_epoch": "checkpoint.every_steps and train.eval_every_steps",
-    "worker_num": "set train.data_workers (loader worker processes; by default a rule from the CPU count)",
     "print_flops": "not available",
     "print_params": "the log states the parameter count",
     "find_unused_parameters": "not needed: one process per device, no DataParallel",

@@ -5,7 +5,9 @@ The detection task builds its transforms from the reader sections (``sample_tran
 ``train.batch_size``, and ppdet's exporter reads ``TestReader``. The loader keys (``shuffle``,
 ``drop_last``, ``use_shared_memory``, ...) are Warmstart's own business: a value that matches what
 Warmstart does anyway is ignored quietly (docs/detection.md lists them); one that does not, and any key
-not listed here, gets a WARNING naming it. Nothing is dropped without a word.
+not listed here, gets a WARNING naming it. A ``worker_num`` inside a reader is warned about too: ppdet
+passes it on unused (its loaders take the top-level ``worker_num``, which the translator makes
+``train.data_workers``). Nothing is dropped without a word.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["USED", "QUIET", "reader_key_warnings", "report_reader_keys"]
+__all__ = ["USED", "QUIET", "MECHANICS", "MISPLACED", "reader_key_warnings", "report_reader_keys"]
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,11 @@ QUIET: dict[str, dict[str, tuple[Any, str]]] = {
 #: Loader mechanics with no effect on what is trained: ignored whatever the value.
 MECHANICS = {
     "use_shared_memory": "train.data_workers' processes choose their own transport",
-    "worker_num": "set train.data_workers (loader worker processes; by default a rule from the CPU count)",
     "num_classes": "ppdet sets it from the top-level num_classes",
+}
+#: Keys ppdet itself does not read in a reader section (its reader passes them on unused): warned about.
+MISPLACED = {
+    "worker_num": "ppdet reads only the top-level worker_num, which becomes train.data_workers",
 }
 
 
@@ -53,6 +58,9 @@ def reader_key_warnings(name: str, section: Any) -> list[str]:
     out = []
     for key, value in section.items():
         if key in USED[name] or key in MECHANICS or key == "name":
+            continue
+        if key in MISPLACED:
+            out.append(f"{name}.{key} (not used: {MISPLACED[key]})")
             continue
         quiet = QUIET[name].get(key)
         if quiet is None:

@@ -1,4 +1,5 @@
-"""Translate a PaddleDetection config's ``LearningRate``, ``OptimizerBuilder`` and ``pretrain_weights``.
+"""Translate a PaddleDetection config's ``LearningRate``, ``OptimizerBuilder``, ``pretrain_weights`` and
+``worker_num``.
 
 Registered in ``CONFIG_TRANSLATORS["detection"]``; runs on the raw config before validation, so
 ``warmstart plan`` shows the translated schedule. Only keys absent from our own ``schedule`` / ``optim``
@@ -17,6 +18,7 @@ Registered in ``CONFIG_TRANSLATORS["detection"]``; runs on the raw config before
 | top-level ``epoch`` | ``schedule.epochs`` (the run length) |
 | ``OptimizerBuilder`` | ``optim`` (:mod:`app.tasks.det.optimizer`) |
 | top-level ``pretrain_weights`` | ``init.from``, ``mode: partial``, ``match: ppdet`` (:mod:`app.tasks.det.pretrain`) |
+| top-level ``worker_num`` | ``train.data_workers`` (loader worker processes; 0 = in the trainer) |
 
 Keys ppdet's ``LearningRate`` and its schedulers would reject are refused here too, with one line.
 """
@@ -275,6 +277,33 @@ def _fill(section: dict[str, Any], values: dict[str, Any], exclusive: list[tuple
             section[key] = value
 
 
+def _worker_num(out: dict[str, Any], ppcfg: dict[str, Any], overrides: Any) -> None:
+    """ppdet's top-level ``worker_num`` (its DataLoader's ``num_workers`` for every reader) ->
+    ``train.data_workers``, unless our own ``train`` section sets it (ours wins, with a warning)."""
+    if isinstance(overrides, dict) and "worker_num" in overrides:
+        value, where = overrides["worker_num"], "task.options.overrides.worker_num"
+    else:
+        value, where = ppcfg.get("worker_num"), f"{WHERE}: worker_num"
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"{where}: expected a whole number >= 0 (0 = batches made in the trainer), got {value!r}"
+        )
+    train = out.setdefault("train", {})
+    if not isinstance(train, dict):
+        return  # our own validation names the shape of the train section
+    if "data_workers" in train:
+        if train["data_workers"] == value:
+            return
+        log.warning(
+            "%s=%s ignored: train.data_workers (%s) is set in our own section and wins",
+            where, value, train["data_workers"],
+        )  # fmt: skip
+        return
+    train["data_workers"] = value
+
+
 def translate(data: dict[str, Any]) -> dict[str, Any]:
     """The ``CONFIG_TRANSLATORS["detection"]`` hook."""
     opts = (data.get("task") or {}).get("options") or {}
@@ -286,6 +315,7 @@ def translate(data: dict[str, Any]) -> dict[str, Any]:
     ppcfg = read_ppdet_yaml(path)
     out = copy.deepcopy(data)
     translate_pretrain(out, ppcfg, opts.get("overrides"))
+    _worker_num(out, ppcfg, opts.get("overrides"))
     train = out.setdefault("train", {})
     # VOC evaluation gives mAP at IoU 0.5 only (app/tasks/det/task.py)
     metric = "bbox_map50" if ppcfg.get("metric") == "VOC" else "bbox_map"

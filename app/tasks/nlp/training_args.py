@@ -132,7 +132,11 @@ RULES: dict[str, ArgRule] = {
     ),
     "eval_steps": _m("train.eval_every_steps", None, "also without `evaluation_strategy` (then `steps`)"),
     "max_evaluate_steps": _r("task.options.eval_file (evaluate on a smaller file)", -1),
-    "dataloader_num_workers": _i("data is tokenized once, in memory; batches are built in-process", 0),
+    "dataloader_num_workers": _m(
+        "train.data_workers",
+        0,
+        "0 = batches made in the trainer process; unset: our auto rule (docs/data.md)",
+    ),
     "past_index": _i("no model here returns past states", -1),
     "run_name": _m("run.name", None),
     "device": _i("the device comes from the installed Paddle and `CUDA_VISIBLE_DEVICES`", "gpu"),

@@ -40,6 +40,7 @@ SIMPLE: dict[str, str] = {
     "output_dir": "run.dir",
     "run_name": "run.name",
     "logging_steps": "train.log_every_steps",
+    "dataloader_num_workers": "train.data_workers",
     "max_seq_length": "task.options.max_seq_len",
     "model_name_or_path": "task.options.model_dir",
 }

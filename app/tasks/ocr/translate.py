@@ -8,7 +8,8 @@ Conflicts: **our own sections win.** Each PaddleOCR setting fills a group of our
 (in YAML, a ``WARMSTART_*`` env var or ``--set``), the PaddleOCR value is dropped and a warning names both.
 That is what lets ``WARMSTART_BASE_LR`` or ``--set schedule.base_lr=...`` override a pasted PaddleOCR
 config. Unknown ``Optimizer`` keys and unsupported LR names are errors; ``Global`` keys that have no
-meaning here (``use_gpu``, ``save_model_dir``, ...) are ignored with a warning. ``Architecture``, ``Loss``,
+meaning here (``use_gpu``, ``save_model_dir``, ...) are ignored with a warning. ``Global.pretrained_model``
+and ``Global.checkpoints`` become ``init.*`` (:mod:`app.tasks.ocr.translate_init`). ``Architecture``, ``Loss``,
 ``PostProcess`` and ``Metric`` are checked and mapped by :mod:`app.tasks.ocr.translate_arch`, ``Train`` and
 ``Eval`` by :mod:`app.tasks.ocr.translate_data`. ``Global.character_dict_path`` of the form
 ``ppocr/utils/<name>`` (and no such local file) becomes ``task.options.builtin_dict: <name>``; our own
@@ -27,6 +28,7 @@ from app.config.typed import suggest
 from app.errors import ConfigError
 from app.tasks.ocr import translate_arch
 from app.tasks.ocr.translate_data import dataset_items
+from app.tasks.ocr.translate_init import INIT_KEYS, apply_init
 
 __all__ = ["OPTIMIZERS", "LR_NAMES", "GLOBAL_KEYS", "OPTIMIZER_KEYS", "translate"]
 
@@ -280,7 +282,7 @@ def _optimizer(opt: Any, w: _Writer, epoch_num: Any = None) -> None:
 def _global(section: Any, w: _Writer) -> None:
     if not isinstance(section, dict):
         raise ConfigError(f"Global: expected a mapping, got {section!r}")
-    ignored = sorted(k for k in section if k not in GLOBAL_KEYS)
+    ignored = sorted(k for k in section if k not in GLOBAL_KEYS and k not in INIT_KEYS)
     if ignored:
         log.warning("Global keys with no meaning here are ignored: %s", ", ".join(ignored))
     for key, target in GLOBAL_KEYS.items():
@@ -296,6 +298,7 @@ def _global(section: Any, w: _Writer) -> None:
         if key == "character_dict_path":
             target, value = _dict_target(value)
         w.set(target, value, f"Global.{key}")
+    apply_init(section, w)
 
 
 def _dict_target(value: Any) -> tuple[str, Any]:

@@ -8,8 +8,10 @@ inside them stay relative to ``data_dir``). ``transforms``: ``DecodeImage`` (BGR
 ``KeepKeys``; any other transform is a ConfigError naming these. ``sampler: MultiScaleSampler`` ->
 ``task.options.multiscale`` (with ``dataset.ds_width`` as its ``ds_width``: label lines then carry
 each image's width and height); ``loader.batch_size_per_card`` -> ``train.batch_size`` (Train) /
-``task.options.eval_batch_size`` (Eval); ``shuffle``, ``drop_last`` and ``num_workers`` have our own
-meaning (seeded shuffle, full batches, ``train.num_workers``) and are ignored with a warning.
+``task.options.eval_batch_size`` (Eval); ``Train.loader.num_workers`` -> ``train.data_workers`` (loader
+worker processes in both; our section wins); ``shuffle``, ``drop_last`` and ``Eval.loader.num_workers``
+have our own meaning (seeded shuffle, full batches, evaluation in the trainer) and are ignored with a
+warning.
 """
 
 from __future__ import annotations
@@ -90,14 +92,27 @@ def _transform_items(name: str, settings: dict[str, Any], where: str, train: boo
     return [(f"{OPTS}.rec_con_aug", con, where)]
 
 
+def _workers(value: Any, where: str) -> list[Item]:
+    """``Train.loader.num_workers`` -> ``train.data_workers`` (both: worker processes, 0 = in the trainer)."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"{where}.num_workers: expected a whole number >= 0 (0 = batches made in the trainer), got {value!r}"
+        )
+    return [("train.data_workers", value, f"{where}.num_workers")]
+
+
 def _loader(loader: dict[str, Any], where: str, train: bool) -> list[Item]:
-    ignored = sorted(k for k in loader if k != "batch_size_per_card")
+    read = ("batch_size_per_card", "num_workers") if train else ("batch_size_per_card",)
+    ignored = sorted(k for k in loader if k not in read)
     if ignored:
         log.warning("%s keys with their own meaning here are ignored: %s", where, ", ".join(ignored))
+    items = _workers(loader.get("num_workers"), where) if train else []
     if "batch_size_per_card" not in loader:
-        return []
+        return items
     target = "train.batch_size" if train else f"{OPTS}.eval_batch_size"
-    return [(target, int(loader["batch_size_per_card"]), f"{where}.batch_size_per_card")]
+    return [(target, int(loader["batch_size_per_card"]), f"{where}.batch_size_per_card"), *items]
 
 
 def _sampler(sampler: dict[str, Any], where: str, ds_width: bool) -> list[Item]:
