@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import textwrap
-import time
 import zlib  # noqa: F401  (before paddle: FIELD_NOTES)
 from pathlib import Path
 from typing import Any
@@ -29,10 +27,9 @@ from typing import Any
 from bench.common import ROOT
 from bench.throughput import (
     add_arguments,
-    alternate,
-    finish,
-    run_one,
-    run_side,
+    bench_main,
+    load_range,
+    side_by_side,
     stamp,
     stamp_our_steps,
     table_rows,
@@ -170,20 +167,16 @@ def _ours(spec: dict[str, Any], out: Path) -> list[float]:
 def measure(root: Path, *, batch: int, workers: int, steps: int, warmup: int, pairs: int) -> dict:
     shutil.rmtree(root, ignore_errors=True)
     case = write_case(root, batch=batch, workers=workers, steps=steps, warmup=warmup)
-    fig = alternate(pairs, {"ours": lambda: run_side("det_throughput", "ours", case),
-                            "theirs": lambda: run_side("det_throughput", "theirs", case)}, warmup, batch)  # fmt: skip
-    fig.update(unit="images/s", batch=batch, workers=workers, steps=steps, warmup=warmup, image_px=640,
-               config=str(MODEL.relative_to(ROOT)), measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))  # fmt: skip
-    return fig
+    return side_by_side(KEY, case, pairs, warmup, batch, unit="images/s", batch=batch, workers=workers,
+                        steps=steps, warmup=warmup, image_px=640, config=str(MODEL.relative_to(ROOT)))  # fmt: skip
 
 
 def table(r: dict) -> str:
-    loads = [x for v in r["load_avg_1min"].values() for x in v]
     return "\n".join([
         f"PicoDet-S (`{r['config']}`, its own reader: 96 px training size), generated {r['image_px']} px JPEGs, "
         f"batch {r['batch']}, {r['workers']} loader workers each side, steps {r['warmup'] + 1}–{r['steps']} timed "
         f"after {r['warmup']} warm-up steps; {r['ratio']['n']} alternating pairs, {r['measured']}, "
-        f"`os.cpu_count()` = {r['cpus']}, load average {min(loads):.2f}–{max(loads):.2f}.",
+        f"`os.cpu_count()` = {r['cpus']}, {load_range(r)}.",
         "",
         *table_rows(r, "ppdet `Trainer`", ".2f"),
     ])  # fmt: skip
@@ -198,17 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--warmup", type=int, default=4)
     args = p.parse_args(argv)
-    if args.side:
-        run_one(args.side, args.case, _ours, _theirs)
-        return 0
-    if args.render:
-        return finish(args, KEY, DOC, None, table)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.quick:
-        args.pairs, args.batch, args.workers, args.steps, args.warmup = 1, 2, 1, 3, 1
-    r = measure(args.work, batch=args.batch, workers=args.workers, steps=args.steps, warmup=args.warmup,
-                pairs=args.pairs)  # fmt: skip
-    return finish(args, KEY, DOC, r, table)
+
+    def measured(a: argparse.Namespace) -> dict:
+        return measure(
+            a.work, batch=a.batch, workers=a.workers, steps=a.steps, warmup=a.warmup, pairs=a.pairs
+        )
+
+    quick = {"pairs": 1, "batch": 2, "workers": 1, "steps": 3, "warmup": 1}
+    return bench_main(args, KEY, DOC, (_ours, _theirs), table, measured, quick)
 
 
 if __name__ == "__main__":

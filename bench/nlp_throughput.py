@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
-import time
 import zlib  # noqa: F401  (before paddle: FIELD_NOTES)
 from pathlib import Path
 from typing import Any
@@ -30,10 +28,9 @@ import yaml
 from bench.common import ROOT
 from bench.throughput import (
     add_arguments,
-    alternate,
-    finish,
-    run_one,
-    run_side,
+    bench_main,
+    load_range,
+    side_by_side,
     stamp,
     stamp_our_steps,
     table_rows,
@@ -126,22 +123,17 @@ def _ours(spec: dict[str, Any], out: Path) -> list[float]:
 def measure(root: Path, *, steps: int, warmup: int, workers: int, pairs: int, batch: int = 16) -> dict:
     shutil.rmtree(root, ignore_errors=True)
     case = write_case(root, steps=steps, workers=workers, warmup=warmup, batch=batch)
-    fig = alternate(pairs, {"ours": lambda: run_side("nlp_throughput", "ours", case),
-                            "theirs": lambda: run_side("nlp_throughput", "theirs", case)}, warmup, batch)  # fmt: skip
-    fig.update(unit="samples/s", batch=batch, workers=workers, steps=steps, warmup=warmup,
-               max_seq_len=MAX_SEQ_LEN, args=ARGS,
-               measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))  # fmt: skip
-    return fig
+    return side_by_side(KEY, case, pairs, warmup, batch, unit="samples/s", batch=batch, workers=workers,
+                        steps=steps, warmup=warmup, max_seq_len=MAX_SEQ_LEN, args=ARGS)  # fmt: skip
 
 
 def table(r: dict) -> str:
-    loads = [x for v in r["load_avg_1min"].values() for x in v]
     return "\n".join([
         f"Tiny ERNIE (2 layers, hidden 32), sequence classification of generated reviews (max_seq_len "
         f"{r['max_seq_len']}), batch {r['batch']}, {r['workers']} loader workers each side, logging every "
         f"{r['args']['logging_steps']} steps; steps {r['warmup'] + 1}–{r['steps']} timed after {r['warmup']} "
         f"warm-up steps; {r['ratio']['n']} alternating pairs, {r['measured']}, `os.cpu_count()` = {r['cpus']}, "
-        f"load average {min(loads):.2f}–{max(loads):.2f}.",
+        f"{load_range(r)}.",
         "",
         *table_rows(r, "PaddleNLP `Trainer`", ".0f"),
     ])  # fmt: skip
@@ -155,16 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--workers", type=int, default=0)
     args = p.parse_args(argv)
-    if args.side:
-        run_one(args.side, args.case, _ours, _theirs)
-        return 0
-    if args.render:
-        return finish(args, KEY, DOC, None, table)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.quick:
-        args.pairs, args.steps, args.warmup = 1, 6, 2
-    r = measure(args.work, steps=args.steps, warmup=args.warmup, workers=args.workers, pairs=args.pairs)
-    return finish(args, KEY, DOC, r, table)
+
+    def measured(a: argparse.Namespace) -> dict:
+        return measure(a.work, steps=a.steps, warmup=a.warmup, workers=a.workers, pairs=a.pairs)
+
+    return bench_main(
+        args, KEY, DOC, (_ours, _theirs), table, measured, {"pairs": 1, "steps": 6, "warmup": 2}
+    )
 
 
 if __name__ == "__main__":

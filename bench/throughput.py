@@ -230,6 +230,40 @@ def alternate(pairs: int, sides: dict[str, Callable[[], dict[str, Any]]], warmup
     return fig
 
 
+def side_by_side(module: str, case: Path, pairs: int, warmup: int, per_step: int, /, **fields: Any) -> dict:
+    """``bench.<module>``'s two sides on ``case``, alternated ``pairs`` times: the figure of :func:`alternate`
+    with the run's settings (``fields``) and when it was measured."""
+    sides = {side: (lambda side=side: run_side(module, side, case)) for side in ("ours", "theirs")}
+    fig = alternate(pairs, sides, warmup, per_step)
+    fig.update(**fields, measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    return fig
+
+
+def load_range(r: dict) -> str:
+    """The load averages seen before the runs of a figure, as a range for its table's caption."""
+    loads = [x for v in r["load_avg_1min"].values() for x in v]
+    return f"load average {min(loads):.2f}–{max(loads):.2f}"
+
+
+def bench_main(
+    args: argparse.Namespace, key: str, doc: str, sides: tuple[Callable[..., list[float]], ...],
+    table: Callable[[dict], str], measure: Callable[[argparse.Namespace], dict], quick: dict[str, int],
+) -> int:  # fmt: skip
+    """A throughput bench's command line after parsing: one ``--side`` (``sides`` = ours, theirs), a
+    ``--render`` of the stored figure, or a measurement (``quick`` overrides the sizes under ``--quick``)."""
+    import logging
+
+    if args.side:
+        run_one(args.side, args.case, *sides)
+        return 0
+    if args.render:
+        return finish(args, key, doc, None, table)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.quick:
+        vars(args).update(quick)
+    return finish(args, key, doc, measure(args), table)
+
+
 #: Earlier runs of the same bench kept beside the latest (a loaded machine makes single runs vary).
 KEEP_PREVIOUS = 3
 
