@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT
+from bench.ppdet_case import COCO_DATASETS
 from bench.throughput import (
     add_arguments,
     bench_main,
@@ -41,7 +42,8 @@ MODEL = ROOT / "configs/ppdet/picodet_s_lcnet.yml"
 DOC = "docs/detection.md"
 KEY = "det_throughput"
 
-_PPDET = """\
+_PPDET = (
+    """\
 _BASE_: ['{model}']
 use_gpu: false
 log_iter: {log_every}
@@ -51,22 +53,9 @@ print_flops: false
 worker_num: {workers}
 epoch: 1
 
-TrainDataset:
-  !COCODataSet
-    image_dir: images
-    anno_path: train.json
-    dataset_dir: {data}
-    data_fields: ['image', 'gt_bbox', 'gt_class', 'is_crowd']
-EvalDataset:
-  !COCODataSet
-    image_dir: images
-    anno_path: eval.json
-    dataset_dir: {data}
-TestDataset:
-  !ImageFolder
-    anno_path: eval.json
-    dataset_dir: {data}
-
+"""
+    + COCO_DATASETS
+    + """
 LearningRate:
   base_lr: 0.02
   schedulers:
@@ -80,6 +69,7 @@ OptimizerBuilder:
 TrainReader:
   batch_size: {batch}
 """
+)
 
 
 def _to_jpeg(data: Path) -> None:

@@ -17,7 +17,16 @@ from typing import Any
 
 import app  # noqa: F401  (zlib before paddle)
 
-__all__ = ["assert_same_lr", "Case", "write_case", "run_ppdet", "run_ours", "ppdet_lr_table", "PPDET_MODEL"]
+__all__ = [
+    "assert_same_lr",
+    "Case",
+    "write_case",
+    "run_ppdet",
+    "run_ours",
+    "ppdet_lr_table",
+    "PPDET_MODEL",
+    "COCO_DATASETS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The shipped 96 px PicoDet-S (LCNet x0.75, LCPAN, PicoHeadV2, use_ema) in ppdet's own format.
 PPDET_MODEL = ROOT / "configs/ppdet/picodet_s_lcnet.yml"
 
-_PPDET_TEMPLATE = """\
-_BASE_: ['{model}']
-metric: COCO
-num_classes: 3
-use_gpu: false
-log_iter: 1
-save_dir: {save_dir}
-snapshot_epoch: {snapshot_epoch}
-print_flops: false
-worker_num: 0
-epoch: {epoch}
-
+#: ppdet's dataset sections for the generated COCO set at ``{data}`` (a format string's part).
+COCO_DATASETS = """\
 TrainDataset:
   !COCODataSet
     image_dir: images
@@ -52,7 +51,24 @@ TestDataset:
   !ImageFolder
     anno_path: eval.json
     dataset_dir: {data}
+"""
 
+_PPDET_TEMPLATE = (
+    """\
+_BASE_: ['{model}']
+metric: COCO
+num_classes: 3
+use_gpu: false
+log_iter: 1
+save_dir: {save_dir}
+snapshot_epoch: {snapshot_epoch}
+print_flops: false
+worker_num: 0
+epoch: {epoch}
+
+"""
+    + COCO_DATASETS
+    + """
 LearningRate:
   base_lr: {base_lr}
   schedulers:
@@ -74,6 +90,7 @@ TrainReader:
   shuffle: false
   drop_last: true
 """
+)
 
 
 #: ppdet ``OptimizerBuilder`` bodies: Momentum with L2 (PicoDet's upstream choice) and AdamW.
