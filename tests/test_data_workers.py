@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 
 import app  # noqa: F401  (zlib before paddle)
+import app.train.batches as batches_mod
 from app.checkpoint import CheckpointManager, catalog
 from app.config import load_config
 from app.errors import EXIT_TASK, TaskError
 from app.store import open_store
 from app.tasks.digits import DigitsTask
 from app.train import wire
-from app.train.batches import InProcess, WorkerPool, auto_workers
+from app.train.batches import InProcess, WorkerPool, auto_workers, resolve_workers
 from app.train.data import DataStream
 from app.train.workers import MEMFD_PREFIX
 from tests.signal_helpers import start, train_cmd, trained_to, wait_until
@@ -137,6 +138,19 @@ def owner(a: np.ndarray) -> object:
     while isinstance(a.base, np.ndarray):
         a = a.base
     return a.base.obj if isinstance(a.base, memoryview) else a.base
+
+
+def test_a_configured_count_is_kept_and_one_above_the_cpus_warns(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(batches_mod, "_cpus", lambda: 4)
+    monkeypatch.delenv("PADDLE_LOCAL_SIZE", raising=False)
+    with caplog.at_level("WARNING", logger="app.train.batches"):
+        assert resolve_workers(None, 1) == 3 and resolve_workers(4, 1) == 4 and resolve_workers(0, 1) == 0
+        assert caplog.messages == []
+        assert resolve_workers(8, 2) == 8  # a toolkit config's num_workers: 8, two trainers on 4 CPUs
+    assert caplog.messages == [
+        "train.data_workers 8 is more than the 2 CPU(s) this trainer may use (4 on the machine, 2 "
+        "trainer(s)): the workers and the step share them (auto would start 1)"
+    ]
 
 
 def test_batches_cross_in_shared_memory_as_read_only_views_left_alone_while_held() -> None:

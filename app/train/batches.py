@@ -56,10 +56,20 @@ def _cpus() -> int:
 
 
 def resolve_workers(configured: int | None, world: int) -> int:
-    if configured is not None:
-        return configured
+    """``train.data_workers`` as given, or the auto rule; a count above the CPUs this trainer may use is
+    kept (a toolkit config's ``num_workers: 8`` works as it does there) with a warning."""
     local = int(os.environ.get("PADDLE_LOCAL_SIZE", "") or world)
-    return auto_workers(_cpus(), local)
+    cpus = _cpus()
+    if configured is None:
+        return auto_workers(cpus, local)
+    share = max(1, cpus // max(1, local))
+    if configured > share:
+        log.warning(
+            "train.data_workers %d is more than the %d CPU(s) this trainer may use (%d on the machine, %d "
+            "trainer(s)): the workers and the step share them (auto would start %d)",
+            configured, share, cpus, local, auto_workers(cpus, local),
+        )  # fmt: skip
+    return configured
 
 
 class InProcess:
