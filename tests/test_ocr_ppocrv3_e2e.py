@@ -49,6 +49,7 @@ def user_overrides(run_dir: Path, data: Path, **extra: object) -> list[str]:
         "Eval.dataset.label_file_list": f"[{data / 'eval.txt'}]",
         "Global.epoch_num": 2,
         "Global.print_batch_step": 1,
+        "Global.max_text_length": 8,
         "Global.eval_batch_step": "[0, 3]",
         "Optimizer.lr.warmup_epoch": 0.5,
         "Train.loader.batch_size_per_card": 4,
@@ -57,7 +58,7 @@ def user_overrides(run_dir: Path, data: Path, **extra: object) -> list[str]:
         "task.options.synthetic": "null",
         "run.dir": run_dir,
         "checkpoint.uri": run_dir / "ckpt",
-        "checkpoint.every_steps": 2,
+        "checkpoint.every_steps": 3,
         "train.progress_bar": "off",
         "train.data_workers": 0,
     }
@@ -111,7 +112,7 @@ def test_task_feeds_sar_labels_and_valid_ratios(runs: dict) -> None:
     assert task.gtc == "sar" and task.pipeline is not None and task.opts.metric.ignore_space is False
     arrays = task.train_arrays([0, 1, 2, 3], epoch=0)
     images, ctc, lengths, sar, ratios = (t.numpy() for t in task.to_batch(arrays))
-    assert images.shape == (4, 3, 32, 96) and sar.shape == (4, 25) and ratios.shape == (4,)
+    assert images.shape == (4, 3, 32, 96) and sar.shape == (4, 8) and ratios.shape == (4,)
     start, pad = 97, 98  # <BOS/EOS> = the CTC class count, <PAD> = the last SAR class
     for row, n, label in zip(sar, lengths, ctc, strict=True):
         assert row[0] == start and row[n + 1] == start and set(row[n + 2 :]) <= {pad}
