@@ -133,9 +133,22 @@ def test_eval_counts_spaces_as_ppocrv3s_metric_says(runs: dict, monkeypatch: pyt
     spaced = [f" {t}" if i % 2 else t for i, t in enumerate(texts)]
     monkeypatch.setattr(task, "recognize", lambda model, paths: [(t, 1.0) for t in spaced])
     n = len(texts)
+    assert task.eval_targets() == texts  # every character is in the dictionary
     assert task.evaluate(None)["word_accuracy"] == pytest.approx((n - n // 2) / (n + 1e-5))
     task.opts.metric.ignore_space = True
     assert task.evaluate(None)["word_accuracy"] == pytest.approx(n / (n + 1e-5))
+
+
+def test_eval_targets_are_the_decoded_labels_as_in_recmetric(runs: dict, tmp_path: Path) -> None:
+    """PaddleOCR compares with the label decoded from its CTC encoding, so a character outside the
+    dictionary is not part of the target: "1é2" is read correctly as "12" (en_dict has no "é")."""
+    image = (runs["data"] / "eval.txt").read_text().splitlines()[0].split("\t")[0]
+    labels = tmp_path / "eval.txt"
+    labels.write_text(f"{image}\t1é2\n{image}\t1 2\n", encoding="utf-8")
+    over = [*runs["straight"], f"Eval.dataset.label_file_list=[{labels}]"]
+    cfg = load_config(ROOT / CONFIG, over, env={})
+    task = build_task(cfg.task, cfg.run.seed)
+    assert task.eval_set.texts == ["1é2", "1 2"] and task.eval_targets() == ["12", "1 2"]
 
 
 def _paddleocr_pdparams(tensors: dict[str, np.ndarray], path: Path) -> Path:

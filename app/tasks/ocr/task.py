@@ -236,10 +236,17 @@ class OcrRecTask:
             out.extend((text, float(conf)) for text, conf in self.decoder(probs))
         return out
 
+    def eval_targets(self) -> list[str]:
+        """The eval labels as PaddleOCR's RecMetric sees them: the encoded CTC label decoded by the wheel's
+        ``CTCLabelDecode`` (characters outside the dictionary, e.g. a space without ``use_space_char``,
+        are not in it)."""
+        labels = self.eval_set.labels.astype("int64")
+        return [text for text, _ in self.decoder.decode(labels, is_remove_duplicate=False)]
+
     def evaluate(self, model: nn.Layer) -> dict[str, float]:
         preds = [text for text, _ in self.recognize(model, self.eval_set.paths)]
         metric = self.opts.metric
-        return rec_metrics(preds, self.eval_set.texts, metric.ignore_space, metric.is_filter)
+        return rec_metrics(preds, self.eval_targets(), metric.ignore_space, metric.is_filter)
 
     def _inference_layer(self, model: nn.Layer) -> nn.Layer:
         """What is exported: CRNN wrapped with a softmax; svtr_lcnet's / svtr_mv1e's CTC branch in eval
