@@ -68,13 +68,14 @@ def user_overrides(run_dir: Path, data: Path, **extra: object) -> list[str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The synthetic set; an uninterrupted run; the same run stopped at step 2 (saved there) and resumed."""
+    """The synthetic set; an uninterrupted run; the same run with a data worker, stopped at step 2 (saved
+    there) and resumed."""
     data = tmp_path_factory.mktemp("v3data")
     write_synthetic(data, SynthOptions(charset="0123456789ab", max_len=3, n_train=12, n_eval=6, seed=5))
     root = tmp_path_factory.mktemp("v3runs")
     straight = user_overrides(root / "a", data)
     assert run_inprocess(straight, config=CONFIG)[0] == 0
-    resumed = user_overrides(root / "b", data)
+    resumed = user_overrides(root / "b", data, **{"train.data_workers": 1})  # batches made in a worker
     assert run_inprocess(resumed, stop_at=2, config=CONFIG)[0] == 143
     rc, session = run_inprocess(resumed, config=CONFIG)
     assert rc == 0 and session.step == STEPS
