@@ -238,3 +238,31 @@ def test_export_reads_in_the_wheels_text_recognizer_with_our_text(runs: dict, tm
     assert [t for t, _ in theirs] == [t for t, _ in ours]
     np.testing.assert_allclose([c for _, c in theirs], [c for _, c in ours], rtol=1e-3)
     assert len({t for t, _ in ours}) > 3
+
+
+def test_a_line_that_does_not_encode_is_replaced_as_simpledataset_does(runs: dict) -> None:
+    """PP-OCRv3 trains from ``SimpleDataSet``, which replaces a sample whose label fails (here: too long for
+    the SAR label) by a *random* one in training; ``MultiScaleDataSet`` (PP-OCRv4) takes the next. Ours draws
+    the random one from ``(seed, epoch, index)``, so the same call gives the same replacement."""
+    from app.tasks.ocr.pipeline import PPOCRv4Pipeline
+    from app.tasks.ocr.wheel import builtin_dict_path
+
+    lines = [line.split("\t") for line in (runs["data"] / "train.txt").read_text().splitlines()]
+    paths = [runs["data"] / name for name, _ in lines]
+    texts = ["1234567"] + [text for _, text in lines[1:]]  # 7 >= max_text_length - 1: no SAR label
+    dict_path = builtin_dict_path("en_dict.txt")
+
+    def pipeline(random_retry: bool) -> PPOCRv4Pipeline:
+        return PPOCRv4Pipeline(paths, texts, dict_path, 8, True, None, None, "sar", random_retry)
+
+    nxt, rnd = pipeline(False), pipeline(True)
+    assert nxt.sample(0, 96, 32, 0, 1) is None
+    expected = int(np.random.default_rng([0, 1, 0, 7]).integers(len(paths)))
+    assert expected not in (0, 1)  # this seed's draw tells the two rules apart
+    for pipe, index in ((nxt, 1), (rnd, expected)):
+        got = pipe(0, 96, 32, 0, 1)
+        want = pipe.sample(index, 96, 32, 0, 1)
+        assert np.array_equal(got["image"], want["image"]) and np.array_equal(
+            got["label_sar"], want["label_sar"]
+        )
+    assert np.array_equal(rnd(0, 96, 32, 0, 1)["label_ctc"], rnd(0, 96, 32, 0, 1)["label_ctc"])

@@ -49,12 +49,14 @@ class PPOCRv4Pipeline:
         rec_aug: RecAugOptions | None,
         rec_con_aug: RecConAugOptions | None,
         gtc: str = "nrtr",
+        random_retry: bool = False,
     ) -> None:
         if len(paths) != len(texts) or not paths:
             raise TaskError(f"PP-OCRv4 pipeline: {len(paths)} images for {len(texts)} labels")
         imaug = ppocr_module("ppocr.data.imaug")
         labels = ppocr_module("ppocr.data.imaug.label_ops")
         self.paths, self.texts = paths, texts
+        self.random_retry = random_retry
         self.decode = imaug.DecodeImage(img_mode="BGR", channel_first=False)
         self.rec_aug = imaug.RecAug(**vars(rec_aug)) if rec_aug else None
         self.con = rec_con_aug
@@ -91,11 +93,16 @@ class PPOCRv4Pipeline:
         """``image`` [3, height, width] float32, ``label_ctc``, ``label_gtc`` (NRTR) or ``label_sar``,
         ``length``, ``valid_ratio``.
 
-        A sample whose label does not encode is replaced by the next index, as PaddleOCR does."""
-        for step in range(len(self.paths)):
-            out = self.sample(index + step, width, height, seed, epoch)
+        A sample whose label does not encode is replaced as PaddleOCR does: by the next index
+        (``MultiScaleDataSet``), or with ``random_retry`` by random ones (``SimpleDataSet`` in training),
+        drawn from a generator seeded by ``(seed, epoch, index)`` so the choice is reproducible."""
+        n = len(self.paths)
+        retry = np.random.default_rng([seed, epoch, index % n, 7]) if self.random_retry else None
+        for _ in range(4 * n if retry is not None else n):
+            out = self.sample(index, width, height, seed, epoch)
             if out is not None:
                 return out
+            index = int(retry.integers(n)) if retry is not None else index + 1
         raise TaskError("no training line encodes with the dictionary and max_text_length")
 
     def sample(self, index: int, width: int, height: int, seed: int, epoch: int) -> dict[str, Any] | None:

@@ -91,13 +91,14 @@ class OcrRecTask:
         )
 
     def _pipeline(self) -> PPOCRv4Pipeline | None:
-        """PaddleOCR's PP-OCRv4 training pipeline when any of multiscale / rec_aug / rec_con_aug is set."""
+        """PaddleOCR's PP-OCRv4 / v3 training pipeline when any of multiscale / rec_aug / rec_con_aug is
+        set; without multiscale it replaces a failed sample like ``SimpleDataSet`` (a random one)."""
         o = self.opts
         if o.multiscale is None and o.rec_aug is None and o.rec_con_aug is None:
             return None
         return PPOCRv4Pipeline(
             self.train_set.paths, self.train_set.texts, self.dict_path, o.max_text_length, o.use_space_char,
-            o.rec_aug, o.rec_con_aug, self.gtc or "nrtr",
+            o.rec_aug, o.rec_con_aug, self.gtc or "nrtr", random_retry=o.multiscale is None,
         )  # fmt: skip
 
     def epoch_batches(self, epoch: int, world: int, rank: int) -> list[tuple[list[int], list[int]]] | None:
