@@ -10,6 +10,7 @@ skipped); eval counts spaces; and the CTC branch exports for the wheel's TextRec
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 from app.cli import main
 from app.config import load_config
 from app.tasks.base import build_task
+from app.tasks.ocr.data import load_image
 from app.tasks.ocr.options import SynthOptions
 from app.tasks.ocr.predictor import predict_files
 from app.tasks.ocr.synth import write_synthetic
@@ -123,6 +125,17 @@ def test_task_feeds_sar_labels_and_valid_ratios(runs: dict) -> None:
     for image, ratio in zip(images, ratios, strict=True):
         width = round(float(ratio) * 96)
         assert width == 96 or not image[:, :, width:].any()
+    # Without RecAug / RecConAug (our own keys win over the Train transforms) the plain path feeds the same
+    # five tensors: labels read once, the valid ratio from the wheel's RecResizeImg per image.
+    plain = [*runs["straight"], "task.options.rec_aug=null", "task.options.rec_con_aug=null"]
+    cfg = load_config(ROOT / CONFIG, plain, env={})
+    task = build_task(cfg.task, cfg.run.seed)
+    assert task.pipeline is None
+    images, ctc, lengths, sar, ratios = (t.numpy() for t in task.to_batch(task.train_arrays([0, 1], 0)))
+    assert np.array_equal(sar, task.gtc_labels[:2]) and np.array_equal(ctc, task.train_set.labels[:2])
+    for path, ratio in zip(task.train_set.paths[:2], ratios, strict=True):
+        h, w = load_image(path).shape[:2]
+        assert ratio == np.float32(min(1.0, math.ceil(32 * w / h) / 96))
 
 
 def test_eval_counts_spaces_as_ppocrv3s_metric_says(runs: dict, monkeypatch: pytest.MonkeyPatch) -> None:
