@@ -7,6 +7,7 @@ hand."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -183,21 +184,23 @@ Loss:
   loss_config_list:
     - CTCLoss:
     - SARLoss:
+PostProcess:
+  name: CTCLabelDecode
+Metric:
+  name: RecMetric
+  main_indicator: acc
+  ignore_space: False
 """
 )
 
 
-def test_translator_reads_the_ppocrv3_blocks_into_the_architectures_config(monkeypatch) -> None:
-    """``ch_PP-OCRv3_rec.yml``'s Architecture/Loss (key names and values of PaddleOCR release 2.8, written
-    here) -> ``model.svtr_mv1e`` keys that build the model of the fact file. Until the task takes
-    ``svtr_mv1e`` the block is refused with the one-line message naming what is supported."""
+def test_translator_reads_the_ppocrv3_blocks_into_the_architectures_config() -> None:
+    """``ch_PP-OCRv3_rec.yml``'s Architecture/Loss/PostProcess/Metric (key names and values of PaddleOCR
+    release 2.8, written here) -> ``model.svtr_mv1e`` keys that build the model of the fact file, and
+    ``Metric.ignore_space: false`` -> ``task.options.metric.ignore_space: false``."""
     from app.errors import ConfigError
     from app.tasks.ocr import translate_arch
 
-    with pytest.raises(ConfigError) as info:
-        translate_arch.architecture(V3_BLOCKS["Architecture"])
-    assert str(info.value).startswith("Architecture: 'SVTR_LCNet with MobileNetV1Enhance + MultiHead' is not")
-    monkeypatch.setattr(translate_arch, "_v3_trainable", lambda: True)
     algorithm, items = translate_arch.architecture(V3_BLOCKS["Architecture"])
     assert algorithm == translate_arch.V3
     values = {key.rsplit(".", 1)[1]: value for key, value, _ in items if ".svtr_mv1e." in key}
@@ -225,11 +228,61 @@ def test_translator_reads_the_ppocrv3_blocks_into_the_architectures_config(monke
         translate_arch.loss(
             {"name": "MultiLoss", "loss_config_list": [{"CTCLoss": None}, {"NRTRLoss": None}]}, algorithm
         )
+    translate_arch.postprocess(V3_BLOCKS["PostProcess"])  # accepted: CTCLabelDecode
+    assert translate_arch.metric(V3_BLOCKS["Metric"]) == [
+        ("train.metric", "word_accuracy", "Metric.main_indicator"),
+        ("task.options.metric.ignore_space", False, "Metric.ignore_space"),
+    ]
     tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     with paddle.utils.unique_name.guard():
         model = SvtrMv1eRecognizer(SvtrMv1eConfig(ctc_classes=97, **tuples))
     facts = json.loads(FACTS.read_text())["shapes"]
     assert {k: list(v.shape) for k, v in model.state_dict().items()} == facts
+
+
+def test_whole_ppocrv3_blocks_load_into_validated_options(tmp_path: Path) -> None:
+    """The four blocks in a config file with our task section: the loaded, validated ``task.options``
+    select svtr_mv1e with ch_PP-OCRv3_rec.yml's sizes and count spaces in the metric; the upstream class
+    defaults fill what a block leaves out (MobileNetV1Enhance: last_conv_stride 1, max pool)."""
+    from app.config import load_config
+    from app.config.typed import from_data
+    from app.tasks.ocr.options import OcrRecOptions
+
+    raw = {"task": {"kind": "ocr_rec", "options": {"data_dir": "d", "builtin_dict": "en_dict.txt"}}}
+    path = tmp_path / "v3.yaml"
+    path.write_text(yaml.safe_dump({**raw, **V3_BLOCKS, "schedule": {"total_steps": 10}}))
+    opts = from_data(OcrRecOptions, load_config(path, env={}).task.options, "task.options")
+    m = opts.model.svtr_mv1e
+    assert opts.model.algorithm == "svtr_mv1e" and opts.metric.ignore_space is False
+    assert (m.scale, m.last_conv_stride, m.last_pool_type, m.last_pool_kernel_size) == (
+        0.5,
+        [1, 2],
+        "avg",
+        [2, 2],
+    )
+    assert (m.dims, m.depth, m.hidden_dims, m.kernel_size, m.use_guide, m.enc_dim) == (
+        64,
+        2,
+        120,
+        [3, 3],
+        True,
+        512,
+    )
+    bare = copy.deepcopy(V3_BLOCKS)
+    bare["Architecture"]["Backbone"] = {"name": "MobileNetV1Enhance", "scale": 0.5}
+    path.write_text(yaml.safe_dump({**raw, **bare, "schedule": {"total_steps": 10}}))
+    opts = from_data(OcrRecOptions, load_config(path, env={}).task.options, "task.options")
+    m = opts.model.svtr_mv1e
+    assert (m.last_conv_stride, m.last_pool_type, m.last_pool_kernel_size) == ([1, 1], "max", [3, 2])
+    # ... and an image height the backbone does not reduce to one row is one line naming the field
+    path.write_text(yaml.safe_dump({**raw, **V3_BLOCKS, "schedule": {"total_steps": 10}}))
+    with pytest.raises(AppError) as info:
+        from_data(
+            OcrRecOptions,
+            load_config(path, ["task.options.image_shape=[3, 64, 320]"], env={}).task.options,
+            "task.options",
+        )
+    assert info.value.message.startswith("task.options.image_shape: svtr_mv1e needs an H its backbone")
 
 
 NUMERICS = ROOT / "tests" / "fixtures" / "ppocrv3_rec_numerics.json"

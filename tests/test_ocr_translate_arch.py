@@ -115,10 +115,10 @@ def test_crnn_recipe_validates(tmp_path, caplog: pytest.LogCaptureFixture) -> No
     ("path", "value", "message"),
     [
         (("Architecture", "algorithm"), "SAR", "Architecture.algorithm: 'SAR' is not a supported"),
-        (
+        (  # PP-OCRv3's backbone with PP-OCRv4's NRTR guidance head
             ("Architecture", "Backbone", "name"),
             "MobileNetV1Enhance",
-            "Architecture: 'SVTR_LCNet with MobileNetV1Enhance",
+            "Architecture.Head.head_list: ['CTCHead', 'NRTRHead'] is not a supported",
         ),
         (
             ("Architecture", "Head", "head_list"),
@@ -138,7 +138,8 @@ def test_crnn_recipe_validates(tmp_path, caplog: pytest.LogCaptureFixture) -> No
             "PostProcess: {'name': 'AttnLabelDecode'} is not supported",
         ),
         (("Metric", "main_indicator"), "f1", "Metric.main_indicator: 'f1' is not one of acc, norm_edit_dis"),
-        (("Metric", "is_filter"), True, "Metric: only RecMetric's defaults"),
+        (("Metric", "is_filter"), "yes", "Metric.is_filter: expected true or false, got 'yes'"),
+        (("Metric", "ignore_space"), 0, "Metric.ignore_space: expected true or false, got 0"),
     ],
 )
 def test_unsupported_blocks_are_one_line(path: tuple, value: object, message: str) -> None:
@@ -281,7 +282,7 @@ def test_whole_upstream_style_config_loads(tmp_path, monkeypatch) -> None:
     assert parsed.model.algorithm == "svtr_lcnet"
     opts["model"] = {"algorithm": "crnn"}
     with pytest.raises(
-        ConfigError, match=r"task\.options\.multiscale: PaddleOCR's PP-OCRv4 training data needs"
+        ConfigError, match=r"task\.options\.multiscale: PaddleOCR's PP-OCRv3/v4 training data needs"
     ):
         from_data(OcrRecOptions, opts, "task.options")
 

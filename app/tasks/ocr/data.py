@@ -123,7 +123,12 @@ class Preprocess:
         self.op = imaug.RecResizeImg(image_shape=list(image_shape))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.op({"image": image})["image"].astype("float32")
+        return self.with_ratio(image)[0]
+
+    def with_ratio(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image and its ``valid_ratio`` (resized width / W, at most 1), which the SAR branch masks by."""
+        out = self.op({"image": image})
+        return out["image"].astype("float32"), float(out["valid_ratio"])
 
 
 class Augmenter:

@@ -14,7 +14,16 @@ from app.config.typed import limits
 from app.errors import ConfigError
 from app.tasks.ocr.multiscale import MultiScaleOptions
 
-__all__ = ["SvtrLcnetOptions", "ModelOptions", "AugmentOptions", "SynthOptions", "OcrRecOptions"]
+__all__ = [
+    "SvtrLcnetOptions",
+    "SvtrMv1eOptions",
+    "ModelOptions",
+    "AugmentOptions",
+    "SynthOptions",
+    "MetricOptions",
+    "OcrRecOptions",
+    "mv1e_rows",
+]
 
 
 @dataclass
@@ -53,13 +62,68 @@ class SvtrLcnetOptions:
 
 
 @dataclass
+class SvtrMv1eOptions:
+    """PP-OCRv3 mobile recognition (``algorithm: svtr_mv1e``, PaddleOCR's ``SVTR_LCNet`` with the
+    ``MobileNetV1Enhance`` backbone); defaults are ``ch_PP-OCRv3_rec.yml``'s. Only the class counts (from
+    the dictionary) and these sizes change parameter shapes."""
+
+    #: MobileNetV1Enhance width scale (0.5: 512 output channels).
+    scale: float = field(default=0.5, metadata=limits(gt=0))
+    #: [H, W] stride of the last depthwise block ([1, 2]: a 48 x 320 line gives 40 columns).
+    last_conv_stride: list[int] = field(default_factory=lambda: [1, 2], metadata=limits(gt=0))
+    #: Final pool: avg (kernel = stride = last_pool_kernel_size) or max (2 x 2, stride 2, as upstream).
+    last_pool_type: Literal["avg", "max"] = "avg"
+    last_pool_kernel_size: list[int] = field(default_factory=lambda: [2, 2], metadata=limits(gt=0))
+    #: SVTR neck of the CTC branch: output dims, blocks, hidden dims, conv kernel, gradient guide.
+    dims: int = field(default=64, metadata=limits(gt=0))
+    depth: int = field(default=2, metadata=limits(gt=0))
+    hidden_dims: int = field(default=120, metadata=limits(gt=0))
+    kernel_size: list[int] = field(default_factory=lambda: [3, 3], metadata=limits(gt=0))
+    #: Stop the CTC branch's gradient at the backbone (the backbone learns from the SAR branch).
+    use_guide: bool = True
+    #: L2 decay on the CTC classifier (PaddleOCR ``Head.fc_decay``).
+    fc_decay: float = field(default=1e-5, metadata=limits(ge=0))
+    #: Hidden size of the SAR guidance branch's LSTM encoder and decoder (PaddleOCR ``SARHead.enc_dim``).
+    enc_dim: int = field(default=512, metadata=limits(gt=0))
+    #: MultiLoss weights: CTC (weight_1) and SAR (weight_2).
+    weight_ctc: float = field(default=1.0, metadata=limits(ge=0))
+    weight_sar: float = field(default=1.0, metadata=limits(ge=0))
+
+    def validate(self, path: str) -> None:
+        for name in ("last_conv_stride", "last_pool_kernel_size"):
+            if len(getattr(self, name)) != 2:
+                raise ConfigError(f"{path}.{name}: expected [H, W], got {getattr(self, name)}")
+        if len(self.kernel_size) != 2 or any(k <= 0 or k % 2 == 0 for k in self.kernel_size):
+            raise ConfigError(
+                f"{path}.kernel_size: expected two odd sizes such as [3, 3], got {self.kernel_size}"
+            )
+        if self.hidden_dims % 8:
+            raise ConfigError(
+                f"{path}.hidden_dims: must be a multiple of 8 (8 heads), got {self.hidden_dims}"
+            )
+
+
+def mv1e_rows(height: int, opts: SvtrMv1eOptions) -> int:
+    """Rows MobileNetV1Enhance leaves of an ``height``-pixel line: the convs halve H four times (each
+    rounding up), the last block divides by ``last_conv_stride[0]`` (rounding up), then the pool."""
+    rows = height
+    for stride in (2, 2, 2, 2, opts.last_conv_stride[0]):
+        rows = -(-rows // stride)
+    kernel = opts.last_pool_kernel_size[0] if opts.last_pool_type == "avg" else 2
+    return (rows - kernel) // kernel + 1 if rows >= kernel else 0
+
+
+@dataclass
 class ModelOptions:
     """The recognizer. ``crnn``: this project's CRNN-class model, ``backbone`` (PP-LCNet-style convs) ->
     ``neck`` -> ``head`` (CTC). ``svtr_lcnet``: PaddleOCR's PP-OCRv4 mobile recognizer (PPLCNetV3 +
-    MultiHead CTC/NRTR) with PaddleOCR's parameter names, so its checkpoints warm-start it."""
+    MultiHead CTC/NRTR) with PaddleOCR's parameter names, so its checkpoints warm-start it.
+    ``svtr_mv1e``: PaddleOCR's PP-OCRv3 mobile recognizer (MobileNetV1Enhance + MultiHead CTC/SAR), the
+    same contract."""
 
-    #: crnn (the fields below) or svtr_lcnet (PaddleOCR's SVTR_LCNet, sized by ``svtr_lcnet``).
-    algorithm: Literal["crnn", "svtr_lcnet"] = "crnn"
+    #: crnn (the fields below), svtr_lcnet (PP-OCRv4, sized by ``svtr_lcnet``) or svtr_mv1e (PP-OCRv3,
+    #: sized by ``svtr_mv1e``).
+    algorithm: Literal["crnn", "svtr_lcnet", "svtr_mv1e"] = "crnn"
     #: Channels of the stem; every stage doubles it (PP-LCNet's scale knob, in channels).
     width: int = field(default=16, metadata=limits(gt=0))
     #: Depthwise-separable blocks per stage (4 stages).
@@ -75,6 +139,12 @@ class ModelOptions:
     #: Dropout before the CTC head (train mode only).
     dropout: float = field(default=0.0, metadata=limits(ge=0, lt=1))
     svtr_lcnet: SvtrLcnetOptions = field(default_factory=SvtrLcnetOptions)
+    svtr_mv1e: SvtrMv1eOptions = field(default_factory=SvtrMv1eOptions)
+
+    @property
+    def multi_head(self) -> bool:
+        """PaddleOCR's MultiHead models (CTC + a guidance branch trained by MultiLoss)."""
+        return self.algorithm in ("svtr_lcnet", "svtr_mv1e")
 
     def validate(self, path: str) -> None:
         for name in ("width", "blocks_per_stage", "hidden_size", "encoder_layers", "heads"):
@@ -177,6 +247,16 @@ class SynthOptions:
 
 
 @dataclass
+class MetricOptions:
+    """PaddleOCR's ``RecMetric`` settings (its defaults). ``ch_PP-OCRv3_rec.yml`` sets ignore_space false."""
+
+    #: Remove spaces from prediction and label before comparing (false: a missing space is an error).
+    ignore_space: bool = True
+    #: Keep only ASCII letters and digits, lower-cased, before comparing.
+    is_filter: bool = False
+
+
+@dataclass
 class OcrRecOptions:
     """Options of ``task.kind: ocr_rec``."""
 
@@ -204,6 +284,8 @@ class OcrRecOptions:
     #: Batch size of the evaluation pass.
     eval_batch_size: int = field(default=64, metadata=limits(gt=0))
     model: ModelOptions = field(default_factory=ModelOptions)
+    #: How word accuracy and edit distance compare texts (PaddleOCR ``Metric``).
+    metric: MetricOptions = field(default_factory=MetricOptions)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
     #: Write a synthetic set into ``data_dir`` first (when its files are missing or differ).
     synthetic: SynthOptions | None = None
@@ -238,14 +320,20 @@ class OcrRecOptions:
                 f"of H/16) and W a multiple of 8, got {self.image_shape}",
                 hint="PP-OCRv4 uses [3, 48, 320]",
             )
+        if self.model.algorithm == "svtr_mv1e" and mv1e_rows(height, self.model.svtr_mv1e) != 1:
+            raise ConfigError(
+                f"{path}.image_shape: svtr_mv1e needs an H its backbone reduces to one row (got "
+                f"{mv1e_rows(height, self.model.svtr_mv1e)} rows of H {height})",
+                hint="PP-OCRv3 uses [3, 48, 320] (H 32 and 48 work with its default pooling)",
+            )
         if self.max_text_length <= 0 or self.eval_batch_size <= 0:
             raise ConfigError(f"{path}.max_text_length / eval_batch_size: must be > 0")
         pipeline = [n for n in ("multiscale", "rec_aug", "rec_con_aug") if getattr(self, n) is not None]
-        if pipeline and self.model.algorithm != "svtr_lcnet":  # MultiLabelEncode feeds MultiLoss (CTC + NRTR)
+        if pipeline and not self.model.multi_head:  # MultiLabelEncode feeds MultiLoss (CTC + NRTR / SAR)
             raise ConfigError(
-                f"{path}.{pipeline[0]}: PaddleOCR's PP-OCRv4 training data needs {path}.model.algorithm "
-                f"svtr_lcnet (its CTC + NRTR labels), got {self.model.algorithm!r}",
-                hint=f"remove {', '.join(f'{path}.{n}' for n in pipeline)}, or use the PP-OCRv4 Architecture",
+                f"{path}.{pipeline[0]}: PaddleOCR's PP-OCRv3/v4 training data needs {path}.model.algorithm "
+                f"svtr_lcnet or svtr_mv1e (their CTC + NRTR / SAR labels), got {self.model.algorithm!r}",
+                hint=f"remove {', '.join(f'{path}.{n}' for n in pipeline)}, or use a PP-OCRv3/v4 Architecture",
             )
         if pipeline and self.augment.enabled:  # the wheel's RecAug replaces our augmentation there
             raise ConfigError(

@@ -1,9 +1,12 @@
-"""PaddleOCR's PP-OCRv4 training transforms from the paddleocr wheel, seeded per sample.
+"""PaddleOCR's PP-OCRv4 / PP-OCRv3 training transforms from the paddleocr wheel, seeded per sample.
 
 The ``Train.dataset.transforms`` of ``ch_PP-OCRv4_rec.yml`` are ``DecodeImage`` -> ``RecConAug`` ->
 ``RecAug`` -> ``MultiLabelEncode`` (CTC + NRTR labels) -> (``MultiScaleDataSet``) resize to the batch's
 scale, scale to [-1, 1] and right-pad, with ``valid_ratio``. Every op here is the wheel's own
 (``ppocr.data.imaug``, and ``MultiScaleDataSet.resize_norm_img``, which uses no instance state).
+``ch_PP-OCRv3_rec.yml`` has the same ops with ``MultiLabelEncode`` giving SAR labels (``gtc="sar"``) and
+``RecResizeImg`` to ``[3, 48, 320]``; for 3-channel images ``resize_norm_img`` with that width and height
+is the same arithmetic as ``RecResizeImg`` (aspect-preserving resize, right-pad, ``valid_ratio``).
 
 Those ops draw from Python's ``random`` and NumPy's global generator. Each sample runs under
 :func:`app.train.rng.seeded` (generators seeded from ``(seed, epoch, index)``, the previous global states
@@ -25,7 +28,10 @@ from app.tasks.ocr.options import RecAugOptions, RecConAugOptions
 from app.tasks.ocr.wheel import ppocr_module
 from app.train import rng
 
-__all__ = ["PPOCRv4Pipeline", "train_batch", "collate"]
+__all__ = ["PPOCRv4Pipeline", "train_batch", "collate", "GTC_KEYS"]
+
+#: Guidance-branch label key of MultiLabelEncode's output per guidance head.
+GTC_KEYS = {"nrtr": "label_gtc", "sar": "label_sar"}
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +48,15 @@ class PPOCRv4Pipeline:
         use_space_char: bool,
         rec_aug: RecAugOptions | None,
         rec_con_aug: RecConAugOptions | None,
+        gtc: str = "nrtr",
+        random_retry: bool = False,
     ) -> None:
         if len(paths) != len(texts) or not paths:
             raise TaskError(f"PP-OCRv4 pipeline: {len(paths)} images for {len(texts)} labels")
         imaug = ppocr_module("ppocr.data.imaug")
         labels = ppocr_module("ppocr.data.imaug.label_ops")
         self.paths, self.texts = paths, texts
+        self.random_retry = random_retry
         self.decode = imaug.DecodeImage(img_mode="BGR", channel_first=False)
         self.rec_aug = imaug.RecAug(**vars(rec_aug)) if rec_aug else None
         self.con = rec_con_aug
@@ -65,7 +74,7 @@ class PPOCRv4Pipeline:
             max_text_length=max_text_length,
             character_dict_path=str(dict_path),
             use_space_char=use_space_char,
-            gtc_encode="NRTRLabelEncode",
+            gtc_encode="NRTRLabelEncode" if gtc == "nrtr" else None,  # None: the wheel's SARLabelEncode
         )
         self.resize = ppocr_module("ppocr.data.simple_dataset").MultiScaleDataSet.resize_norm_img
 
@@ -81,13 +90,19 @@ class PPOCRv4Pipeline:
         return [self._decoded(int(np.random.randint(len(self.paths)))) for _ in range(self.con.ext_data_num)]
 
     def __call__(self, index: int, width: int, height: int, seed: int, epoch: int) -> dict[str, Any]:
-        """``image`` [3, height, width] float32, ``label_ctc``, ``label_gtc``, ``length``, ``valid_ratio``.
+        """``image`` [3, height, width] float32, ``label_ctc``, ``label_gtc`` (NRTR) or ``label_sar``,
+        ``length``, ``valid_ratio``.
 
-        A sample whose label does not encode is replaced by the next index, as PaddleOCR does."""
-        for step in range(len(self.paths)):
-            out = self.sample(index + step, width, height, seed, epoch)
+        A sample whose label does not encode is replaced as PaddleOCR does: by the next index
+        (``MultiScaleDataSet``), or with ``random_retry`` by random ones (``SimpleDataSet`` in training),
+        drawn from a generator seeded by ``(seed, epoch, index)`` so the choice is reproducible."""
+        n = len(self.paths)
+        retry = np.random.default_rng([seed, epoch, index % n, 7]) if self.random_retry else None
+        for _ in range(4 * n if retry is not None else n):
+            out = self.sample(index, width, height, seed, epoch)
             if out is not None:
                 return out
+            index = int(retry.integers(n)) if retry is not None else index + 1
         raise TaskError("no training line encodes with the dictionary and max_text_length")
 
     def sample(self, index: int, width: int, height: int, seed: int, epoch: int) -> dict[str, Any] | None:
@@ -115,12 +130,13 @@ def train_batch(
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Stack a batch's samples (PaddleOCR's ``KeepKeys`` order: image, label_ctc, label_gtc, length,
-    valid_ratio)."""
+    """Stack a batch's samples (PaddleOCR's ``KeepKeys`` order: image, label_ctc, label_gtc or label_sar,
+    length, valid_ratio)."""
+    gtc = "label_sar" if "label_sar" in samples[0] else "label_gtc"
     return {
         "image": np.stack([s["image"] for s in samples]).astype("float32"),
         "label_ctc": np.stack([s["label_ctc"] for s in samples]).astype("int64"),
-        "label_gtc": np.stack([s["label_gtc"] for s in samples]).astype("int64"),
+        gtc: np.stack([s[gtc] for s in samples]).astype("int64"),
         "length": np.asarray([s["length"] for s in samples], dtype="int64"),
         "valid_ratio": np.asarray([s["valid_ratio"] for s in samples], dtype="float32"),
     }

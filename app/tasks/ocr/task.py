@@ -1,6 +1,6 @@
 """The ``ocr_rec`` task adapter: PaddleOCR-format data and dictionaries, the recognizer (our CRNN-class
-model, or PaddleOCR's PP-OCRv4 ``svtr_lcnet`` with its CTC + NRTR MultiLoss), PaddleOCR's metrics, and an
-export that the paddleocr wheel's own predictor runs.
+model, PaddleOCR's PP-OCRv4 ``svtr_lcnet`` with its CTC + NRTR MultiLoss, or PP-OCRv3 ``svtr_mv1e`` with
+its CTC + SAR MultiLoss), PaddleOCR's metrics, and an export that the paddleocr wheel's own predictor runs.
 
 Options: :class:`app.tasks.ocr.options.OcrRecOptions` (docs/ocr.md). The loop, schedule, checkpoints
 and warm-start rules are the shared ones; this module only adapts OCR to the task protocol.
@@ -22,12 +22,13 @@ from app.config.typed import from_data
 from app.errors import ConfigError
 from app.tasks.ocr.arch.labels import MultiLabels
 from app.tasks.ocr.arch.model import SvtrLcnetConfig, SvtrLcnetRecognizer, multi_loss
+from app.tasks.ocr.arch.model_v3 import SvtrMv1eConfig, SvtrMv1eRecognizer, multi_loss_sar
 from app.tasks.ocr.data import Augmenter, LineSet, Preprocess, load_image, read_label_files
 from app.tasks.ocr.metrics import rec_metrics
 from app.tasks.ocr.model import SoftmaxExport, build_model
 from app.tasks.ocr.multiscale import epoch_plan
 from app.tasks.ocr.options import OcrRecOptions
-from app.tasks.ocr.pipeline import PPOCRv4Pipeline, train_batch
+from app.tasks.ocr.pipeline import GTC_KEYS, PPOCRv4Pipeline, train_batch
 from app.tasks.ocr.synth import ensure_synthetic
 from app.tasks.ocr.wheel import builtin_dict_path, ctc_decoder, ctc_encoder
 from app.train import rng
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: What ``export`` writes: the inference model, the dictionary and the predictor's settings.
 EXPORT_FILES = ("inference.pdmodel", "inference.pdiparams", "dict.txt", "predictor.json")
+#: ``model.algorithm`` of PaddleOCR's MultiHead models -> their guidance branch (labels and loss).
+GUIDANCE = {"svtr_lcnet": "nrtr", "svtr_mv1e": "sar"}
 
 
 def resolve_dict(opts: OcrRecOptions) -> Path:
@@ -62,9 +65,13 @@ class OcrRecTask:
         if self.opts.synthetic is not None:
             ensure_synthetic(data_dir, self.opts.synthetic)
         self.dict_path = resolve_dict(self.opts)
-        self.svtr = self.opts.model.algorithm == "svtr_lcnet"
-        if self.svtr:
-            encoder = MultiLabels(self.dict_path, self.opts.max_text_length, self.opts.use_space_char)
+        #: "nrtr" (svtr_lcnet), "sar" (svtr_mv1e) or None (crnn): the MultiHead guidance branch.
+        self.gtc = GUIDANCE.get(self.opts.model.algorithm)
+        self.svtr = self.gtc is not None
+        if self.gtc is not None:
+            encoder = MultiLabels(
+                self.dict_path, self.opts.max_text_length, self.opts.use_space_char, gtc=self.gtc
+            )
         else:
             encoder = ctc_encoder(self.dict_path, self.opts.max_text_length, self.opts.use_space_char)
         self.decoder = ctc_decoder(self.dict_path, self.opts.use_space_char)
@@ -73,7 +80,7 @@ class OcrRecTask:
         sizes = ms is not None and ms.ds_width
         self.train_set: LineSet = read_label_files(data_dir, self.opts.train_label_files, encoder, sizes)
         self.eval_set: LineSet = read_label_files(data_dir, self.opts.eval_label_files, encoder)
-        self.nrtr_labels = encoder.nrtr(self.train_set.texts) if isinstance(encoder, MultiLabels) else None
+        self.gtc_labels = encoder.gtc(self.train_set.texts) if isinstance(encoder, MultiLabels) else None
         self.preprocess = Preprocess(self.opts.image_shape)
         self.augment = Augmenter(self.opts.augment) if self.opts.augment.enabled else None
         self.pipeline = self._pipeline()
@@ -84,13 +91,14 @@ class OcrRecTask:
         )
 
     def _pipeline(self) -> PPOCRv4Pipeline | None:
-        """PaddleOCR's PP-OCRv4 training pipeline when any of multiscale / rec_aug / rec_con_aug is set."""
+        """PaddleOCR's PP-OCRv4 / v3 training pipeline when any of multiscale / rec_aug / rec_con_aug is
+        set; without multiscale it replaces a failed sample like ``SimpleDataSet`` (a random one)."""
         o = self.opts
         if o.multiscale is None and o.rec_aug is None and o.rec_con_aug is None:
             return None
         return PPOCRv4Pipeline(
             self.train_set.paths, self.train_set.texts, self.dict_path, o.max_text_length, o.use_space_char,
-            o.rec_aug, o.rec_con_aug,
+            o.rec_aug, o.rec_con_aug, self.gtc or "nrtr", random_retry=o.multiscale is None,
         )  # fmt: skip
 
     def epoch_batches(self, epoch: int, world: int, rank: int) -> list[tuple[list[int], list[int]]] | None:
@@ -120,9 +128,31 @@ class OcrRecTask:
             weight_nrtr=o.weight_nrtr,
         )
 
+    def mv1e_config(self) -> SvtrMv1eConfig:
+        o = self.opts.model.svtr_mv1e
+        return SvtrMv1eConfig(
+            ctc_classes=self.num_classes,
+            scale=o.scale,
+            last_conv_stride=(o.last_conv_stride[0], o.last_conv_stride[1]),
+            last_pool_type=o.last_pool_type,
+            last_pool_kernel_size=(o.last_pool_kernel_size[0], o.last_pool_kernel_size[1]),
+            dims=o.dims,
+            depth=o.depth,
+            hidden_dims=o.hidden_dims,
+            kernel_size=(o.kernel_size[0], o.kernel_size[1]),
+            use_guide=o.use_guide,
+            fc_decay=o.fc_decay,
+            enc_dim=o.enc_dim,
+            max_text_length=self.opts.max_text_length,
+            weight_ctc=o.weight_ctc,
+            weight_sar=o.weight_sar,
+        )
+
     def build_model(self) -> nn.Layer:
-        if self.svtr:
+        if self.gtc == "nrtr":
             return SvtrLcnetRecognizer(self.svtr_config())
+        if self.gtc == "sar":
+            return SvtrMv1eRecognizer(self.mv1e_config())
         return build_model(self.opts.model, self.num_classes, self.opts.image_shape[1])
 
     def train_size(self) -> int:
@@ -131,18 +161,20 @@ class OcrRecTask:
     def _images(self, paths: list[Path]) -> np.ndarray:
         return np.stack([self.preprocess(load_image(path)) for path in paths])
 
-    def _augmented(self, index: int, epoch: int) -> np.ndarray:
-        """One training image; its augmentation seeded from (run seed, epoch, index), whoever runs it."""
+    def _augmented(self, index: int, epoch: int) -> tuple[np.ndarray, float]:
+        """One training image and its valid ratio; its augmentation seeded from (run seed, epoch, index),
+        whoever runs it."""
         image = load_image(self.train_set.paths[index])
         if self.augment is not None:
             with rng.seeded(self.seed, epoch, index):
                 image = self.augment(image)
-        return self.preprocess(image)
+        return self.preprocess.with_ratio(image)
 
     def train_arrays(self, indices: list[int], epoch: int) -> tuple[np.ndarray, ...] | dict[str, np.ndarray]:
-        """CRNN / svtr_lcnet without PaddleOCR's pipeline: (images, CTC labels, lengths[, NRTR labels]).
-        With it: the pipeline's batch dict at the batch's scale (``indices`` = [width, height, *samples],
-        see :meth:`epoch_batches`) or at ``image_shape``."""
+        """Without PaddleOCR's pipeline: (images, CTC labels, lengths) for CRNN, plus the NRTR labels for
+        svtr_lcnet, plus the SAR labels and valid ratios for svtr_mv1e. With it: the pipeline's batch dict
+        at the batch's scale (``indices`` = [width, height, *samples], see :meth:`epoch_batches`) or at
+        ``image_shape``."""
         if self.pipeline is not None:
             if self.opts.multiscale is not None:
                 width, height, samples = indices[0], indices[1], indices[2:]
@@ -150,21 +182,30 @@ class OcrRecTask:
                 (_, height, width), samples = self.opts.image_shape, indices
             return train_batch(self.pipeline, width, height, tuple(samples), self.seed, epoch)
         idx = np.asarray(indices)
-        images = np.stack([self._augmented(i, epoch) for i in indices])
-        arrays = (images, self.train_set.labels[idx], self.train_set.lengths[idx])
-        if self.nrtr_labels is not None:
-            arrays += (self.nrtr_labels[idx],)
+        images, ratios = zip(*(self._augmented(i, epoch) for i in indices), strict=True)
+        arrays = (np.stack(images), self.train_set.labels[idx], self.train_set.lengths[idx])
+        if self.gtc_labels is not None:
+            arrays += (self.gtc_labels[idx],)
+        if self.gtc == "sar":
+            arrays += (np.asarray(ratios, dtype="float32"),)
         return arrays
 
     def to_batch(self, arrays: tuple[np.ndarray, ...] | dict[str, np.ndarray]) -> tuple[paddle.Tensor, ...]:
-        if isinstance(arrays, dict):  # the PP-OCRv4 pipeline's keys; valid_ratio is unused by MultiLoss
-            arrays = tuple(arrays[k] for k in ("image", "label_ctc", "length", "label_gtc"))
+        if isinstance(arrays, dict):  # the pipeline's keys; only the SAR branch reads valid_ratio
+            keys = ["image", "label_ctc", "length", GTC_KEYS[self.gtc or "nrtr"]]
+            arrays = tuple(arrays[k] for k in keys + (["valid_ratio"] if self.gtc == "sar" else []))
         return tuple(paddle.to_tensor(a) for a in arrays)
 
     def loss(self, model: nn.Layer, batch: tuple[paddle.Tensor, ...]) -> paddle.Tensor:
         """PaddleOCR's CTCLoss: per-sample CTC (blank 0) over all steps, then the batch mean; for
-        svtr_lcnet its MultiLoss, CTC + NRTR (label-smoothed cross-entropy of the guidance decoder)."""
-        if self.svtr:
+        svtr_lcnet its MultiLoss, CTC + NRTR (label-smoothed cross-entropy of the guidance decoder); for
+        svtr_mv1e CTC + SAR (cross-entropy of the teacher-forced SAR decoder, attention masked past each
+        image's valid width, ``<PAD>`` ignored)."""
+        if self.gtc == "sar":
+            images, labels, lengths, sar_labels, ratios = batch
+            out = model(images, sar_labels, ratios)
+            return multi_loss_sar(out, labels, sar_labels, lengths, self.mv1e_config())["loss"]
+        if self.gtc == "nrtr":
             images, labels, lengths, nrtr_labels = batch
             out = model(images, nrtr_labels, lengths)
             return multi_loss(out, labels, nrtr_labels, lengths, self.svtr_config())["loss"]
@@ -196,27 +237,37 @@ class OcrRecTask:
             out.extend((text, float(conf)) for text, conf in self.decoder(probs))
         return out
 
+    def eval_targets(self) -> list[str]:
+        """The eval labels as PaddleOCR's RecMetric sees them: the encoded CTC label decoded by the wheel's
+        ``CTCLabelDecode`` (characters outside the dictionary, e.g. a space without ``use_space_char``,
+        are not in it)."""
+        labels = self.eval_set.labels.astype("int64")
+        return [text for text, _ in self.decoder.decode(labels, is_remove_duplicate=False)]
+
     def evaluate(self, model: nn.Layer) -> dict[str, float]:
         preds = [text for text, _ in self.recognize(model, self.eval_set.paths)]
-        return rec_metrics(preds, self.eval_set.texts)
+        metric = self.opts.metric
+        return rec_metrics(preds, self.eval_targets(), metric.ignore_space, metric.is_filter)
 
     def _inference_layer(self, model: nn.Layer) -> nn.Layer:
-        """What is exported: CRNN wrapped with a softmax; svtr_lcnet's CTC branch in eval mode, copied
-        into a fresh model whose backbone blocks are folded to single convs (upstream's inference form)."""
+        """What is exported: CRNN wrapped with a softmax; svtr_lcnet's / svtr_mv1e's CTC branch in eval
+        mode, copied into a fresh model (svtr_lcnet: its backbone blocks folded to single convs, upstream's
+        inference form)."""
         if not self.svtr:
             return SoftmaxExport(model)
         # Parameter names of their own: the static program resolves parameters by name, and a copy named
         # like the model it copies (both built in fresh name guards) exports the wrong tensors.
         with paddle.utils.unique_name.guard(paddle.utils.unique_name.generate("ocr_export") + "_"):
-            copy = SvtrLcnetRecognizer(self.svtr_config())
+            copy = self.build_model()
         copy.set_state_dict(model.state_dict())
         copy.eval()
-        copy.reparameterize()
+        if isinstance(copy, SvtrLcnetRecognizer):
+            copy.reparameterize()
         return copy
 
     def export(self, model: nn.Layer, out_dir: Path) -> list[Path]:
         """A Paddle inference model for ``tools/infer/predict_rec.py`` (``--rec_algorithm CRNN``, or
-        ``SVTR_LCNet`` for svtr_lcnet): input ``x: [N, 3, H, W]`` (any W), output softmax ``[N, T, C]``;
+        ``SVTR_LCNet`` for svtr_lcnet and svtr_mv1e): input ``x: [N, 3, H, W]`` (any W), output softmax ``[N, T, C]``;
         plus the dictionary and the predictor settings (``predictor.json``)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         _, height, width = self.opts.image_shape

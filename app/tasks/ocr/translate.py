@@ -314,7 +314,8 @@ def _model_blocks(data: dict[str, Any], w: _Writer) -> None:
     node: Any = w.user
     for part in ("task", "options", "model", "algorithm"):
         node = node.get(part) if isinstance(node, dict) else None
-    algorithm = {"svtr_lcnet": "SVTR_LCNet"}.get(node) if isinstance(node, str) else None
+    ours = {"svtr_lcnet": "SVTR_LCNet", "svtr_mv1e": translate_arch.V3}
+    algorithm = ours.get(node) if isinstance(node, str) else None
     if data.get("Architecture") is not None:
         algorithm, items = translate_arch.architecture(data["Architecture"])
         for key, value, source in items:

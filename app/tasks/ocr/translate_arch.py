@@ -8,15 +8,15 @@ Supported (anything else is one ConfigError line naming these):
   (PP-OCRv4 mobile recognition); ``Loss: MultiLoss`` of ``CTCLoss`` + ``NRTRLoss``.
 * ``algorithm: SVTR_LCNet`` with ``Backbone: MobileNetV1Enhance`` and ``Head: MultiHead`` (``CTCHead`` with
   an ``svtr`` neck and a ``SARHead``; PP-OCRv3) -> ``model.algorithm: svtr_mv1e`` and ``model.svtr_mv1e.*``;
-  ``Loss: MultiLoss`` of ``CTCLoss`` + ``SARLoss``. Only once ``task.options.model`` has ``svtr_mv1e`` (the
-  architecture is in :mod:`app.tasks.ocr.arch.model_v3`; the task wiring is not): until then it is refused.
+  ``Loss: MultiLoss`` of ``CTCLoss`` + ``SARLoss``.
 * ``algorithm: CRNN`` with a ``SequenceEncoder`` neck (``rnn`` -> ``bilstm``, ``hidden_size``) and a
   ``CTCHead`` -> our CRNN-class recognizer; ``Loss: CTCLoss``. Its ``Backbone`` block is not rebuilt:
   the recipe's backbone is Warmstart's PP-LCNet-style convs (``model.width``), and a warning says so.
 
-``PostProcess`` must be ``CTCLabelDecode`` (what both algorithms decode with at inference) and ``Metric``
-``RecMetric`` with its default ``ignore_space: true`` / ``is_filter: false``; ``main_indicator`` ``acc``
-or ``norm_edit_dis`` becomes ``train.metric``. The functions return ``(dotted key, value, source)``
+``PostProcess`` must be ``CTCLabelDecode`` (what every algorithm decodes with at inference) and ``Metric``
+``RecMetric``: ``ignore_space`` / ``is_filter`` become ``task.options.metric.*`` (PP-OCRv3 sets
+``ignore_space: false``: spaces count), ``main_indicator`` ``acc`` or ``norm_edit_dis`` becomes
+``train.metric``. The functions return ``(dotted key, value, source)``
 triples; :mod:`app.tasks.ocr.translate` writes them unless our own section set the key.
 """
 
@@ -56,8 +56,7 @@ _METRICS = {"acc": "word_accuracy", "norm_edit_dis": "norm_edit_dis"}
 
 
 def _supported() -> str:
-    shown = {k: v for k, v in ALGORITHMS.items() if k != V3 or _v3_trainable()}
-    return "; ".join(f"{name}: {need}" for name, need in shown.items())
+    return "; ".join(f"{name}: {need}" for name, need in ALGORITHMS.items())
 
 
 def _refuse(where: str, got: Any) -> ConfigError:
@@ -123,12 +122,6 @@ MV1E_BACKBONE = {
     "last_pool_type": ("last_pool_type", "max"),
     "last_pool_kernel_size": ("last_pool_kernel_size", [3, 2]),
 }
-
-
-def _v3_trainable() -> bool:
-    from app.tasks.ocr.options import ModelOptions
-
-    return "svtr_mv1e" in getattr(ModelOptions, "__dataclass_fields__", {})
 
 
 def _svtr_mv1e(arch: dict[str, Any]) -> list[Item]:
@@ -212,13 +205,6 @@ def architecture(section: Any) -> tuple[str, list[Item]]:
     algorithm = arch.get("algorithm")
     backbone = _name(mapping(arch.get("Backbone"), "Architecture.Backbone"), "Backbone")
     if algorithm == "SVTR_LCNet" and backbone == "MobileNetV1Enhance":
-        if (
-            not _v3_trainable()
-        ):  # PP-OCRv3's architecture exists (arch/model_v3.py); the task does not take it yet
-            raise _refuse(
-                "Architecture",
-                f"SVTR_LCNet with {backbone} + {_name(mapping(arch.get('Head'), 'Architecture.Head'), 'Head')}",
-            )
         return V3, _svtr_mv1e(arch)
     if algorithm == "SVTR_LCNet":
         return algorithm, _svtr_lcnet(arch)
@@ -291,12 +277,14 @@ def metric(section: Any) -> list[Item]:
     data = mapping(section, "Metric")
     if data.get("name") != "RecMetric":
         raise ConfigError(f"Metric.name: only RecMetric is supported, got {data.get('name')!r}")
-    if data.get("ignore_space", True) is not True or data.get("is_filter", False) is not False:
-        raise ConfigError(
-            "Metric: only RecMetric's defaults ignore_space: true, is_filter: false are supported"
-        )
     _only(data, ("name", "main_indicator", "ignore_space", "is_filter"), "Metric")
+    items: list[Item] = []
+    for key in ("ignore_space", "is_filter"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise ConfigError(f"Metric.{key}: expected true or false, got {data[key]!r}")
+            items.append((f"task.options.metric.{key}", data[key], f"Metric.{key}"))
     indicator = data.get("main_indicator", "acc")
     if indicator not in _METRICS:
         raise ConfigError(f"Metric.main_indicator: {indicator!r} is not one of {', '.join(_METRICS)}")
-    return [("train.metric", _METRICS[indicator], "Metric.main_indicator")]
+    return [("train.metric", _METRICS[indicator], "Metric.main_indicator"), *items]

@@ -4,7 +4,8 @@
 ``dataset``: ``SimpleDataSet`` or ``MultiScaleDataSet`` with ``data_dir`` and ``label_file_list`` (label
 files are relative to the working directory in PaddleOCR, so they are made absolute here; image paths
 inside them stay relative to ``data_dir``). ``transforms``: ``DecodeImage`` (BGR), ``RecConAug``,
-``RecAug``, ``CTCLabelEncode`` / ``MultiLabelEncode`` (NRTR), ``RecResizeImg`` (``image_shape``),
+``RecAug``, ``CTCLabelEncode`` / ``MultiLabelEncode`` (NRTR, or SAR without ``gtc_encode``; the labels
+the task makes follow ``model.algorithm``), ``RecResizeImg`` (``image_shape``),
 ``KeepKeys``; any other transform is a ConfigError naming these. ``sampler: MultiScaleSampler`` ->
 ``task.options.multiscale`` (with ``dataset.ds_width`` as its ``ds_width``: label lines then carry
 each image's width and height); ``loader.batch_size_per_card`` -> ``train.batch_size`` (Train) /
