@@ -16,7 +16,7 @@ import paddle.nn.functional as F
 
 from app.tasks.ocr.arch.lcnetv3 import PPLCNetV3
 from app.tasks.ocr.arch.nrtr import BeforeGtc, NrtrDecoder
-from app.tasks.ocr.arch.svtr_neck import CTCHead, SequenceEncoder
+from app.tasks.ocr.arch.svtr_neck import ctc_branch
 
 __all__ = ["SvtrLcnetConfig", "MultiHead", "SvtrLcnetRecognizer", "ctc_loss", "nrtr_loss", "multi_loss"]
 
@@ -49,15 +49,7 @@ class MultiHead(nn.Layer):
         super().__init__()
         self.before_gtc = BeforeGtc(cin, cfg.nrtr_dim)
         self.gtc_head = NrtrDecoder(cfg.nrtr_classes, cfg.nrtr_dim, max_len=cfg.max_text_length)
-        self.ctc_encoder = SequenceEncoder(
-            cin,
-            dims=cfg.dims,
-            depth=cfg.depth,
-            hidden_dims=cfg.hidden_dims,
-            kernel_size=cfg.kernel_size,
-            use_guide=cfg.use_guide,
-        )
-        self.ctc_head = CTCHead(self.ctc_encoder.out_channels, cfg.ctc_classes, cfg.fc_decay)
+        self.ctc_encoder, self.ctc_head = ctc_branch(cin, cfg)
 
     def forward(
         self, x: paddle.Tensor, nrtr_labels: paddle.Tensor | None = None, lengths: paddle.Tensor | None = None

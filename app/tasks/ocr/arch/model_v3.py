@@ -16,7 +16,7 @@ import paddle.nn as nn
 from app.tasks.ocr.arch.model import ctc_loss
 from app.tasks.ocr.arch.mv1_enhance import MobileNetV1Enhance
 from app.tasks.ocr.arch.sar import SARHead, sar_loss
-from app.tasks.ocr.arch.svtr_neck import CTCHead, SequenceEncoder
+from app.tasks.ocr.arch.svtr_neck import ctc_branch
 
 __all__ = ["SvtrMv1eConfig", "SvtrMv1eRecognizer", "multi_loss_sar"]
 
@@ -50,15 +50,7 @@ class SvtrMv1eConfig:
 class MultiHeadSar(nn.Layer):
     def __init__(self, cin: int, cfg: SvtrMv1eConfig) -> None:
         super().__init__()
-        self.ctc_encoder = SequenceEncoder(
-            cin,
-            dims=cfg.dims,
-            depth=cfg.depth,
-            hidden_dims=cfg.hidden_dims,
-            kernel_size=cfg.kernel_size,
-            use_guide=cfg.use_guide,
-        )
-        self.ctc_head = CTCHead(self.ctc_encoder.out_channels, cfg.ctc_classes, cfg.fc_decay)
+        self.ctc_encoder, self.ctc_head = ctc_branch(cin, cfg)
         self.sar_head = SARHead(cin, cfg.sar_classes, enc_dim=cfg.enc_dim)
 
     def forward(

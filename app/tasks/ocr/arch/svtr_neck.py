@@ -16,6 +16,7 @@ loss trains only the neck and the classifier; the backbone learns from the NRTR 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import paddle
 import paddle.nn as nn
@@ -24,7 +25,7 @@ from paddle import ParamAttr
 from paddle.nn.initializer import Constant, KaimingUniform, TruncatedNormal, Uniform
 from paddle.regularizer import L2Decay
 
-__all__ = ["SvtrEncoder", "SequenceEncoder", "CTCHead"]
+__all__ = ["SvtrEncoder", "SequenceEncoder", "CTCHead", "ctc_branch"]
 
 _TRUNC = TruncatedNormal(std=0.02)
 
@@ -169,3 +170,18 @@ class CTCHead(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         logits = self.fc(x)
         return logits if self.training else F.softmax(logits, axis=2)
+
+
+def ctc_branch(cin: int, cfg: Any) -> tuple[SequenceEncoder, CTCHead]:
+    """``MultiHead``'s CTC branch (``ctc_encoder`` then ``ctc_head``, created in that order) from an
+    architecture config with ``dims``, ``depth``, ``hidden_dims``, ``kernel_size``, ``use_guide``,
+    ``ctc_classes`` and ``fc_decay``."""
+    encoder = SequenceEncoder(
+        cin,
+        dims=cfg.dims,
+        depth=cfg.depth,
+        hidden_dims=cfg.hidden_dims,
+        kernel_size=cfg.kernel_size,
+        use_guide=cfg.use_guide,
+    )
+    return encoder, CTCHead(encoder.out_channels, cfg.ctc_classes, cfg.fc_decay)
