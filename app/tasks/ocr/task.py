@@ -8,10 +8,12 @@ and warm-start rules are the shared ones; this module only adapts OCR to the tas
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import paddle
@@ -36,6 +38,7 @@ from app.train import rng
 __all__ = ["OcrRecTask", "resolve_dict", "EXPORT_FILES"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: What ``export`` writes: the inference model, the dictionary and the predictor's settings.
 EXPORT_FILES = ("inference.pdmodel", "inference.pdiparams", "dict.txt", "predictor.json")
@@ -55,6 +58,18 @@ def resolve_dict(opts: OcrRecOptions) -> Path:
         f"task.options.character_dict_path: {opts.character_dict_path!r} not found "
         f"(tried it as given and under data_dir {opts.data_dir!r})"
     )
+
+
+def _arch_config(cls: type[T], block: Any, ctc_classes: int, opts: Any) -> T:
+    """An architecture dataclass from its option block (same field names; lists become tuples), with the
+    class count from the dictionary and ``max_text_length`` from the task's options."""
+    given = {"ctc_classes": ctc_classes, "max_text_length": opts.max_text_length}
+    values = {
+        f.name: tuple(v) if isinstance(v := getattr(block, f.name), list) else v
+        for f in dataclasses.fields(cls)
+        if f.name not in given and hasattr(block, f.name)
+    }
+    return cls(**values, **given)
 
 
 class OcrRecTask:
@@ -112,41 +127,10 @@ class OcrRecTask:
         return [([b.width, b.height], list(b.indices)) for b in plan]
 
     def svtr_config(self) -> SvtrLcnetConfig:
-        o = self.opts.model.svtr_lcnet
-        return SvtrLcnetConfig(
-            ctc_classes=self.num_classes,
-            scale=o.scale,
-            dims=o.dims,
-            depth=o.depth,
-            hidden_dims=o.hidden_dims,
-            kernel_size=(o.kernel_size[0], o.kernel_size[1]),
-            use_guide=o.use_guide,
-            fc_decay=o.fc_decay,
-            nrtr_dim=o.nrtr_dim,
-            max_text_length=self.opts.max_text_length,
-            weight_ctc=o.weight_ctc,
-            weight_nrtr=o.weight_nrtr,
-        )
+        return _arch_config(SvtrLcnetConfig, self.opts.model.svtr_lcnet, self.num_classes, self.opts)
 
     def mv1e_config(self) -> SvtrMv1eConfig:
-        o = self.opts.model.svtr_mv1e
-        return SvtrMv1eConfig(
-            ctc_classes=self.num_classes,
-            scale=o.scale,
-            last_conv_stride=(o.last_conv_stride[0], o.last_conv_stride[1]),
-            last_pool_type=o.last_pool_type,
-            last_pool_kernel_size=(o.last_pool_kernel_size[0], o.last_pool_kernel_size[1]),
-            dims=o.dims,
-            depth=o.depth,
-            hidden_dims=o.hidden_dims,
-            kernel_size=(o.kernel_size[0], o.kernel_size[1]),
-            use_guide=o.use_guide,
-            fc_decay=o.fc_decay,
-            enc_dim=o.enc_dim,
-            max_text_length=self.opts.max_text_length,
-            weight_ctc=o.weight_ctc,
-            weight_sar=o.weight_sar,
-        )
+        return _arch_config(SvtrMv1eConfig, self.opts.model.svtr_mv1e, self.num_classes, self.opts)
 
     def build_model(self) -> nn.Layer:
         if self.gtc == "nrtr":
