@@ -143,3 +143,14 @@ def test_export_with_other_labels_is_refused(tmp_path, pretrained, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("warmstart: checkpoint: export of ") and REASON in err
     assert not (tmp_path / "out").exists()
+
+
+def test_partial_with_the_head_ignored_keeps_it_ignored_and_notes_the_change(tmp_path, pretrained, caplog):
+    source, _ = pretrained
+    caplog.set_level(logging.INFO)
+    extra = {"init.mode": "partial", "init.ignore": "['head.*']"}
+    assert run_inprocess(_warm(tmp_path, source, PERMUTED, **extra), stop_at=0)[0] == 143
+    report = json.loads((tmp_path / "warmstart_report.json").read_text())
+    assert report["ignored"] == ["head.weight", "head.bias"] and report["label_skipped"] == []
+    assert report["label_reason"] == REASON and report["loaded_fraction"] == 1.0
+    assert f"{REASON}; no class layer left to skip (ignored or shape-mismatched)" in caplog.text

@@ -175,6 +175,8 @@ class LoadReport:
             )
         if self.label_skipped:
             out.append(f"{self.label_reason}, skipped: {', '.join(self.label_skipped)}")
+        elif self.label_reason:
+            out.append(f"{self.label_reason}; no class layer left to skip (ignored or shape-mismatched)")
         return out
 
     def as_dict(self) -> dict:

@@ -127,12 +127,14 @@ def load_weights(
                 or "a changed head needs init.mode=partial with init.ignore patterns",
             )
         if labels is not None:
+            layers = (
+                f"({', '.join(labels.class_layers)})" if labels.class_layers else "(list them in init.ignore)"
+            )
             raise label_error(
                 labels,
                 f"{mode} load from {source}",
                 "the class layers' rows would stand for other labels: use init.mode: partial to train "
-                f"them afresh ({', '.join(labels.class_layers)}), or init.label_check: false to load them "
-                "anyway",
+                f"them afresh {layers}, or init.label_check: false to load them anyway",
             )
     assign(model, arrays, report.loaded, report.sources)
     return report
