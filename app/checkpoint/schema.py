@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.checkpoint.jsonread import INT_LIMIT, json_object
+from app.checkpoint.labels import check_label_record
 from app.errors import CheckpointError
 
 __all__ = [
@@ -155,7 +156,8 @@ def check_resume_state(state: Mapping[str, Any], where: str) -> None:
 
 
 def check_meta(value: Any, where: str, step: int) -> dict[str, Any]:
-    """meta.json: an object; ``metrics`` maps names to numbers (NaN allowed) or null; ``step`` matches."""
+    """meta.json: an object; ``metrics`` maps names to numbers (NaN allowed) or null; ``step`` matches;
+    ``label_space``, when present, is bounded and its names match their sha256."""
     meta = json_object(value, where)
     if "step" in meta and need_int(meta["step"], where, "step") != step:
         raise CheckpointError(f"{where}: step is {meta['step']}, but the manifest is for step {step}")
@@ -169,6 +171,8 @@ def check_meta(value: Any, where: str, step: int) -> dict[str, Any]:
     for key in ("config", "code_version", "init_source"):
         if key in meta:
             _need_object(meta[key], where, key, allow_none=True)
+    if meta.get("label_space") is not None:  # the task's label names (app.checkpoint.labels)
+        check_label_record(meta["label_space"], where)
     return meta
 
 

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from app.errors import ConfigError
     from app.tasks.base import build_task
     from app.train.start import checkpoint_uri
-    from app.train.warmstart import load_weights
+    from app.train.warmstart import label_change, label_error, load_weights, task_label_space
 
     cfg = load_config(args.config, args.overrides)
     out_dir = resolve_output_dir("--out", args.out)  # never / or a system folder (docs/config.md)
@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     with signals.held("while building the model"), paddle.utils.unique_name.guard():
         model = task.build_model()
     where = loaded.ref.uri if loaded.ref else source
+    change = label_change(task_label_space(task), loaded.meta, where, note_unrecorded=False)
+    if change is not None:  # the exported dictionary / label list would not be the one trained
+        raise label_error(
+            change, f"export of {where}", "export with the task options the checkpoint was trained with"
+        )
     load_weights(model, loaded.tensors["model"], "weights", cfg.init, where, mapping=False)
     model.eval()
     written = task.export(model, out_dir)

@@ -159,6 +159,10 @@ class InitConfig:
     ignore: list[str] = field(default_factory=list)
     #: partial mode: fail if fewer than this fraction of the model's parameters were loaded.
     min_loaded_fraction: float = field(default=0.5, metadata=limits(ge=0, le=1))
+    #: Compare the label space the source checkpoint records (OCR dictionary, class or label names) with
+    #: the run's: if they differ, partial skips the task's class layers and weights/resume stop. false =
+    #: load the class layers by name and shape alone (their rows may then mean other labels).
+    label_check: bool = True
     #: Rules rewriting the source's tensor names before matching, applied in order: {add_prefix: P},
     #: {strip_prefix: P} or {rename: {pattern: REGEX, to: REPLACEMENT}}. weights/partial modes only.
     key_map: list[KeyMapRule] = field(default_factory=list)

@@ -49,6 +49,10 @@ class Task(Protocol):
     # - ``extra_tensors(self) -> dict[str, dict[str, np.ndarray]]``: more tensor groups for each
     #   checkpoint (host copies), e.g. ``{"ema": {...}}``; ``load_extra_tensors(self, groups, source)``
     #   restores them on an exact resume (raise CheckpointError if a group is missing or mis-shaped).
+    # - ``label_space(self) -> app.checkpoint.labels.LabelSpace``: the label names the class layers' rows
+    #   stand for, in order (OCR dictionary, class names, NLP labels), and those layers' name globs.
+    #   Recorded in each checkpoint's meta; a warm start from a checkpoint recording other names skips the
+    #   class layers (partial) or stops (weights, resume): app.train.warmstart.label_change.
     # - ``epoch_batches(self, epoch: int, world: int, rank: int) -> list[tuple[list[int], list[int]]] | None``:
     #   the task owns the batch plan (variable batch sizes/shapes, e.g. OCR's multi-scale sampler). Answer
     #   None to use the shared seeded stream (``train.batch_size``), or this rank's micro-batches of

@@ -13,6 +13,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from app.checkpoint.labels import LabelSpace
 from app.config.typed import from_data
 from app.tasks.digits_options import DigitsOptions
 
@@ -62,6 +63,10 @@ class DigitsTask:
             self.opts.classes, self.opts.eval_fraction
         )
         self.data_source = f"sklearn.datasets.load_digits classes={self.opts.classes}"
+
+    def label_space(self) -> LabelSpace:
+        """The digits in head order (rows past ``len(classes)`` are unused)."""
+        return LabelSpace("classes", tuple(str(c) for c in self.opts.classes), ("head.*",))
 
     def build_model(self) -> nn.Layer:
         return DigitsNet(self.num_classes, self.opts.width, self.opts.dropout)

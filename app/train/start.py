@@ -18,6 +18,7 @@ import paddle
 
 from app import cancel, signals
 from app.checkpoint import CheckpointManager, LoadedCheckpoint, Snapshot, open_source
+from app.checkpoint.labels import label_record
 from app.checkpoint.layout import TRAINER_STATE
 from app.checkpoint.schema import check_resume_state
 from app.config import config_hash
@@ -37,7 +38,7 @@ from app.train.preempt import StopRequest
 from app.train.runlog import RunLog
 from app.train.setup import build_optimizer, check_freeze, init_dist
 from app.train.state import load_optimizer, model_tensors, optimizer_tensors
-from app.train.warmstart import load_weights, warm_lr_lint
+from app.train.warmstart import label_change, load_weights, task_label_space, warm_lr_lint
 
 __all__ = ["prepare", "snapshot", "checkpoint_uri"]
 
@@ -75,6 +76,9 @@ def snapshot(s: Session) -> Snapshot:
         "init_source": s.init_source,
         "user": getpass.getuser(),
     }
+    space = task_label_space(s.task)
+    if space is not None:  # what the class layers' rows mean, checked by a later warm start
+        meta["label_space"] = label_record(space)
     # Host copies into buffers reused across saves (app.checkpoint.hostbuf), handed back after the save.
     lease = s.mgr.buffers.take(
         {"model": model_tensors(s.net), "optimizer": optimizer_tensors(s.optimizer, s.net)}
@@ -133,7 +137,14 @@ def _own_resume_hint(uri: str) -> str:
 
 
 def _load_exact_tensors(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
-    load_weights(s.net, loaded.tensors["model"], "resume", s.cfg.init, source)
+    # init.from with init.mode=resume honours init.label_check; the run's own checkpoint is always checked
+    own = source != s.cfg.init.from_
+    labels = (
+        label_change(task_label_space(s.task), loaded.meta, source, note_unrecorded=not own)
+        if own or s.cfg.init.label_check
+        else None
+    )
+    load_weights(s.net, loaded.tensors["model"], "resume", s.cfg.init, source, labels=labels)
     load_optimizer(s.optimizer, s.net, loaded.tensors.get("optimizer", {}), source)
     load_extra = getattr(s.task, "load_extra_tensors", None)
     if load_extra is not None:
@@ -189,7 +200,9 @@ def _restore_exact(s: Session, loaded: LoadedCheckpoint, source: str, batch_chan
 
 def _warm_start(s: Session, loaded: LoadedCheckpoint, source: str) -> None:
     init = s.cfg.init
-    report = load_weights(s.net, loaded.tensors["model"], init.mode, init, source)
+    space = task_label_space(s.task) if init.label_check else None
+    labels = label_change(space, loaded.meta, source)
+    report = load_weights(s.net, loaded.tensors["model"], init.mode, init, source, labels=labels)
     for line in report.lines():
         log.info("warm start (%s): %s", init.mode, line)
     if s.dist.is_main:

@@ -117,6 +117,10 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # matched an ignore pattern
+    #: Class layers not loaded because the label space changed (names and shapes matched).
+    label_skipped: list[str] = field(default_factory=list)
+    #: Why: ``label space differs (...)`` (app.checkpoint.labels.describe_change); "" when nothing was.
+    label_reason: str = ""
     #: model name -> source name, where init.key_map / init.match paired different names.
     sources: dict[str, str] = field(default_factory=dict)
     loaded_numel: int = 0
@@ -131,7 +135,7 @@ class LoadReport:
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched or self.ignored)
+        return not (self.missing or self.unexpected or self.mismatched or self.ignored or self.label_skipped)
 
     def problems(self, limit: int = 5) -> str:
         parts = []
@@ -142,6 +146,8 @@ class LoadReport:
         if self.mismatched:
             shown = [f"{n} {list(c)} vs model {list(m)}" for n, c, m in self.mismatched[:limit]]
             parts.append(f"shape mismatch: {', '.join(shown)}")
+        if self.label_skipped:
+            parts.append(f"{self.label_reason}: {', '.join(self.label_skipped[:limit])}")
         return "; ".join(parts)
 
     def mapped(self) -> list[tuple[str, str]]:
@@ -167,6 +173,10 @@ class LoadReport:
             out.append(
                 f"shape mismatch (skipped): {name}{src} checkpoint {list(ckpt)} vs model {list(model)}"
             )
+        if self.label_skipped:
+            out.append(f"{self.label_reason}, skipped: {', '.join(self.label_skipped)}")
+        elif self.label_reason:
+            out.append(f"{self.label_reason}; no class layer left to skip (ignored or shape-mismatched)")
         return out
 
     def as_dict(self) -> dict:
@@ -176,6 +186,8 @@ class LoadReport:
             "unexpected": self.unexpected,
             "mismatched": [[n, list(c), list(m)] for n, c, m in self.mismatched],
             "ignored": self.ignored,
+            "label_skipped": self.label_skipped,
+            "label_reason": self.label_reason,
             "mapped": [list(pair) for pair in self.mapped()],
             "loaded_fraction": round(self.loaded_fraction, 6),
         }
@@ -191,17 +203,21 @@ def compare(
     arrays: dict[str, np.ndarray],
     ignore: list[str] = (),
     pairs: dict[str, str] | None = None,
+    relabel: tuple[str, tuple[str, ...]] | None = None,
 ) -> LoadReport:
-    """Sort every name into loaded / missing / unexpected / mismatched / ignored (nothing is assigned).
+    """Sort every name into loaded / missing / unexpected / mismatched / ignored / label_skipped (nothing
+    is assigned).
 
     ``pairs`` (model name -> source name, from :mod:`app.checkpoint.keymap`) says which source tensor
-    each model name takes; without it, the one of the same name.
+    each model name takes; without it, the one of the same name. ``relabel`` = (reason, class-layer
+    globs): names matching a glob that would load are skipped for that reason instead.
     """
     report = LoadReport()
     own = model.state_dict()
     if pairs is None:
         pairs = {n: n for n in own if n in arrays}
     report.sources = {m: s for m, s in pairs.items() if m != s}
+    report.label_reason = relabel[0] if relabel is not None else ""
     for name, tensor in own.items():
         numel = int(np.prod(tensor.shape)) if tensor.shape else 1
         report.total_numel += numel
@@ -213,6 +229,8 @@ def compare(
             report.missing.append(name)
         elif tuple(arrays[source].shape) != tuple(tensor.shape):
             report.mismatched.append((name, tuple(arrays[source].shape), tuple(tensor.shape)))
+        elif relabel is not None and any(fnmatch.fnmatchcase(name, pat) for pat in relabel[1]):
+            report.label_skipped.append(name)
         else:
             report.loaded.append(name)
             report.loaded_numel += numel

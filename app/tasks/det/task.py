@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import paddle
 
+from app.checkpoint.labels import LabelSpace
 from app.config.typed import from_data
 from app.errors import ConfigError
 from app.tasks.det.data import Pipeline, to_tensors
@@ -83,6 +84,21 @@ def _check_metric(metric: str, eval_ds: Any, record: dict[str, Any]) -> None:
             "evaluation needs",
             hint="data_fields: ['image', 'gt_bbox', 'gt_class', 'difficult']",
         )
+
+
+#: Per architecture, the parameters with output channels per class (YOLOv3: per anchor x (box, object,
+#: classes)), found by building each with two class counts (tests/test_label_space.py).
+CLASS_LAYERS = {
+    "PicoDet": ("head.head_cls*",),
+    "PPYOLOE": ("yolo_head.pred_cls.*",),
+    "YOLOv3": ("yolo_head.yolo_output.*",),
+}
+
+
+def _class_names(dataset: Any) -> tuple[str, ...]:
+    """A parsed data set's class names in class-id order (COCO categories, VOC label_list)."""
+    cname2cid = getattr(dataset, "cname2cid", None) or {}
+    return tuple(str(name) for name in sorted(cname2cid, key=cname2cid.get))
 
 
 def _categories(dataset: Any) -> int:
@@ -158,8 +174,16 @@ class DetectionTask:
         self.eval_records, self.eval_anno = load_records(self.eval_ds, "EvalDataset", "evaluation")
         _check_metric(self.metric, self.eval_ds, self.eval_records[0])
         self.n_categories = _check_classes(self.num_classes, train_ds, self.eval_ds)
+        self.class_names = _class_names(train_ds) or _class_names(self.eval_ds)
         if o.max_eval_images:
             self.eval_records = self.eval_records[: o.max_eval_images]
+
+    def label_space(self) -> LabelSpace | None:
+        """The class names in class-id order; the class-score layers of the known architectures."""
+        if not self.class_names:
+            return None
+        layers = CLASS_LAYERS.get(str(self.cfg["architecture"]), ())
+        return LabelSpace("classes", self.class_names, layers)
 
     def build_model(self) -> paddle.nn.Layer:
         model = build_architecture(self.cfg)

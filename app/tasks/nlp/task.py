@@ -15,6 +15,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from app.checkpoint.labels import LabelSpace
 from app.config.typed import from_data
 from app.tasks.nlp import data, data_sources, export, model_name, pretrained
 from app.tasks.nlp.checked_dir import stage_model_dir
@@ -85,6 +86,10 @@ class _NlpTask:
 
     def build_model(self) -> paddle.nn.Layer:
         return pretrained.load_model(self.model_dir, self.kind, self.labels)
+
+    def label_space(self) -> LabelSpace:
+        """The label (seq_cls) or tag (token_cls) names in head order; the head is ``classifier.*``."""
+        return LabelSpace("labels" if self.kind == "seq" else "tags", tuple(self.labels), ("classifier.*",))
 
     def train_size(self) -> int:
         return len(self.train)

@@ -24,7 +24,19 @@ import paddle.nn.functional as F
 
 from app.tasks.ocr.options import ModelOptions
 
-__all__ = ["Backbone", "BiLstmNeck", "MixerNeck", "CtcHead", "Recognizer", "SoftmaxExport", "build_model"]
+__all__ = [
+    "CLASS_LAYERS",
+    "Backbone",
+    "BiLstmNeck",
+    "MixerNeck",
+    "CtcHead",
+    "Recognizer",
+    "SoftmaxExport",
+    "build_model",
+]
+
+#: Parameters with one row per dictionary class (blank + dictionary): the CTC output layer.
+CLASS_LAYERS = ("head.fc.*",)
 
 # (output channel multiplier of ``width``, stride) of the first block of each stage.
 _STAGES: tuple[tuple[int, tuple[int, int]], ...] = (

@@ -20,14 +20,16 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from app.checkpoint.labels import LabelSpace
 from app.config.typed import from_data
 from app.errors import ConfigError
 from app.tasks.ocr.arch.labels import MultiLabels
+from app.tasks.ocr.arch.model import CLASS_LAYERS as SVTR_CLASS_LAYERS
 from app.tasks.ocr.arch.model import SvtrLcnetConfig, SvtrLcnetRecognizer, multi_loss
 from app.tasks.ocr.arch.model_v3 import SvtrMv1eConfig, SvtrMv1eRecognizer, multi_loss_sar
 from app.tasks.ocr.data import Augmenter, LineSet, Preprocess, load_image, read_label_files
 from app.tasks.ocr.metrics import rec_metrics
-from app.tasks.ocr.model import SoftmaxExport, build_model
+from app.tasks.ocr.model import CLASS_LAYERS, SoftmaxExport, build_model
 from app.tasks.ocr.multiscale import epoch_plan
 from app.tasks.ocr.options import OcrRecOptions
 from app.tasks.ocr.pipeline import GTC_KEYS, PPOCRv4Pipeline, train_batch
@@ -91,6 +93,7 @@ class OcrRecTask:
             encoder = ctc_encoder(self.dict_path, self.opts.max_text_length, self.opts.use_space_char)
         self.decoder = ctc_decoder(self.dict_path, self.opts.use_space_char)
         self.num_classes = len(encoder.character)
+        self.characters = tuple(encoder.character[1:])  # the dictionary (+ space), after the CTC blank
         ms = self.opts.multiscale
         sizes = ms is not None and ms.ds_width
         self.train_set: LineSet = read_label_files(data_dir, self.opts.train_label_files, encoder, sizes)
@@ -125,6 +128,10 @@ class OcrRecTask:
             return None
         plan = epoch_plan(len(self.train_set), ms, self.seed, epoch, world, rank, self.train_set.ratios)
         return [([b.width, b.height], list(b.indices)) for b in plan]
+
+    def label_space(self) -> LabelSpace:
+        """The dictionary in class order (the CTC blank excluded; the space last with use_space_char)."""
+        return LabelSpace("dictionary", self.characters, SVTR_CLASS_LAYERS if self.svtr else CLASS_LAYERS)
 
     def svtr_config(self) -> SvtrLcnetConfig:
         return _arch_config(SvtrLcnetConfig, self.opts.model.svtr_lcnet, self.num_classes, self.opts)

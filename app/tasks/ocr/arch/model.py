@@ -18,7 +18,22 @@ from app.tasks.ocr.arch.lcnetv3 import PPLCNetV3
 from app.tasks.ocr.arch.nrtr import BeforeGtc, NrtrDecoder
 from app.tasks.ocr.arch.svtr_neck import ctc_branch
 
-__all__ = ["SvtrLcnetConfig", "MultiHead", "SvtrLcnetRecognizer", "ctc_loss", "nrtr_loss", "multi_loss"]
+__all__ = [
+    "CLASS_LAYERS",
+    "SvtrLcnetConfig",
+    "MultiHead",
+    "SvtrLcnetRecognizer",
+    "ctc_loss",
+    "nrtr_loss",
+    "multi_loss",
+]
+
+#: Parameters with one row per dictionary class: the CTC output layer, the NRTR embedding and projection.
+CLASS_LAYERS = (
+    "head.ctc_head.fc.*",
+    "head.gtc_head.embedding.embedding.weight",
+    "head.gtc_head.tgt_word_prj.weight",
+)
 
 
 @dataclass(frozen=True)

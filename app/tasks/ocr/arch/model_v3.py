@@ -18,7 +18,14 @@ from app.tasks.ocr.arch.mv1_enhance import MobileNetV1Enhance
 from app.tasks.ocr.arch.sar import SARHead, sar_loss
 from app.tasks.ocr.arch.svtr_neck import ctc_branch
 
-__all__ = ["SvtrMv1eConfig", "SvtrMv1eRecognizer", "multi_loss_sar"]
+__all__ = ["CLASS_LAYERS", "SvtrMv1eConfig", "SvtrMv1eRecognizer", "multi_loss_sar"]
+
+#: Parameters with one row per dictionary class: the CTC output layer, the SAR embedding and prediction.
+CLASS_LAYERS = (
+    "head.ctc_head.fc.*",
+    "head.sar_head.decoder.embedding.weight",
+    "head.sar_head.decoder.prediction.*",
+)
 
 
 @dataclass(frozen=True)
