@@ -190,3 +190,16 @@ def test_detection_class_layers_are_the_class_sized_tensors(shapes_dir, config, 
     with paddle.utils.unique_name.guard():
         names = list(small.build_model().state_dict())
     assert followers and _matched(names, space.class_layers) == followers
+
+
+@pytest.mark.parametrize(("gtc", "module"), [(None, "app.tasks.ocr.model"), ("nrtr", "app.tasks.ocr.arch.model"),
+                                             ("sar", "app.tasks.ocr.arch.model_v3")])  # fmt: skip
+def test_the_ocr_task_names_the_class_layers_of_the_model_it_builds(gtc, module):
+    import importlib
+    import types
+
+    from app.tasks.ocr.task import OcrRecTask
+
+    task = types.SimpleNamespace(gtc=gtc, characters=["a", "b"])
+    space = OcrRecTask.label_space(task)
+    assert tuple(space.class_layers) == importlib.import_module(module).CLASS_LAYERS

@@ -23,8 +23,9 @@ import paddle.nn.functional as F
 from app.checkpoint.labels import LabelSpace
 from app.config.typed import from_data
 from app.errors import ConfigError
+from app.tasks.ocr.arch import model as v4_arch
+from app.tasks.ocr.arch import model_v3 as v3_arch
 from app.tasks.ocr.arch.labels import MultiLabels
-from app.tasks.ocr.arch.model import CLASS_LAYERS as SVTR_CLASS_LAYERS
 from app.tasks.ocr.arch.model import SvtrLcnetConfig, SvtrLcnetRecognizer, multi_loss
 from app.tasks.ocr.arch.model_v3 import SvtrMv1eConfig, SvtrMv1eRecognizer, multi_loss_sar
 from app.tasks.ocr.data import Augmenter, LineSet, Preprocess, load_image, read_label_files
@@ -131,7 +132,8 @@ class OcrRecTask:
 
     def label_space(self) -> LabelSpace:
         """The dictionary in class order (the CTC blank excluded; the space last with use_space_char)."""
-        return LabelSpace("dictionary", self.characters, SVTR_CLASS_LAYERS if self.svtr else CLASS_LAYERS)
+        layers = {"nrtr": v4_arch.CLASS_LAYERS, "sar": v3_arch.CLASS_LAYERS}.get(self.gtc, CLASS_LAYERS)
+        return LabelSpace("dictionary", self.characters, layers)
 
     def svtr_config(self) -> SvtrLcnetConfig:
         return _arch_config(SvtrLcnetConfig, self.opts.model.svtr_lcnet, self.num_classes, self.opts)
