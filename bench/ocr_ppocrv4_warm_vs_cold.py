@@ -1,0 +1,210 @@
+"""PP-OCRv4 recognition (``svtr_lcnet``) warm start onto a NEW charset vs cold start.
+
+1. pretrain the PP-OCRv4 recognizer (PPLCNetV3 + MultiHead CTC/NRTR, MultiLoss) on synthetic lines of
+   charset A (digits) in font set A (DejaVu Sans, Sans Bold);
+2. train on charset B (digits plus ``+`` and ``-``: a different dictionary, so different CTC and NRTR
+   class counts) in font set B (DejaVu Serif, Sans Mono) twice, same steps, schedule and seed: cold, and
+   warm-started with ``init.mode: partial`` from step 1's checkpoint, which must skip exactly the four
+   dictionary-sized tensors (CTC ``fc``, NRTR embedding and output projection);
+3. evaluate every ``--eval-every`` steps; the target is the cold run's final word accuracy; report the
+   first eval step at which each run reaches it, and draw both curves
+   (``docs/img/ocr_ppocrv4_warm_vs_cold.png``).
+
+Images are [3, 48, 320] (PPLCNetV3 pools to 40 columns in training and to W/8 in evaluation: equal only at
+W = 320). The backbone width ``--scale`` defaults to 0.25, not PP-OCRv4's 0.95: on this CPU a training
+step of the full-width model costs about 2 s per image (see docs/ocr.md), too slow for a few hundred
+steps per run. Everything else is the real architecture and loss.
+
+    nice -n 5 .venv/bin/python -m bench.ocr_ppocrv4_warm_vs_cold           # writes results.json key
+    .venv/bin/python -m bench.ocr_ppocrv4_warm_vs_cold --tiny --out /tmp/x  # smoke (no results, no plot)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import zlib  # noqa: F401  (before paddle: FIELD_NOTES)
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.common import ROOT, load_average
+
+__all__ = ["KEY", "SKIPPED", "base_config", "run", "first_reaching", "main"]
+
+KEY = "ocr_ppocrv4_warm_vs_cold"
+CHARSET_A, FONTS_A = "0123456789", ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf"]
+CHARSET_B, FONTS_B = "0123456789+-", ["DejaVuSerif.ttf", "DejaVuSansMono.ttf"]
+#: The dictionary-sized tensors a partial load onto a new dictionary must skip (PaddleOCR's names).
+SKIPPED = (
+    "head.ctc_head.fc.weight",
+    "head.ctc_head.fc.bias",
+    "head.gtc_head.embedding.embedding.weight",
+    "head.gtc_head.tgt_word_prj.weight",
+)
+
+
+def base_config(work: Path, name: str, charset: str, fonts: list[str], a: argparse.Namespace) -> Path:
+    """One run's config in our own sections (no PaddleOCR blocks), written to ``work/<name>.yaml``."""
+    run_dir = work / name
+    data = work / f"data-{'A' if charset == CHARSET_A else 'B'}"
+    steps = a.pretrain_steps if name == "pretrain-A" else a.steps
+    cfg = {
+        "run": {"name": f"bench-v4-{name}", "dir": str(run_dir), "seed": 0},
+        "task": {"kind": "ocr_rec", "options": {
+            "data_dir": str(data), "character_dict_path": "charset_dict.txt", "max_text_length": 8,
+            "image_shape": [3, 48, 320], "eval_batch_size": 32,
+            "model": {"algorithm": "svtr_lcnet", "svtr_lcnet": {"scale": a.scale}},
+            "synthetic": {"charset": charset, "min_len": 1, "max_len": a.max_len, "n_train": a.n_train,
+                          "n_eval": a.n_eval, "fonts": fonts},
+        }},
+        "optim": {"name": "adam"},
+        "schedule": {"base_lr": a.lr, "total_steps": steps, "warmup": {"kind": "linear", "steps": a.warmup}},
+        "train": {"batch_size": a.batch, "eval_every_steps": a.eval_every, "log_every_steps": a.eval_every,
+                  "progress_bar": "off", "metric": "word_accuracy", "data_workers": 0},
+        "checkpoint": {"uri": str(run_dir / "checkpoints"), "every_steps": steps, "keep_best": 0},
+    }  # fmt: skip
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def run(config: Path, sets: list[str] = ()) -> float:
+    """``warmstart train`` in this process; its wall seconds."""
+    from app.cli import main
+
+    started = time.monotonic()
+    code = main(["train", "--config", str(config), *(x for s in sets for x in ("--set", s))])
+    if code != 0:
+        raise SystemExit(f"training {config.name} exited {code}")
+    return time.monotonic() - started
+
+
+def curve(run_dir: Path) -> list[tuple[int, float]]:
+    points = []
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["kind"] == "eval":
+            points.append((rec["step"], rec["metrics"]["word_accuracy"]))
+    return points
+
+
+def first_reaching(points: list[tuple[int, float]], target: float) -> int | None:
+    return next((step for step, acc in points if acc >= target), None)
+
+
+def plot(runs: dict[str, list[tuple[int, float]]], target: float, title: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, points in runs.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, label=name)
+    ax.axhline(target, color="grey", ls="--", lw=1, label=f"target: cold final {target:.2f}")
+    ax.set_xlabel("optimizer step on charset B / font set B")
+    ax.set_ylabel("word accuracy (eval, charset B)")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def measure(a: argparse.Namespace) -> dict[str, Any]:
+    work = Path(a.out).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    load_start = load_average()
+    pre = base_config(work, "pretrain-A", CHARSET_A, FONTS_A, a)
+    cold = base_config(work, "cold-B", CHARSET_B, FONTS_B, a)
+    warm = base_config(work, "warm-B", CHARSET_B, FONTS_B, a)
+    seconds = {"pretrain": run(pre)}
+    seconds["cold"] = run(cold)
+    seconds["warm"] = run(warm, [f"init.from={work / 'pretrain-A' / 'checkpoints'}", "init.mode=partial"])
+    report = json.loads((work / "warm-B" / "warmstart_report.json").read_text())
+    curves = {"cold": curve(work / "cold-B"), "warm": curve(work / "warm-B")}
+    target = curves["cold"][-1][1]
+    return {
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load_avg_1min": {"start": load_start, "end": load_average()},
+        "loadavg_end": Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else None,
+        "setup": {
+            "model": f"svtr_lcnet (PPLCNetV3 scale {a.scale} + MultiHead CTC/NRTR, MultiLoss)",
+            "image_shape": [3, 48, 320], "batch": a.batch, "lr": a.lr, "warmup_steps": a.warmup,
+            "decay": "cosine", "optim": "adam", "pretrain_steps": a.pretrain_steps, "steps": a.steps,
+            "eval_every": a.eval_every, "words": f"1-{a.max_len} characters", "n_train": a.n_train,
+            "n_eval": a.n_eval, "charset_A": CHARSET_A, "fonts_A": FONTS_A, "charset_B": CHARSET_B,
+            "fonts_B": FONTS_B, "data_workers": 0,
+        },  # fmt: skip
+        "partial_load": {
+            "skipped": [m[0] for m in report["mismatched"]],
+            "shapes": {m[0]: {"checkpoint": m[1], "model": m[2]} for m in report["mismatched"]},
+            "loaded_tensors": len(report["loaded"]),
+            "loaded_fraction": report["loaded_fraction"],
+            "missing": report["missing"],
+        },
+        "pretrain_final_accuracy_A": curve(work / "pretrain-A")[-1][1],
+        "target": target,
+        "steps_to_target": {name: first_reaching(points, target) for name, points in curves.items()},
+        "final_accuracy": {name: points[-1][1] for name, points in curves.items()},
+        "best_accuracy": {name: max(p[1] for p in points) for name, points in curves.items()},
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "curves": curves,
+    }
+
+
+def write_result(key: str, value: dict, path: Path) -> None:
+    """Read-modify-write: only ``key`` of the shared results file changes."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[key] = value
+    path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.ocr_ppocrv4_warm_vs_cold", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench-ocr-v4"), help="work folder")
+    p.add_argument("--scale", type=float, default=0.25, help="PPLCNetV3 width (PP-OCRv4: 0.95)")
+    p.add_argument("--pretrain-steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=100, help="steps of each run on charset B")
+    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--max-len", type=int, default=3, help="longest word (max_text_length is 8)")
+    p.add_argument("--n-train", type=int, default=600)
+    p.add_argument("--n-eval", type=int, default=32)
+    p.add_argument("--tiny", action="store_true", help="a few steps, nothing written outside --out")
+    p.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
+    p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "ocr_ppocrv4_warm_vs_cold.png")
+    a = p.parse_args(argv)
+    if a.tiny:
+        a.pretrain_steps, a.steps, a.eval_every, a.batch, a.warmup = 2, 4, 2, 2, 1
+        a.n_train, a.n_eval, a.scale = 16, 4, 0.25
+    result = measure(a)
+    out = Path(a.out).resolve()
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    if not a.tiny:
+        s = result["setup"]
+        title = (f"PP-OCRv4 rec (svtr_lcnet, scale {a.scale}, 3x48x320, batch {a.batch}): "
+                 f"warm start (partial, new dictionary) vs cold")  # fmt: skip
+        plot({f"cold start (lr {s['lr']:g})": result["curves"]["cold"],
+              f"warm start from charset A (lr {s['lr']:g})": result["curves"]["warm"]},
+             result["target"], title, a.plot)  # fmt: skip
+        write_result(KEY, result, a.results)
+    print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
