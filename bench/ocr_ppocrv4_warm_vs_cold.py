@@ -58,7 +58,7 @@ def base_config(work: Path, name: str, charset: str, fonts: list[str], a: argpar
         "task": {"kind": "ocr_rec", "options": {
             "data_dir": str(data), "character_dict_path": "charset_dict.txt", "max_text_length": 8,
             "image_shape": [3, 48, 320], "eval_batch_size": 32,
-            "model": {"algorithm": "svtr_lcnet", "svtr_lcnet": {"scale": a.scale}},
+            "model": {"algorithm": "svtr_lcnet", "svtr_lcnet": {"scale": a.scale, "nrtr_dim": a.nrtr_dim}},
             "synthetic": {"charset": charset, "min_len": 1, "max_len": a.max_len, "n_train": a.n_train,
                           "n_eval": a.n_eval, "fonts": fonts},
         }},
@@ -138,12 +138,24 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
         "load_avg_1min": {"start": load_start, "end": load_average()},
         "loadavg_end": Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else None,
         "setup": {
-            "model": f"svtr_lcnet (PPLCNetV3 scale {a.scale} + MultiHead CTC/NRTR, MultiLoss)",
-            "image_shape": [3, 48, 320], "batch": a.batch, "lr": a.lr, "warmup_steps": a.warmup,
-            "decay": "cosine", "optim": "adam", "pretrain_steps": a.pretrain_steps, "steps": a.steps,
-            "eval_every": a.eval_every, "words": f"1-{a.max_len} characters", "n_train": a.n_train,
-            "n_eval": a.n_eval, "charset_A": CHARSET_A, "fonts_A": FONTS_A, "charset_B": CHARSET_B,
-            "fonts_B": FONTS_B, "data_workers": 0,
+            "model": f"svtr_lcnet (PPLCNetV3 scale {a.scale} + MultiHead CTC/NRTR dim {a.nrtr_dim}, MultiLoss)",
+            "image_shape": [3, 48, 320],
+            "batch": a.batch,
+            "lr": a.lr,
+            "warmup_steps": a.warmup,
+            "decay": "cosine",
+            "optim": "adam",
+            "pretrain_steps": a.pretrain_steps,
+            "steps": a.steps,
+            "eval_every": a.eval_every,
+            "words": f"1-{a.max_len} characters",
+            "n_train": a.n_train,
+            "n_eval": a.n_eval,
+            "charset_A": CHARSET_A,
+            "fonts_A": FONTS_A,
+            "charset_B": CHARSET_B,
+            "fonts_B": FONTS_B,
+            "data_workers": 0,
         },  # fmt: skip
         "partial_load": {
             "skipped": [m[0] for m in report["mismatched"]],
@@ -175,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-ocr-v4"), help="work folder")
     p.add_argument("--scale", type=float, default=0.25, help="PPLCNetV3 width (PP-OCRv4: 0.95)")
+    p.add_argument("--nrtr-dim", type=int, default=384, help="NRTR guidance decoder width (PP-OCRv4: 384)")
     p.add_argument("--pretrain-steps", type=int, default=150)
     p.add_argument("--steps", type=int, default=100, help="steps of each run on charset B")
     p.add_argument("--eval-every", type=int, default=10)
@@ -184,23 +197,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-len", type=int, default=3, help="longest word (max_text_length is 8)")
     p.add_argument("--n-train", type=int, default=600)
     p.add_argument("--n-eval", type=int, default=32)
-    p.add_argument("--tiny", action="store_true", help="a few steps, nothing written outside --out")
-    p.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
-    p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "ocr_ppocrv4_warm_vs_cold.png")
+    p.add_argument("--tiny", action="store_true",
+                   help="a few steps; writes results/plot only where --results/--plot say")  # fmt: skip
+    p.add_argument("--results", type=Path, help="its key is rewritten (default bench/results.json)")
+    p.add_argument("--plot", type=Path, help="default docs/img/ocr_ppocrv4_warm_vs_cold.png")
     a = p.parse_args(argv)
     if a.tiny:
-        a.pretrain_steps, a.steps, a.eval_every, a.batch, a.warmup = 2, 4, 2, 2, 1
-        a.n_train, a.n_eval, a.scale = 16, 4, 0.25
+        a.pretrain_steps, a.steps, a.eval_every, a.batch, a.warmup = 2, 2, 1, 2, 1
+        a.n_train, a.n_eval, a.scale, a.nrtr_dim = 8, 2, 0.25, 32
+    else:
+        a.results = a.results or ROOT / "bench" / "results.json"
+        a.plot = a.plot or ROOT / "docs" / "img" / "ocr_ppocrv4_warm_vs_cold.png"
     result = measure(a)
-    out = Path(a.out).resolve()
-    (out / "results.json").write_text(json.dumps(result, indent=1))
-    if not a.tiny:
+    (Path(a.out).resolve() / "results.json").write_text(json.dumps(result, indent=1))
+    if a.plot:
         s = result["setup"]
         title = (f"PP-OCRv4 rec (svtr_lcnet, scale {a.scale}, 3x48x320, batch {a.batch}): "
                  f"warm start (partial, new dictionary) vs cold")  # fmt: skip
         plot({f"cold start (lr {s['lr']:g})": result["curves"]["cold"],
               f"warm start from charset A (lr {s['lr']:g})": result["curves"]["warm"]},
              result["target"], title, a.plot)  # fmt: skip
+    if a.results:
         write_result(KEY, result, a.results)
     print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=1))
     return 0
