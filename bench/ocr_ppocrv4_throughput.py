@@ -29,8 +29,10 @@ from typing import Any
 
 import yaml
 
-from bench.common import ROOT, summarize
-from bench.throughput import alternate, phase_ms, print_stamps, run_side, stamp_our_steps
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as ``python bench/<this file>.py``
+
+from bench.common import ROOT, summarize  # noqa: E402
+from bench.throughput import alternate, phase_ms, print_stamps, run_side, stamp_our_steps  # noqa: E402
 
 __all__ = ["KEY", "write_case", "measure", "table", "main"]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -32,7 +33,9 @@ from typing import Any
 
 import yaml
 
-from bench.common import ROOT, load_average
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as ``python bench/<this file>.py``
+
+from bench.common import ROOT, load_average  # noqa: E402
 
 __all__ = ["KEY", "SKIPPED", "base_config", "run", "first_reaching", "main"]
 
@@ -132,6 +135,7 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
     report = json.loads((work / "warm-B" / "warmstart_report.json").read_text())
     curves = {"cold": curve(work / "cold-B"), "warm": curve(work / "warm-B")}
     target = curves["cold"][-1][1]
+    reached = {name: first_reaching(points, target) for name, points in curves.items()}
     return {
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),
@@ -166,7 +170,9 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
         },
         "pretrain_final_accuracy_A": curve(work / "pretrain-A")[-1][1],
         "target": target,
-        "steps_to_target": {name: first_reaching(points, target) for name, points in curves.items()},
+        "steps_to_target": reached,
+        #: warm steps / cold steps to the target (NaN: warm did not reach it).
+        "steps_ratio": reached["warm"] / reached["cold"] if reached["warm"] else math.nan,
         "final_accuracy": {name: points[-1][1] for name, points in curves.items()},
         "best_accuracy": {name: max(p[1] for p in points) for name, points in curves.items()},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},

@@ -5,6 +5,7 @@ B's new dictionary) and ``bench.ocr_ppocrv4_throughput --tiny`` (data workers 0 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from bench import ocr_ppocrv4_throughput as tput
 from bench import ocr_ppocrv4_warm_vs_cold as wvc
+from bench.figures import FIGURES, STANDALONE_KEYS, lookup
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +46,20 @@ def test_warm_vs_cold_tiny_reports_partial_load_and_curves(tmp_path: Path) -> No
     assert r["target"] == r["final_accuracy"]["cold"] == r["curves"]["cold"][-1][1]
     assert r["steps_to_target"]["cold"] == wvc.first_reaching(r["curves"]["cold"], r["target"])
     assert r["setup"]["image_shape"] == [3, 48, 320] and "svtr_lcnet" in r["setup"]["model"]
-    assert plot.stat().st_size > 0
+    steps = r["steps_to_target"]
+    if steps["warm"] is None:
+        assert math.isnan(r["steps_ratio"])
+    else:
+        assert r["steps_ratio"] == steps["warm"] / steps["cold"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    _check_figure(out, "ocr_ppocrv4_warm_steps", "bench.ocr_ppocrv4_warm_vs_cold")
+
+
+def _check_figure(results: dict, key: str, module: str) -> None:
+    """The summary table of docs/benchmarks.md finds the number; ``bench.run`` keeps the key."""
+    fig = next(f for f in FIGURES if f.key == key)
+    assert fig.standalone == module and fig.path[0] in STANDALONE_KEYS
+    assert isinstance(float(lookup(results, fig.path)), float)
 
 
 def test_first_reaching() -> None:
@@ -77,3 +92,4 @@ def test_throughput_tiny_measures_both_worker_counts(tmp_path: Path) -> None:
                       rel=1e-4)
     ]  # fmt: skip
     assert "| 0 |" in tput.table(r) and "| 1 |" in tput.table(r)
+    _check_figure(out, "ocr_ppocrv4_workers_1", "bench.ocr_ppocrv4_throughput")
