@@ -55,7 +55,8 @@ def base_config(work: Path, name: str, charset: str, fonts: list[str], a: argpar
     """One run's config in our own sections (no PaddleOCR blocks), written to ``work/<name>.yaml``."""
     run_dir = work / name
     data = work / f"data-{'A' if charset == CHARSET_A else 'B'}"
-    steps = a.pretrain_steps if name == "pretrain-A" else a.steps
+    pretrain = name == "pretrain-A"
+    steps, every = (a.pretrain_steps, a.pretrain_eval_every) if pretrain else (a.steps, a.eval_every)
     cfg = {
         "run": {"name": f"bench-v4-{name}", "dir": str(run_dir), "seed": 0},
         "task": {"kind": "ocr_rec", "options": {
@@ -67,7 +68,7 @@ def base_config(work: Path, name: str, charset: str, fonts: list[str], a: argpar
         }},
         "optim": {"name": "adam"},
         "schedule": {"base_lr": a.lr, "total_steps": steps, "warmup": {"kind": "linear", "steps": a.warmup}},
-        "train": {"batch_size": a.batch, "eval_every_steps": a.eval_every, "log_every_steps": a.eval_every,
+        "train": {"batch_size": a.batch, "eval_every_steps": every, "log_every_steps": every,
                   "progress_bar": "off", "metric": "word_accuracy", "data_workers": 0},
         "checkpoint": {"uri": str(run_dir / "checkpoints"), "every_steps": steps, "keep_best": 0},
     }  # fmt: skip
@@ -87,12 +88,12 @@ def run(config: Path, sets: list[str] = ()) -> float:
     return time.monotonic() - started
 
 
-def curve(run_dir: Path) -> list[tuple[int, float]]:
+def curve(run_dir: Path, metric: str = "word_accuracy") -> list[tuple[int, float]]:
     points = []
     for line in (run_dir / "log.jsonl").read_text().splitlines():
         rec = json.loads(line)
         if rec["kind"] == "eval":
-            points.append((rec["step"], rec["metrics"]["word_accuracy"]))
+            points.append((rec["step"], rec["metrics"][metric]))
     return points
 
 
@@ -123,24 +124,37 @@ def plot(runs: dict[str, list[tuple[int, float]]], target: float, title: str, ou
 
 
 def measure(a: argparse.Namespace) -> dict[str, Any]:
+    """Train the three runs; their wall seconds and the load around them (``<out>/timing.json``)."""
     work = Path(a.out).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    load_start = load_average()
+    timing: dict[str, Any] = {"load_avg_1min": {"start": load_average()}, "seconds": {}}
     pre = base_config(work, "pretrain-A", CHARSET_A, FONTS_A, a)
     cold = base_config(work, "cold-B", CHARSET_B, FONTS_B, a)
     warm = base_config(work, "warm-B", CHARSET_B, FONTS_B, a)
-    seconds = {"pretrain": run(pre)}
-    seconds["cold"] = run(cold)
-    seconds["warm"] = run(warm, [f"init.from={work / 'pretrain-A' / 'checkpoints'}", "init.mode=partial"])
+    timing["seconds"]["pretrain"] = round(run(pre), 1)
+    timing["seconds"]["cold"] = round(run(cold), 1)
+    sets = [f"init.from={work / 'pretrain-A' / 'checkpoints'}", "init.mode=partial"]
+    timing["seconds"]["warm"] = round(run(warm, sets), 1)
+    timing["load_avg_1min"]["end"] = load_average()
+    timing["loadavg_end"] = Path("/proc/loadavg").read_text().strip()
+    timing["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    (work / "timing.json").write_text(json.dumps(timing))
+    return collect(a)
+
+
+def collect(a: argparse.Namespace) -> dict[str, Any]:
+    """The result from the finished runs under ``--out``: their logs, the warm run's load report, timing."""
+    work = Path(a.out).resolve()
+    timing = json.loads((work / "timing.json").read_text())
     report = json.loads((work / "warm-B" / "warmstart_report.json").read_text())
     curves = {"cold": curve(work / "cold-B"), "warm": curve(work / "warm-B")}
     target = curves["cold"][-1][1]
     reached = {name: first_reaching(points, target) for name, points in curves.items()}
     return {
-        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "measured": timing["measured"],
         "cpus": os.cpu_count(),
-        "load_avg_1min": {"start": load_start, "end": load_average()},
-        "loadavg_end": Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else None,
+        "load_avg_1min": timing["load_avg_1min"],
+        "loadavg_end": timing["loadavg_end"],
         "setup": {
             "model": f"svtr_lcnet (PPLCNetV3 scale {a.scale} + MultiHead CTC/NRTR dim {a.nrtr_dim}, MultiLoss)",
             "image_shape": [3, 48, 320],
@@ -152,6 +166,7 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
             "pretrain_steps": a.pretrain_steps,
             "steps": a.steps,
             "eval_every": a.eval_every,
+            "pretrain_eval_every": a.pretrain_eval_every,
             "words": f"1-{a.max_len} characters",
             "n_train": a.n_train,
             "n_eval": a.n_eval,
@@ -175,8 +190,12 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
         "steps_ratio": reached["warm"] / reached["cold"] if reached["warm"] else math.nan,
         "final_accuracy": {name: points[-1][1] for name, points in curves.items()},
         "best_accuracy": {name: max(p[1] for p in points) for name, points in curves.items()},
-        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "seconds": timing["seconds"],
         "curves": curves,
+        "norm_edit_dis": {
+            "cold": curve(work / "cold-B", "norm_edit_dis"),
+            "warm": curve(work / "warm-B", "norm_edit_dis"),
+        },  # fmt: skip
     }
 
 
@@ -194,27 +213,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-ocr-v4"), help="work folder")
     p.add_argument("--scale", type=float, default=0.25, help="PPLCNetV3 width (PP-OCRv4: 0.95)")
     p.add_argument("--nrtr-dim", type=int, default=384, help="NRTR guidance decoder width (PP-OCRv4: 384)")
-    p.add_argument("--pretrain-steps", type=int, default=150)
-    p.add_argument("--steps", type=int, default=100, help="steps of each run on charset B")
+    p.add_argument("--pretrain-steps", type=int, default=200)
+    p.add_argument("--steps", type=int, default=120, help="steps of each run on charset B")
     p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--pretrain-eval-every", type=int, default=50)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--max-len", type=int, default=3, help="longest word (max_text_length is 8)")
     p.add_argument("--n-train", type=int, default=600)
     p.add_argument("--n-eval", type=int, default=32)
     p.add_argument("--tiny", action="store_true",
                    help="a few steps; writes results/plot only where --results/--plot say")  # fmt: skip
+    p.add_argument("--collect", action="store_true", help="no training: read the finished runs under --out")
     p.add_argument("--results", type=Path, help="its key is rewritten (default bench/results.json)")
     p.add_argument("--plot", type=Path, help="default docs/img/ocr_ppocrv4_warm_vs_cold.png")
     a = p.parse_args(argv)
     if a.tiny:
         a.pretrain_steps, a.steps, a.eval_every, a.batch, a.warmup = 2, 2, 1, 2, 1
+        a.pretrain_eval_every = 2
         a.n_train, a.n_eval, a.scale, a.nrtr_dim = 8, 2, 0.25, 32
     else:
         a.results = a.results or ROOT / "bench" / "results.json"
         a.plot = a.plot or ROOT / "docs" / "img" / "ocr_ppocrv4_warm_vs_cold.png"
-    result = measure(a)
+    result = collect(a) if a.collect else measure(a)
     (Path(a.out).resolve() / "results.json").write_text(json.dumps(result, indent=1))
     if a.plot:
         s = result["setup"]
@@ -225,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
              result["target"], title, a.plot)  # fmt: skip
     if a.results:
         write_result(KEY, result, a.results)
-    print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("curves", "norm_edit_dis")}, indent=1))
     return 0
 
 

@@ -43,6 +43,7 @@ def test_warm_vs_cold_tiny_reports_partial_load_and_curves(tmp_path: Path) -> No
     assert load["missing"] == [] and load["loaded_tensors"] > 900
     # two steps, evaluated after each; the target is the cold run's final accuracy
     assert [s for s, _ in r["curves"]["cold"]] == [1, 2] == [s for s, _ in r["curves"]["warm"]]
+    assert [s for s, _ in r["norm_edit_dis"]["warm"]] == [1, 2]
     assert r["target"] == r["final_accuracy"]["cold"] == r["curves"]["cold"][-1][1]
     assert r["steps_to_target"]["cold"] == wvc.first_reaching(r["curves"]["cold"], r["target"])
     assert r["setup"]["image_shape"] == [3, 48, 320] and "svtr_lcnet" in r["setup"]["model"]
