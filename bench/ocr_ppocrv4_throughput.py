@@ -32,7 +32,14 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as ``python bench/<this file>.py``
 
 from bench.common import ROOT, summarize  # noqa: E402
-from bench.throughput import alternate, phase_ms, print_stamps, run_side, stamp_our_steps  # noqa: E402
+from bench.throughput import (  # noqa: E402
+    alternate,
+    phase_ms,
+    print_stamps,
+    run_side,
+    stamp_our_steps,
+    write_doc_block,
+)
 
 __all__ = ["KEY", "write_case", "measure", "table", "main"]
 
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true",
                    help="tiny model and steps; writes a results file only where --results says")  # fmt: skip
     p.add_argument("--results", type=Path, help="its key is rewritten (default bench/results.json)")
+    p.add_argument("--doc", type=Path, help="its bench block is rewritten (default docs/ocr.md)")
     a = p.parse_args(argv)
     if a.side is not None:
         _side(int(a.side), a.case)
@@ -157,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         a.steps, a.warmup, a.batch, a.pairs, a.scale, a.nrtr_dim = 2, 1, 2, 1, 0.25, 32
     else:
         a.results = a.results or ROOT / "bench" / "results.json"
+        a.doc = a.doc or ROOT / "docs" / "ocr.md"
     r = measure(a.work, steps=a.steps, warmup=a.warmup, batch=a.batch, pairs=a.pairs, scale=a.scale,
                 nrtr_dim=a.nrtr_dim)  # fmt: skip
     (a.work / "result.json").write_text(json.dumps(r, indent=1))
@@ -166,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         write_result(KEY, r, a.results)
     print(json.dumps({k: v for k, v in r.items() if k != "runs"}, indent=1))
     print(table(r))
+    if a.doc:
+        write_doc_block(a.doc, KEY, table(r))
     return 0
 
 

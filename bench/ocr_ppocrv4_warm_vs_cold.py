@@ -199,6 +199,37 @@ def collect(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def table(r: dict) -> str:
+    """The doc block (docs/ocr.md, between the ``bench:ocr_ppocrv4_warm_vs_cold`` markers)."""
+    s, load = r["setup"], r["partial_load"]
+
+    def at(points: list, step: int | None) -> str:
+        return "not reached" if step is None else f"step {step}"
+
+    rows = [
+        f"{s['model']}, {s['image_shape'][0]}x{s['image_shape'][1]}x{s['image_shape'][2]}, batch {s['batch']}, "
+        f"Adam LR {s['lr']:g} (linear warmup {s['warmup_steps']} steps, then cosine), {s['steps']} steps per run, "
+        f"evaluated every {s['eval_every']} steps on {s['n_eval']} lines; words of {s['words']}, "
+        f"{s['n_train']} training lines per set. Pretrained {s['pretrain_steps']} steps on charset A "
+        f"(`{s['charset_A']}`, {', '.join(s['fonts_A'])}): word accuracy {r['pretrain_final_accuracy_A']:.2f} "
+        f"on A. Fine-tuned on charset B (`{s['charset_B']}`, {', '.join(s['fonts_B'])}). Measured "
+        f"{r['measured']}, `os.cpu_count()` = {r['cpus']}, 1-min load average {r['load_avg_1min']['start']:.2f} "
+        f"at the start, {r['load_avg_1min']['end']:.2f} at the end (the machine was shared).",
+        "",
+        f"| run on B | first eval (step {r['curves']['cold'][0][0]}) | best | final (step {s['steps']}) | "
+        f"first eval >= target {r['target']:.3f} (cold final) | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, label in (("cold", "cold start"), ("warm", "warm start from A, `init.mode: partial`")):
+        c = r["curves"][name]
+        rows.append(f"| {label} | {c[0][1]:.3f} | {r['best_accuracy'][name]:.3f} | {r['final_accuracy'][name]:.3f} "
+                    f"| {at(c, r['steps_to_target'][name])} | {r['seconds'][name]:.0f} |")  # fmt: skip
+    shapes = "; ".join(f"`{n}` {v['checkpoint']} -> {v['model']}" for n, v in load["shapes"].items())
+    rows += ["", f"Partial load: {load['loaded_tensors']} tensors loaded ({load['loaded_fraction']:.1%} of the "
+                 f"elements), {len(load['skipped'])} skipped as shape mismatches: {shapes}."]  # fmt: skip
+    return "\n".join(rows)
+
+
 def write_result(key: str, value: dict, path: Path) -> None:
     """Read-modify-write: only ``key`` of the shared results file changes."""
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -228,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collect", action="store_true", help="no training: read the finished runs under --out")
     p.add_argument("--results", type=Path, help="its key is rewritten (default bench/results.json)")
     p.add_argument("--plot", type=Path, help="default docs/img/ocr_ppocrv4_warm_vs_cold.png")
+    p.add_argument("--doc", type=Path, help="its bench block is rewritten (default docs/ocr.md)")
     a = p.parse_args(argv)
     if a.tiny:
         a.pretrain_steps, a.steps, a.eval_every, a.batch, a.warmup = 2, 2, 1, 2, 1
@@ -236,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         a.results = a.results or ROOT / "bench" / "results.json"
         a.plot = a.plot or ROOT / "docs" / "img" / "ocr_ppocrv4_warm_vs_cold.png"
+        a.doc = a.doc or ROOT / "docs" / "ocr.md"
     result = collect(a) if a.collect else measure(a)
     (Path(a.out).resolve() / "results.json").write_text(json.dumps(result, indent=1))
     if a.plot:
@@ -247,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
              result["target"], title, a.plot)  # fmt: skip
     if a.results:
         write_result(KEY, result, a.results)
+    if a.doc:
+        from bench.throughput import write_doc_block
+
+        write_doc_block(a.doc, KEY, table(result))
+    print(table(result))
     print(json.dumps({k: v for k, v in result.items() if k not in ("curves", "norm_edit_dis")}, indent=1))
     return 0
 

@@ -24,12 +24,25 @@ def _results_file(tmp_path: Path) -> Path:
     return path
 
 
+def _doc(tmp_path: Path, key: str) -> Path:
+    path = tmp_path / "doc.md"
+    path.write_text(f"before\n<!-- bench:{key} -->\nold\n<!-- /bench:{key} -->\nafter\n")
+    return path
+
+
 def test_warm_vs_cold_tiny_reports_partial_load_and_curves(tmp_path: Path) -> None:
-    results, plot = _results_file(tmp_path), tmp_path / "plot.png"
-    code = wvc.main(
-        ["--tiny", "--out", str(tmp_path / "work"), "--results", str(results), "--plot", str(plot)]
-    )
-    assert code == 0
+    results, plot, doc = _results_file(tmp_path), tmp_path / "plot.png", _doc(tmp_path, wvc.KEY)
+    args = [
+        "--out",
+        str(tmp_path / "work"),
+        "--results",
+        str(results),
+        "--plot",
+        str(plot),
+        "--doc",
+        str(doc),
+    ]
+    assert wvc.main(["--tiny", *args]) == 0
     out = json.loads(results.read_text())
     assert out["other"] == {"kept": True}  # read-modify-write: only its own key
     r = out[wvc.KEY]
@@ -54,6 +67,12 @@ def test_warm_vs_cold_tiny_reports_partial_load_and_curves(tmp_path: Path) -> No
         assert r["steps_ratio"] == steps["warm"] / steps["cold"]
     assert plot.read_bytes()[:4] == b"\x89PNG"
     _check_figure(out, "ocr_ppocrv4_warm_steps", "bench.ocr_ppocrv4_warm_vs_cold")
+    text = doc.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "\nold\n" not in text
+    assert all(f"`{name}`" in text for name in wvc.SKIPPED) and "| cold start |" in text
+    # --collect rebuilds the same result from the finished runs, without training
+    assert wvc.main(["--collect", "--tiny", *args]) == 0
+    assert json.loads(results.read_text())[wvc.KEY] == r
 
 
 def _check_figure(results: dict, key: str, module: str) -> None:
@@ -71,8 +90,11 @@ def test_first_reaching() -> None:
 
 
 def test_throughput_tiny_measures_both_worker_counts(tmp_path: Path) -> None:
-    results = _results_file(tmp_path)
-    assert tput.main(["--tiny", "--work", str(tmp_path / "work"), "--results", str(results)]) == 0
+    results, doc = _results_file(tmp_path), _doc(tmp_path, tput.KEY)
+    assert (
+        tput.main(["--tiny", "--work", str(tmp_path / "work"), "--results", str(results), "--doc", str(doc)])
+        == 0
+    )
     out = json.loads(results.read_text())
     assert out["other"] == {"kept": True}
     r = out[tput.KEY]
@@ -94,3 +116,4 @@ def test_throughput_tiny_measures_both_worker_counts(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert "| 0 |" in tput.table(r) and "| 1 |" in tput.table(r)
     _check_figure(out, "ocr_ppocrv4_workers_1", "bench.ocr_ppocrv4_throughput")
+    assert tput.table(r) in doc.read_text()
