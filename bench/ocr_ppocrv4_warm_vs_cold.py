@@ -101,33 +101,64 @@ def first_reaching(points: list[tuple[int, float]], target: float) -> int | None
     return next((step for step, acc in points if acc >= target), None)
 
 
-def plot(runs: dict[str, list[tuple[int, float]]], target: float, title: str, out: Path) -> None:
+def plot(r: dict, title: str, out: Path) -> None:
+    """Word accuracy (with the target) and normalised edit distance, warm and cold, per eval step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, points in runs.items():
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, label=name)
-    ax.axhline(target, color="grey", ls="--", lw=1, label=f"target: cold final {target:.2f}")
-    ax.set_xlabel("optimizer step on charset B / font set B")
-    ax.set_ylabel("word accuracy (eval, charset B)")
-    ax.set_title(title, fontsize=9)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    labels = {"cold": "cold start", "warm": "warm start from charset A (partial)"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, ylabel in (
+        (axes[0], "curves", "word accuracy"),
+        (axes[1], "norm_edit_dis", "1 - normalised edit distance"),
+    ):
+        for name, points in r[key].items():
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, label=labels[name])
+        ax.set_xlabel("optimizer step on charset B / font set B")
+        ax.set_ylabel(f"{ylabel} (eval, charset B)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].axhline(r["target"], color="grey", ls="--", lw=1, label=f"target: cold final {r['target']:.2f}")
+    axes[0].legend()
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
 
+def setup_of(a: argparse.Namespace) -> dict[str, Any]:
+    """What the runs were (kept in ``<out>/timing.json``, so ``--collect`` needs no arguments)."""
+    return {
+        "model": f"svtr_lcnet (PPLCNetV3 scale {a.scale} + MultiHead CTC/NRTR dim {a.nrtr_dim}, MultiLoss)",
+        "image_shape": [3, 48, 320],
+        "batch": a.batch,
+        "lr": a.lr,
+        "warmup_steps": a.warmup,
+        "decay": "cosine",
+        "optim": "adam",
+        "pretrain_steps": a.pretrain_steps,
+        "steps": a.steps,
+        "eval_every": a.eval_every,
+        "pretrain_eval_every": a.pretrain_eval_every,
+        "words": f"1-{a.max_len} characters",
+        "n_train": a.n_train,
+        "n_eval": a.n_eval,
+        "charset_A": CHARSET_A,
+        "fonts_A": FONTS_A,
+        "charset_B": CHARSET_B,
+        "fonts_B": FONTS_B,
+        "data_workers": 0,
+    }  # fmt: skip
+
+
 def measure(a: argparse.Namespace) -> dict[str, Any]:
     """Train the three runs; their wall seconds and the load around them (``<out>/timing.json``)."""
     work = Path(a.out).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    timing: dict[str, Any] = {"load_avg_1min": {"start": load_average()}, "seconds": {}}
+    timing: dict[str, Any] = {"setup": setup_of(a), "load_avg_1min": {"start": load_average()}, "seconds": {}}
     pre = base_config(work, "pretrain-A", CHARSET_A, FONTS_A, a)
     cold = base_config(work, "cold-B", CHARSET_B, FONTS_B, a)
     warm = base_config(work, "warm-B", CHARSET_B, FONTS_B, a)
@@ -155,27 +186,7 @@ def collect(a: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_avg_1min": timing["load_avg_1min"],
         "loadavg_end": timing["loadavg_end"],
-        "setup": {
-            "model": f"svtr_lcnet (PPLCNetV3 scale {a.scale} + MultiHead CTC/NRTR dim {a.nrtr_dim}, MultiLoss)",
-            "image_shape": [3, 48, 320],
-            "batch": a.batch,
-            "lr": a.lr,
-            "warmup_steps": a.warmup,
-            "decay": "cosine",
-            "optim": "adam",
-            "pretrain_steps": a.pretrain_steps,
-            "steps": a.steps,
-            "eval_every": a.eval_every,
-            "pretrain_eval_every": a.pretrain_eval_every,
-            "words": f"1-{a.max_len} characters",
-            "n_train": a.n_train,
-            "n_eval": a.n_eval,
-            "charset_A": CHARSET_A,
-            "fonts_A": FONTS_A,
-            "charset_B": CHARSET_B,
-            "fonts_B": FONTS_B,
-            "data_workers": 0,
-        },  # fmt: skip
+        "setup": timing["setup"],
         "partial_load": {
             "skipped": [m[0] for m in report["mismatched"]],
             "shapes": {m[0]: {"checkpoint": m[1], "model": m[2]} for m in report["mismatched"]},
@@ -273,11 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     (Path(a.out).resolve() / "results.json").write_text(json.dumps(result, indent=1))
     if a.plot:
         s = result["setup"]
-        title = (f"PP-OCRv4 rec (svtr_lcnet, scale {a.scale}, 3x48x320, batch {a.batch}): "
-                 f"warm start (partial, new dictionary) vs cold")  # fmt: skip
-        plot({f"cold start (lr {s['lr']:g})": result["curves"]["cold"],
-              f"warm start from charset A (lr {s['lr']:g})": result["curves"]["warm"]},
-             result["target"], title, a.plot)  # fmt: skip
+        title = (
+            f"PP-OCRv4 rec, {s['model']}, 3x48x320, batch {s['batch']}: warm start (new dictionary) vs cold"
+        )
+        plot(result, title, a.plot)
     if a.results:
         write_result(KEY, result, a.results)
     if a.doc:
