@@ -137,6 +137,9 @@ def table(r: dict) -> str:
         rows.append(f"| {n} | {ips['median']:.2f} | {ps['step_ms']['median']:.0f} | "
                     f"{ps['data_ms_per_step']['median']:.0f} | {ps['compute_ms_per_step']['median']:.0f} |")  # fmt: skip
     q = r["ratio"]
+    (first, *_) = r["runs"]["workers_0"]
+    shown = ", ".join(f"{k} {v:.0f}" for k, v in first["phases_ms"].items() if k != "step")
+    rows += ["", f"The step by phase with 0 workers (first run, wall ms per timed step): {shown}."]
     rows += ["", f"images/s with 1 worker / with 0: {q['median']:.3f}× (pairs: "
                  f"{', '.join(f'{v:.3f}' for v in q['values'])})."]  # fmt: skip
     return "\n".join(rows)
