@@ -120,3 +120,17 @@ def test_throughput_tiny_measures_both_worker_counts(tmp_path: Path) -> None:
     assert "| 0 |" in tput.table(r) and "| 1 |" in tput.table(r)
     _check_figure(out, "ocr_ppocrv4_workers_1", "bench.ocr_ppocrv4_throughput")
     assert tput.table(r) in doc.read_text()
+
+
+def test_report_shows_both_figures_and_the_recipe() -> None:
+    from bench.report import render
+
+    ratio = {"median": 0.986, "min": 0.9, "max": 1.1, "n": 2, "values": [0.9, 1.1]}
+    text = render({wvc.KEY: {"steps_ratio": 0.5}, tput.KEY: {"ratio": ratio}})
+    rows = {
+        f.key: next(line for line in text.splitlines() if line.startswith(f"| {f.label} |")) for f in FIGURES
+    }
+    assert "| 0.5 | reported |" in rows["ocr_ppocrv4_warm_steps"]
+    assert "| 0.986× (0.9–1.1) | reported | 2 |" in rows["ocr_ppocrv4_workers_1"]
+    assert "`python bench/ocr_ppocrv4_warm_vs_cold.py`" in text
+    assert "<!-- bench:ocr_ppocrv4_throughput -->" not in text  # blocks are copied without their markers
