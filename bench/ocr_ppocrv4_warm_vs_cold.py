@@ -12,7 +12,7 @@
 
 Images are [3, 48, 320] (PPLCNetV3 pools to 40 columns in training and to W/8 in evaluation: equal only at
 W = 320). The backbone width ``--scale`` defaults to 0.25, not PP-OCRv4's 0.95: on this CPU a training
-step of the full-width model costs about 2 s per image (see docs/ocr.md), too slow for a few hundred
+step of the full-width model costs about 1.6-1.8 s per image (see docs/ocr.md), too slow for a few hundred
 steps per run. Everything else is the real architecture and loss.
 
     nice -n 5 .venv/bin/python -m bench.ocr_ppocrv4_warm_vs_cold           # writes results.json key
