@@ -81,7 +81,7 @@ faults: install
 # The OCR demo: synthetic text lines -> cold train -> partial warm start to a changed dictionary ->
 # export -> PaddleOCR's own predict_rec TextRecognizer (docs/ocr.md). Fonts come from matplotlib's
 # bundled DejaVu set; `make ocr-fonts` (optional, needs root) installs Debian's fonts-dejavu-core.
-.PHONY: ocr-demo ocr-fonts ocr-bench
+.PHONY: ocr-demo ocr-fonts ocr-bench ocr-bench-v4
 ocr-demo: install
 	$(PY) -m app.tasks.ocr.demo
 
@@ -90,6 +90,12 @@ ocr-fonts:
 
 ocr-bench: install
 	$(PY) bench/ocr_warm_vs_cold.py
+
+# PP-OCRv4 recognition (svtr_lcnet): warm start onto a new charset vs cold, then training throughput with
+# 0 and 1 data workers; each writes its own key of bench/results.json (docs/ocr.md). About 30 min on 2 cores.
+ocr-bench-v4: install
+	nice -n 5 $(PY) -m bench.ocr_ppocrv4_warm_vs_cold
+	nice -n 5 $(PY) -m bench.ocr_ppocrv4_throughput
 
 # --- gpu ---
 # The GPU acceptance run (docs/gpu.md): each task kind with AMP (fp16, bf16 from compute capability 8.0)

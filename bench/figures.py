@@ -82,6 +82,12 @@ FIGURES: list[Figure] = [
     Figure("nlp_throughput", "NLP training samples/s, our loop (tiny ERNIE)",
            "PaddleNLP `Trainer`, same model, data and batch", _ratio("nlp_throughput"), ">=", 1.0,
            standalone="bench.nlp_throughput"),
+    Figure("ocr_ppocrv4_warm_steps", "PP-OCRv4 rec onto a new charset: warm-start steps to the cold run's final "
+           "word accuracy, over the cold run's own (`bench.ocr_ppocrv4_warm_vs_cold`)", "cold start, same schedule",
+           ("ocr_ppocrv4_warm_vs_cold", "steps_ratio"), "", None, standalone="bench.ocr_ppocrv4_warm_vs_cold"),
+    Figure("ocr_ppocrv4_workers_1", "PP-OCRv4 rec training images/s with 1 data worker, RecAug on "
+           "(`bench.ocr_ppocrv4_throughput`)", "0 data workers (batches made in the trainer)",
+           _ratio("ocr_ppocrv4_throughput"), "", None, standalone="bench.ocr_ppocrv4_throughput"),
 ]  # fmt: skip
 
 

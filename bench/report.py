@@ -19,6 +19,7 @@ __all__ = ["write_report", "render", "main"]
 #: recipe -> (title, its doc); each owner's script writes its own doc and plot (docs/img/<name>_warm_vs_cold.png).
 RECIPES = {
     "ocr": ("OCR recognition", "ocr.md"),
+    "ocr_ppocrv4": ("OCR recognition, PP-OCRv4 (`svtr_lcnet`) onto a new charset", "ocr.md"),
     "det": ("detection", "detection.md"),
     "nlp": ("NLP sequence classification", "nlp.md"),
 }
