@@ -168,9 +168,16 @@ def _route(sig: int, handler: Handler) -> None:
 
 
 def _set(handler: Handler) -> None:
+    """Route every signal of :data:`SIGNALS` to ``handler`` at once: they are blocked while the handlers
+    change, so one that arrives meanwhile is delivered after, to the new handler (a SIGINT sent as soon as
+    the SIGTERM handler was in place used to find Python's default one and end in a KeyboardInterrupt)."""
     _routing.handler = handler
-    for sig in SIGNALS:
-        _route(sig, handler)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        for sig in SIGNALS:
+            _route(sig, handler)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def install(handler: Handler) -> Callable[[], None]:

@@ -96,6 +96,30 @@ def test_a_signal_during_a_held_block_waits_for_our_handler():
     ]
 
 
+#: SIGINT sent the moment the SIGTERM handler is in place, while install() is still routing the others.
+_MID_INSTALL = """
+import os, signal, sys
+import app
+from app import signals
+real = signals._route
+def route(sig, handler):
+    real(sig, handler)
+    if sig == signal.SIGTERM:
+        os.kill(os.getpid(), signal.SIGINT)
+signals._route = route
+caught = []
+signals.install(lambda signum, frame: caught.append(signum))
+print("caught", caught, flush=True)
+"""
+
+
+def test_a_signal_while_the_handlers_are_being_installed_reaches_ours():
+    """Both handlers change as one: a SIGINT in between waits for ours instead of finding Python's
+    default (a KeyboardInterrupt traceback and death by SIGINT, seen once in a loaded suite run)."""
+    done = subprocess.run([sys.executable, "-c", _MID_INSTALL], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.splitlines()) == (0, ["caught [2]"]), done.stderr[-2000:]
+
+
 def test_stop_request_checks_its_sources_every_step():
     import paddle
 
