@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def throughput_suite(workdir: Path, *, width: int, layers: int, steps: int, ever
 
     def run(every_steps: int | None) -> float:
         counter["n"] += 1
+        # The previous run's checkpoint files (~2 x state) must not be written back during this one's timing.
+        os.sync()
         return _steps_per_s(
             workdir, f"tp{counter['n']}", [*base, f"checkpoint.every_steps={every_steps or 'null'}"]
         )
