@@ -32,6 +32,7 @@ __all__ = [
     "limits",
     "field_range",
     "output_folder",
+    "worker_count",
 ]
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -106,6 +107,16 @@ def suggest(name: str, choices: typing.Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def worker_count(value: Any, where: str) -> int:
+    """A toolkit config's loader-worker count (PaddleOCR ``num_workers``, ppdet ``worker_num``), which
+    becomes ``train.data_workers``: a whole number >= 0, else a ConfigError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"{where}: expected a whole number >= 0 (0 = batches made in the trainer), got {value!r}"
+        )
+    return value
 
 
 def field_names(cls: type) -> list[str]:

@@ -36,6 +36,7 @@ from xml.etree import ElementTree
 
 import yaml
 
+from app.config.typed import worker_count
 from app.errors import ConfigError
 from app.tasks.det.optimizer import translate_optimizer
 from app.tasks.det.pretrain import translate_pretrain
@@ -286,10 +287,7 @@ def _worker_num(out: dict[str, Any], ppcfg: dict[str, Any], overrides: Any) -> N
         value, where = ppcfg.get("worker_num"), f"{WHERE}: worker_num"
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(
-            f"{where}: expected a whole number >= 0 (0 = batches made in the trainer), got {value!r}"
-        )
+    value = worker_count(value, where)
     train = out.setdefault("train", {})
     if not isinstance(train, dict):
         return  # our own validation names the shape of the train section

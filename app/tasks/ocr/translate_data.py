@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from app.config.typed import worker_count
 from app.errors import ConfigError
 from app.tasks.ocr.translate_arch import mapping
 
@@ -97,11 +98,7 @@ def _workers(value: Any, where: str) -> list[Item]:
     """``Train.loader.num_workers`` -> ``train.data_workers`` (both: worker processes, 0 = in the trainer)."""
     if value is None:
         return []
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(
-            f"{where}.num_workers: expected a whole number >= 0 (0 = batches made in the trainer), got {value!r}"
-        )
-    return [("train.data_workers", value, f"{where}.num_workers")]
+    return [("train.data_workers", worker_count(value, f"{where}.num_workers"), f"{where}.num_workers")]
 
 
 def _loader(loader: dict[str, Any], where: str, train: bool) -> list[Item]:
