@@ -24,9 +24,14 @@ from app.tasks.ocr.data import load_image
 from app.tasks.ocr.options import SynthOptions
 from app.tasks.ocr.predictor import predict_files
 from app.tasks.ocr.synth import write_synthetic
-from app.train.preempt import StopRequest
-from app.train.start import prepare
-from tests.train_helpers import ROOT, assert_same_tensors, final_model, run_inprocess
+from tests.train_helpers import (
+    ROOT,
+    assert_same_tensors,
+    final_model,
+    prepared_session,
+    run_inprocess,
+    save_pdparams,
+)
 
 CONFIG = "configs/ocr_rec_ppocrv3.yaml"
 #: 12 lines, batch 4: 3 steps an epoch, 2 epochs.
@@ -165,26 +170,11 @@ def test_eval_targets_are_the_decoded_labels_as_in_recmetric(runs: dict, tmp_pat
     assert task.eval_set.texts == ["1é2", "1 2"] and task.eval_targets() == ["12", "1 2"]
 
 
-def _paddleocr_pdparams(tensors: dict[str, np.ndarray], path: Path) -> Path:
-    """What PaddleOCR's training writes: ``paddle.save(model.state_dict(), 'best_accuracy.pdparams')``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    paddle.save({k: paddle.to_tensor(v) for k, v in tensors.items()}, str(path))
-    return path
-
-
-def _prepared(overrides: list[str]):
-    """A session as `warmstart train` sets it up (warm start applied), without training."""
-    session = prepare(load_config(ROOT / CONFIG, overrides, env={}), StopRequest())
-    session.mgr.close()
-    session.runlog.close()
-    return session
-
-
 def test_paddleocr_pdparams_warm_starts_same_dictionary_every_tensor(runs: dict, tmp_path: Path) -> None:
     source = final_model(runs["straight"], CONFIG)
-    pdparams = _paddleocr_pdparams(source, tmp_path / "ch_PP-OCRv3_rec_train" / "best_accuracy.pdparams")
+    pdparams = save_pdparams(source, tmp_path / "ch_PP-OCRv3_rec_train" / "best_accuracy.pdparams")
     pickle_ok = {"init.from": pdparams, "init.allow_pickle": "true", "init.mode": "weights"}
-    session = _prepared(user_overrides(tmp_path / "w", runs["data"], **pickle_ok))
+    session = prepared_session(CONFIG, user_overrides(tmp_path / "w", runs["data"], **pickle_ok))
     report = json.loads((tmp_path / "w" / "warmstart_report.json").read_text())
     assert sorted(report["loaded"]) == sorted(source)
     assert report["mismatched"] == [] and report["missing"] == [] and report["unexpected"] == []
@@ -195,7 +185,7 @@ def test_new_dictionary_trains_from_the_pickle_skipping_exactly_the_class_layers
     runs: dict, tmp_path: Path
 ) -> None:
     source = final_model(runs["straight"], CONFIG)
-    pdparams = _paddleocr_pdparams(source, tmp_path / "best_accuracy.pdparams")
+    pdparams = save_pdparams(source, tmp_path / "best_accuracy.pdparams")
     new = {
         "Global.character_dict_path": runs["data"] / "charset_dict.txt",  # 12 characters + space
         "init.from": pdparams,
@@ -203,7 +193,7 @@ def test_new_dictionary_trains_from_the_pickle_skipping_exactly_the_class_layers
         "init.mode": "partial",
     }
     over = user_overrides(tmp_path / "p", runs["data"], **new)
-    session = _prepared(over)
+    session = prepared_session(CONFIG, over)
     report = json.loads((tmp_path / "p" / "warmstart_report.json").read_text())
     assert {name: [c, m] for name, c, m in report["mismatched"]} == {
         "head.ctc_head.fc.weight": [[64, 97], [64, 14]],
@@ -235,7 +225,7 @@ def test_export_reads_in_the_wheels_text_recognizer_with_our_text(runs: dict, tm
         fresh = task.build_model()
     weights = {k: v.numpy() for k, v in fresh.state_dict().items()}
     weights["head.ctc_head.fc.weight"] = np.random.default_rng(9).normal(0, 2.0, (64, 97)).astype("float32")
-    pdparams = _paddleocr_pdparams(weights, tmp_path / "random_head.pdparams")
+    pdparams = save_pdparams(weights, tmp_path / "random_head.pdparams")
     out = tmp_path / "inference"
     args = ["export", "-c", str(ROOT / CONFIG), "--out", str(out), "--from", str(pdparams)]
     args += ["--set", "init.allow_pickle=true", *[a for o in over for a in ("--set", o)]]

@@ -18,9 +18,14 @@ from app.config import load_config
 from app.tasks.base import build_task
 from app.tasks.ocr.arch.model import SvtrLcnetConfig, SvtrLcnetRecognizer, multi_loss, nrtr_loss
 from app.tasks.ocr.predictor import predict_files
-from app.train.preempt import StopRequest
-from app.train.start import prepare
-from tests.train_helpers import ROOT, assert_same_tensors, final_model, run_inprocess
+from tests.train_helpers import (
+    ROOT,
+    assert_same_tensors,
+    final_model,
+    prepared_session,
+    run_inprocess,
+    save_pdparams,
+)
 
 CONFIG = "configs/ocr_rec_small.yaml"
 FACTS = ROOT / "tests" / "fixtures" / "ppocrv4_rec_state_shapes.json"
@@ -150,30 +155,15 @@ def test_svtr_lcnet_resume_is_bit_identical(resumed: dict) -> None:
     assert final["head.gtc_head.embedding.embedding.weight"].shape == (15, 384)
 
 
-def _prepared(overrides: list[str]):
-    """A session set up as `warmstart train` sets it up (warm start applied), without training."""
-    cfg = load_config(ROOT / CONFIG, overrides, env={})
-    session = prepare(cfg, StopRequest())
-    session.mgr.close()
-    return session
-
-
-def _paddleocr_save(tensors: dict[str, np.ndarray], path: Path) -> Path:
-    """What PaddleOCR's training writes: ``paddle.save(model.state_dict(), 'best_accuracy.pdparams')``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    paddle.save({k: paddle.to_tensor(v) for k, v in tensors.items()}, str(path))
-    return path
-
-
 def test_paddleocr_pdparams_warm_starts_weights_partial_and_imports(resumed: dict, tmp_path: Path) -> None:
     source = final_model(resumed["straight"], CONFIG)
-    pdparams = _paddleocr_save(source, tmp_path / "rec_ppocr_v4" / "best_accuracy.pdparams")
+    pdparams = save_pdparams(source, tmp_path / "rec_ppocr_v4" / "best_accuracy.pdparams")
     data_dir = resumed["data_dir"]
     # Same dictionary: init.mode weights loads every tensor (a pickle needs the explicit opt-in).
     same = svtr_overrides(
         tmp_path / "w", data_dir, **{"init.from": str(pdparams), "init.allow_pickle": "true"}
     )
-    session = _prepared(same)
+    session = prepared_session(CONFIG, same)
     assert_same_tensors({k: v.numpy() for k, v in session.net.state_dict().items()}, source)
     # A new dictionary: partial loads all but the CTC classifier and the NRTR embedding / output layer.
     new_dict = tmp_path / "digits_xyz.txt"
@@ -181,7 +171,7 @@ def test_paddleocr_pdparams_warm_starts_weights_partial_and_imports(resumed: dic
     extra = {"init.mode": "partial", "task.options.character_dict_path": str(new_dict)}
     partial = svtr_overrides(tmp_path / "p", data_dir, **{"init.from": str(pdparams), **extra})
     partial.append(f"init.sha256={__import__('hashlib').sha256(pdparams.read_bytes()).hexdigest()}")
-    session = _prepared(partial)
+    session = prepared_session(CONFIG, partial)
     report = json.loads((tmp_path / "p" / "warmstart_report.json").read_text())
     skipped = {
         "head.ctc_head.fc.weight": [[120, 11], [120, 14]],
@@ -196,7 +186,7 @@ def test_paddleocr_pdparams_warm_starts_weights_partial_and_imports(resumed: dic
     dest = tmp_path / "imported"
     assert main(["ckpt", "import", str(pdparams), str(dest), "--allow-pickle"]) == 0
     assert list(dest.rglob("*.safetensors")) and not list(dest.rglob("*.pdparams"))
-    session = _prepared(svtr_overrides(tmp_path / "i", data_dir, **{"init.from": str(dest)}))
+    session = prepared_session(CONFIG, svtr_overrides(tmp_path / "i", data_dir, **{"init.from": str(dest)}))
     assert_same_tensors({k: v.numpy() for k, v in session.net.state_dict().items()}, source)
 
 

@@ -24,8 +24,6 @@ from app.tasks.base import build_task
 from app.tasks.ocr.options import SynthOptions
 from app.tasks.ocr.predictor import predict_files
 from app.tasks.ocr.synth import write_synthetic
-from app.train.preempt import StopRequest
-from app.train.start import prepare
 from tests.signal_helpers import (
     TIMEOUT_S,
     committed_steps,
@@ -37,7 +35,15 @@ from tests.signal_helpers import (
     trained_to,
     wait_until,
 )
-from tests.train_helpers import ROOT, VENV_BIN, assert_same_tensors, clean_env, final_model
+from tests.train_helpers import (
+    ROOT,
+    VENV_BIN,
+    assert_same_tensors,
+    clean_env,
+    final_model,
+    prepared_session,
+    save_pdparams,
+)
 
 CONFIG = "configs/ocr_rec_ppocrv4.yaml"
 #: 24 lines at scales 96x32 / 96x48 / 96x64 with first_bs 4 (fix_bs false: 4, 2, 2): 9 batches an epoch.
@@ -129,25 +135,11 @@ def test_trains_multiscale_batches_and_resumes_bit_exactly_after_sigterm(runs: d
     assert resumed["head.ctc_head.fc.weight"].shape == (120, 97)  # en_dict + space: PaddleOCR's 97 classes
 
 
-def _paddleocr_pdparams(tensors: dict[str, np.ndarray], path: Path) -> Path:
-    """What PaddleOCR's training writes: ``paddle.save(model.state_dict(), 'best_accuracy.pdparams')``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    paddle.save({k: paddle.to_tensor(v) for k, v in tensors.items()}, str(path))
-    return path
-
-
-def _prepared(overrides: list[str]):
-    """A session as `warmstart train` sets it up (warm start applied), without training."""
-    session = prepare(load_config(ROOT / CONFIG, overrides, env={}), StopRequest())
-    session.mgr.close()
-    return session
-
-
 def test_paddleocr_pdparams_warm_starts_under_warmstart_train_and_after_import(
     runs: dict, tmp_path: Path
 ) -> None:
     source = final_model(runs["straight"], CONFIG)
-    pdparams = _paddleocr_pdparams(source, tmp_path / "en_PP-OCRv4_rec_train" / "best_accuracy.pdparams")
+    pdparams = save_pdparams(source, tmp_path / "en_PP-OCRv4_rec_train" / "best_accuracy.pdparams")
     warm = tmp_path / "warm"
     pickle_ok = {"init.from": pdparams, "init.allow_pickle": "true", "init.mode": "weights"}
     _train(user_overrides(warm, runs["data"], **pickle_ok, **{"Global.epoch_num": 1}))
@@ -166,7 +158,7 @@ def test_paddleocr_pdparams_warm_starts_under_warmstart_train_and_after_import(
     dest = tmp_path / "imported"
     assert main(["ckpt", "import", str(pdparams), str(dest), "--allow-pickle"]) == 0
     assert list(dest.rglob("*.safetensors")) and not list(dest.rglob("*.pdparams"))
-    session = _prepared(user_overrides(tmp_path / "i", runs["data"], **{"init.from": dest}))
+    session = prepared_session(CONFIG, user_overrides(tmp_path / "i", runs["data"], **{"init.from": dest}))
     assert_same_tensors({k: v.numpy() for k, v in session.net.state_dict().items()}, source)
 
 
@@ -174,14 +166,14 @@ def test_new_dictionary_warm_starts_partial_skipping_exactly_the_class_layers(
     runs: dict, tmp_path: Path
 ) -> None:
     source = final_model(runs["straight"], CONFIG)
-    pdparams = _paddleocr_pdparams(source, tmp_path / "best_accuracy.pdparams")
+    pdparams = save_pdparams(source, tmp_path / "best_accuracy.pdparams")
     new = {
         "Global.character_dict_path": runs["data"] / "charset_dict.txt",  # 13 characters + space: 14 classes
         "init.from": pdparams,
         "init.allow_pickle": "true",
         "init.mode": "partial",
     }
-    _prepared(user_overrides(tmp_path / "p", runs["data"], **new))
+    prepared_session(CONFIG, user_overrides(tmp_path / "p", runs["data"], **new))
     report = json.loads((tmp_path / "p" / "warmstart_report.json").read_text())
     assert {name: [c, m] for name, c, m in report["mismatched"]} == {
         "head.ctc_head.fc.weight": [[120, 97], [120, 15]],
@@ -202,7 +194,7 @@ def test_export_reads_in_the_wheels_text_recognizer_with_our_text(runs: dict, tm
         9
     )  # 18 steps read about the same text everywhere; a random classifier does not
     weights["head.ctc_head.fc.weight"] = rng.normal(0, 2.0, (120, 97)).astype("float32")
-    pdparams = _paddleocr_pdparams(weights, tmp_path / "random_head.pdparams")
+    pdparams = save_pdparams(weights, tmp_path / "random_head.pdparams")
     cfg = load_config(ROOT / CONFIG, runs["straight"], env={})
     task = build_task(cfg.task, cfg.run.seed)
     paths = list(task.eval_set.paths) + list(task.train_set.paths[:6])

@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import paddle
 import pytest
 
 from app.cli import main
@@ -21,7 +20,7 @@ from app.tasks.ocr.translate import translate
 from app.train.preempt import StopRequest
 from app.train.start import prepare
 from tests.test_ocr_train import CONFIG, ocr_overrides
-from tests.train_helpers import ROOT
+from tests.train_helpers import ROOT, save_pdparams
 
 TASK = {"kind": "ocr_rec", "options": {"data_dir": "data/ocr", "builtin_dict": "en_dict.txt"}}
 INIT_LOG = "app.tasks.ocr.translate_init"
@@ -186,8 +185,7 @@ def pdparams(tmp_path_factory: pytest.TempPathFactory) -> dict:
         other[name] = np.zeros(shape, dtype=source[name].dtype)
     same, new = root / "same" / "best_accuracy.pdparams", root / "new" / "best_accuracy.pdparams"
     for path, tensors in ((same, source), (new, other)):
-        path.parent.mkdir(parents=True)
-        paddle.save({k: paddle.to_tensor(v) for k, v in tensors.items()}, str(path))
+        save_pdparams(tensors, path)
     return {"root": root, "data": data, "source": source, "same": same, "new": new}
 
 

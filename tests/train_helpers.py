@@ -76,3 +76,24 @@ def train_losses(log: Path) -> dict[int, float]:
         if rec["kind"] == "train":
             out[rec["step"]] = rec["loss"]
     return out
+
+
+def save_pdparams(tensors: dict[str, np.ndarray], path: Path) -> Path:
+    """A pickled state dict as a toolkit's training writes it (PaddleOCR's ``best_accuracy.pdparams``:
+    ``paddle.save(model.state_dict(), path)``)."""
+    import paddle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paddle.save({k: paddle.to_tensor(v) for k, v in tensors.items()}, str(path))
+    return path
+
+
+def prepared_session(config: str, overrides: list[str]):
+    """A session as `warmstart train` sets it up (warm start or resume applied), without training."""
+    from app.train.preempt import StopRequest
+    from app.train.start import prepare
+
+    session = prepare(load_config(ROOT / config, overrides, env={}), StopRequest())
+    session.mgr.close()
+    session.runlog.close()
+    return session
