@@ -26,6 +26,14 @@ __all__ = [
 ]
 
 
+def _check_ctc_neck(kernel_size: list[int], hidden_dims: int, path: str, example: str) -> None:
+    """The SVTR neck of a MultiHead's CTC branch: a 2-D odd conv kernel, hidden dims for its 8 heads."""
+    if len(kernel_size) != 2 or any(k <= 0 or k % 2 == 0 for k in kernel_size):
+        raise ConfigError(f"{path}.kernel_size: expected two odd sizes such as {example}, got {kernel_size}")
+    if hidden_dims % 8:
+        raise ConfigError(f"{path}.hidden_dims: must be a multiple of 8 (8 heads), got {hidden_dims}")
+
+
 @dataclass
 class SvtrLcnetOptions:
     """PP-OCRv4 mobile recognition (``algorithm: svtr_lcnet``); defaults are ``ch_PP-OCRv4_rec.yml``'s.
@@ -49,16 +57,9 @@ class SvtrLcnetOptions:
     weight_nrtr: float = field(default=1.0, metadata=limits(ge=0))
 
     def validate(self, path: str) -> None:
-        if len(self.kernel_size) != 2 or any(k <= 0 or k % 2 == 0 for k in self.kernel_size):
-            raise ConfigError(
-                f"{path}.kernel_size: expected two odd sizes such as [1, 3], got {self.kernel_size}"
-            )
+        _check_ctc_neck(self.kernel_size, self.hidden_dims, path, "[1, 3]")
         if self.nrtr_dim % 32:
             raise ConfigError(f"{path}.nrtr_dim: must be a multiple of 32 (heads of 32), got {self.nrtr_dim}")
-        if self.hidden_dims % 8:
-            raise ConfigError(
-                f"{path}.hidden_dims: must be a multiple of 8 (8 heads), got {self.hidden_dims}"
-            )
 
 
 @dataclass
@@ -93,14 +94,7 @@ class SvtrMv1eOptions:
         for name in ("last_conv_stride", "last_pool_kernel_size"):
             if len(getattr(self, name)) != 2:
                 raise ConfigError(f"{path}.{name}: expected [H, W], got {getattr(self, name)}")
-        if len(self.kernel_size) != 2 or any(k <= 0 or k % 2 == 0 for k in self.kernel_size):
-            raise ConfigError(
-                f"{path}.kernel_size: expected two odd sizes such as [3, 3], got {self.kernel_size}"
-            )
-        if self.hidden_dims % 8:
-            raise ConfigError(
-                f"{path}.hidden_dims: must be a multiple of 8 (8 heads), got {self.hidden_dims}"
-            )
+        _check_ctc_neck(self.kernel_size, self.hidden_dims, path, "[3, 3]")
 
 
 def mv1e_rows(height: int, opts: SvtrMv1eOptions) -> int:
